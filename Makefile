@@ -1,0 +1,50 @@
+# Two entry points that do all set-up on a fresh machine:
+#   make demo   creates .venv, installs hepavol, runs `hepavol demo`
+#   make test   creates .venv, installs hepavol with its test tools and the Debian packages the tests use,
+#               then runs ruff, mypy and the whole test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Debian packages used by the tests (reference tools, validators, servers). Installed with apt-get as root.
+APT_PACKAGES ?=
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint typecheck pytest system-deps benchmark clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+system-deps:
+	@bash scripts/install-system-deps.sh $(APT_PACKAGES)
+
+demo: $(VENV)/.installed
+	$(BIN)/hepavol demo
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy
+
+pytest: $(VENV)/.installed-test system-deps
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+benchmark: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/measure.py
+	$(BIN)/python benchmarks/load.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,7 @@
+"""``python -m hepavol`` runs the command line."""
+
+import sys
+
+from hepavol.cli import main
+
+sys.exit(main())
