@@ -1,0 +1,71 @@
+"""TGR against the worked examples of SCIENCE.md §2.4 (Ferté et al., Clin Cancer Res 2014;20:246-52, formula from
+the authors' TGR_calculator.R: TGR = 100*(exp(3*log(D_t/D_0)/months)-1), months = days*12/365.25)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hepavol.response.growth import tgr_recist, tgr_volume
+
+
+@pytest.mark.parametrize(
+    ("d0", "dt", "days", "expected"),
+    [
+        (50, 55, 91, 10.036009),
+        (50, 50, 91, 0.0),
+        (50, 60, 91.3125, 20.000000),
+        (50, 45, 91, -10.032557),
+        (100, 120, 182, 9.578810),
+        (40, 42, 120, 3.782405),
+        # Ferté's TGR_example.txt rows (SCIENCE.md §2.4): TGR_exp of rows "120", "64", "180", "370", "93"
+        (72, 60, 68, -21.716),
+        (126, 102, 90, -19.297),
+        (84, 98, 30, 59.871),
+        (231, 122, 49, -69.568),
+        (22, 22, 57, 0.000),
+        # ... and TGR_ref (before -> baseline) of the same rows
+        (65, 72, 52, 19.674),
+        (111, 126, 38, 35.605),
+        (78, 84, 121, 5.752),
+        (210, 231, 13, 95.319),
+        (19, 22, 28, 61.300),
+    ],
+)
+def test_tgr_recist_worked_examples(d0: float, dt: float, days: float, expected: float) -> None:
+    decimals = len(str(expected).split(".")[1])
+    assert tgr_recist(d0, dt, days).percent_per_month == pytest.approx(expected, abs=0.6 * 10**-decimals)
+
+
+@pytest.mark.parametrize(
+    ("v0", "vt", "days", "expected"),
+    [
+        (100, 110, 91, 3.239274),
+        (100, 172.8, 91.3125, 20.000000),
+        (10_000, 12_500, 120, 5.823183),
+        (100, 90, 91, -3.462705),
+    ],
+)
+def test_tgr_volume_worked_examples(v0: float, vt: float, days: float, expected: float) -> None:
+    assert tgr_volume(v0, vt, days).percent_per_month == pytest.approx(expected, abs=5e-7)
+
+
+def test_volumetric_equals_diameter_form_for_spheres() -> None:
+    """If V ∝ D³ both forms agree exactly (SCIENCE.md §2.2)."""
+    assert tgr_volume(50**3, 57**3, 140).percent_per_month == pytest.approx(
+        tgr_recist(50, 57, 140).percent_per_month
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [((0, 10, 90), "baseline is 0"), ((10, 12, 0), "interval of 0 days"), ((10, 12, -5), "interval of -5 days")],
+)
+def test_undefined_cases_return_none_with_reason(args: tuple[float, float, float], reason: str) -> None:
+    result = tgr_recist(*args)
+    assert result.percent_per_month is None
+    assert reason in (result.reason or "")
+
+
+def test_vanished_tumour_is_minus_100() -> None:
+    assert tgr_volume(12.0, 0.0, 90).percent_per_month == -100.0
+    assert tgr_recist(30.0, 0.0, 90).percent_per_month == -100.0
