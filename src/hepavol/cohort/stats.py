@@ -1,0 +1,526 @@
+"""The statistical building blocks of the cohort analysis, as thin wrappers over lifelines, scikit-survival and
+scipy, plus the two things they lack: a Spearman confidence interval and a paired bootstrap of two Harrell's C.
+
+Each function takes plain arrays and returns a frozen result whose :meth:`to_dict` is what ``results.json``
+shows. A result that cannot be computed (too few patients, no events, a single group) carries ``None`` values and
+a ``note`` saying why, rather than raising: a cohort report must show every analysis, including the empty ones.
+
+Conventions (checked against R in ``tests/test_cohort_stats.py``):
+
+- Cox models: lifelines ``CoxPHFitter`` (Efron ties, as R ``coxph``); Wald CI and p.
+- Proportional hazards: scaled Schoenfeld residual test, lifelines ``proportional_hazard_test`` with the
+  Kaplan–Meier time transform (as R ``cox.zph(transform="km")``).
+- Log-rank: lifelines ``logrank_test`` (R ``survdiff``).
+- Harrell's C: pairs comparable when the shorter time is an event (an event and a censoring at the same time are
+  comparable), tied scores count ½, higher score = higher risk (scikit-survival ``concordance_index_censored``).
+- Time-dependent AUC: cumulative/dynamic with IPCW, scikit-survival ``cumulative_dynamic_auc``.
+- Spearman: scipy ``spearmanr`` (p from the t approximation, as R ``cor.test(method="spearman", exact=FALSE)``);
+  Fisher-z CI with the Bonett–Wright SE √((1 + ρ²/2)/(n − 3)) by default (statpsych ``ci.spear``).
+- Mann–Whitney: scipy ``mannwhitneyu`` with continuity correction and the normal approximation, as R
+  ``wilcox.test(x, y, exact=FALSE, correct=TRUE)``; U is that of the first sample (R's W).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, fields
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+Z975 = 1.959963984540054  # standard normal 97.5 % quantile
+#: Newton–Raphson settings for lifelines' CoxPHFitter that reproduce R ``coxph`` to 6 decimals (SCIENCE.md §5.3).
+COX_FIT_OPTIONS: dict[str, Any] = {"precision": 1e-10, "max_steps": 200}
+
+
+def _num(v: Any) -> float | None:
+    if v is None:
+        return None
+    f = float(v)
+    return f if math.isfinite(f) else None
+
+
+class _Result:
+    """Mixin: ``to_dict`` with tuples as lists."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):  # type: ignore[arg-type]
+            v = getattr(self, f.name)
+            out[f.name] = list(v) if isinstance(v, tuple) else v
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CoxResult(_Result):
+    """A univariable Cox model: coefficient per ``unit`` of the covariate, hazard ratio with Wald 95 % CI."""
+
+    covariate: str
+    unit: str
+    coef: float | None
+    se: float | None
+    hr: float | None
+    ci95: tuple[float, float] | None
+    z: float | None
+    p: float | None
+    n: int
+    events: int
+    ph_chisq: float | None = None  # Schoenfeld (Grambsch–Therneau) test, KM time transform
+    ph_p: float | None = None
+    note: str | None = None
+
+    def hr_per(self, units: float) -> tuple[float, tuple[float, float]] | None:
+        """HR and 95 % CI for ``units`` of the covariate (e.g. 10 percentage points)."""
+        if self.coef is None or self.se is None:
+            return None
+        c = self.coef * units
+        h = abs(self.se * units) * Z975
+        return math.exp(c), (math.exp(c - h), math.exp(c + h))
+
+
+def cox_univariable(
+    time: ArrayLike, event: ArrayLike, x: ArrayLike, *, covariate: str, unit: str, ph_test: bool = True
+) -> CoxResult:
+    """Univariable Cox model (Efron ties) of ``(time, event)`` on ``x``.
+
+    Parameters
+    ----------
+    time : array_like of float
+        Follow-up times (> 0), in days.
+    event : array_like of bool
+        True for an event, False for censoring.
+    x : array_like of float
+        The covariate; the coefficient is per 1 unit of it.
+    covariate, unit : str
+        Name and unit of ``x`` for the report.
+    ph_test : bool
+        Also run the Schoenfeld-residual test of proportional hazards.
+
+    Examples
+    --------
+    R ``coxph(Surv(time, status) ~ sex, data = lung)``: coef −0.5310, se 0.1672 (SCIENCE.md §5.2).
+
+    >>> from lifelines.datasets import load_lung
+    >>> d = load_lung()
+    >>> r = cox_univariable(d.time, d.status, d.sex, covariate="sex", unit="F vs M", ph_test=False)
+    >>> round(r.coef, 4), round(r.se, 4)
+    (-0.531, 0.1672)
+    """
+    t = np.asarray(time, dtype=float)
+    e = np.asarray(event, dtype=bool)
+    xv = np.asarray(x, dtype=float)
+    n, events = int(t.size), int(e.sum())
+    empty = CoxResult(
+        covariate=covariate, unit=unit, coef=None, se=None, hr=None, ci95=None, z=None, p=None, n=n, events=events
+    )
+    if n < 3 or events < 1:
+        return _with_note(empty, f"not estimable: {n} patients, {events} events")
+    if np.ptp(xv) == 0:
+        return _with_note(empty, "not estimable: the covariate has the same value for every patient")
+    import pandas as pd
+    from lifelines import CoxPHFitter
+    from lifelines.exceptions import ConvergenceError
+
+    df = pd.DataFrame({"T": t, "E": e.astype(int), "x": xv})
+    cph = CoxPHFitter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # lifelines' default precision (1e-7) leaves coefficients ~1e-5 from R's coxph; 1e-10 matches R.
+            cph.fit(df, duration_col="T", event_col="E", fit_options=COX_FIT_OPTIONS)
+    except ConvergenceError as exc:
+        return _with_note(empty, f"Cox model did not converge ({str(exc).splitlines()[0]})")
+    row = cph.summary.loc["x"]
+    coef, se = float(row["coef"]), float(row["se(coef)"])
+    ph_chisq = ph_p = None
+    if ph_test and events >= 3:
+        from lifelines.statistics import proportional_hazard_test
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ph = proportional_hazard_test(cph, df, time_transform="km")
+            ph_chisq = _num(ph.summary["test_statistic"].iloc[0])
+            ph_p = _num(ph.summary["p"].iloc[0])
+        except (ValueError, np.linalg.LinAlgError, ZeroDivisionError):  # pragma: no cover - degenerate data
+            pass
+    return CoxResult(
+        covariate=covariate,
+        unit=unit,
+        coef=coef,
+        se=se,
+        hr=math.exp(coef),
+        ci95=(math.exp(coef - Z975 * se), math.exp(coef + Z975 * se)),
+        z=float(row["z"]),
+        p=float(row["p"]),
+        n=n,
+        events=events,
+        ph_chisq=ph_chisq,
+        ph_p=ph_p,
+    )
+
+
+def _with_note(result: Any, note: str) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(result, note=note)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogrankResult(_Result):
+    """Two-group log-rank test, plus the Cox HR of the 'high' group vs the 'low' group."""
+
+    chisq: float | None
+    p: float | None
+    n_high: int
+    n_low: int
+    events_high: int
+    events_low: int
+    hr: float | None = None
+    hr_ci95: tuple[float, float] | None = None
+    note: str | None = None
+
+
+def logrank_two_groups(time: ArrayLike, event: ArrayLike, high: ArrayLike) -> LogrankResult:
+    """Log-rank test between ``high`` (True) and the rest (R ``survdiff``), with the Cox HR high vs low.
+
+    Examples
+    --------
+    Freireich 6-MP vs placebo, R ``survdiff``: χ² = 16.79294 (SCIENCE.md §5.4); see the tests.
+    """
+    t = np.asarray(time, dtype=float)
+    e = np.asarray(event, dtype=bool)
+    h = np.asarray(high, dtype=bool)
+    nh, nl = int(h.sum()), int((~h).sum())
+    eh, el = int(e[h].sum()), int(e[~h].sum())
+    if nh == 0 or nl == 0:
+        return LogrankResult(
+            chisq=None, p=None, n_high=nh, n_low=nl, events_high=eh, events_low=el,
+            note="not estimable: one of the two groups is empty",
+        )  # fmt: skip
+    if eh + el == 0:
+        return LogrankResult(
+            chisq=None, p=None, n_high=nh, n_low=nl, events_high=eh, events_low=el, note="not estimable: no events"
+        )
+    from lifelines.statistics import logrank_test
+
+    res = logrank_test(t[h], t[~h], event_observed_A=e[h], event_observed_B=e[~h])
+    cox = cox_univariable(t, e, h.astype(float), covariate="high", unit="high vs low", ph_test=False)
+    return LogrankResult(
+        chisq=float(res.test_statistic),
+        p=float(res.p_value),
+        n_high=nh,
+        n_low=nl,
+        events_high=eh,
+        events_low=el,
+        hr=cox.hr,
+        hr_ci95=cox.ci95,
+        note=cox.note,
+    )
+
+
+def _pair_matrices(
+    time: NDArray[np.float64], event: NDArray[np.bool_], score: NDArray[np.float64], tied_tol: float = 1e-8
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Harrell's pair matrices: ``A[i, j]`` = 1 if (i, j) is comparable with i the earlier event,
+    ``K[i, j]`` = 1 if concordant (score_i > score_j), ½ if the scores tie."""
+    ti, tj = time[:, None], time[None, :]
+    comparable = event[:, None] & ((ti < tj) | ((ti == tj) & ~event[None, :]))
+    diff = score[:, None] - score[None, :]
+    ties = np.abs(diff) <= tied_tol
+    credit = np.where(ties, 0.5, (diff > 0).astype(float))
+    a = comparable.astype(float)
+    return a, a * credit
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConcordanceResult(_Result):
+    """Harrell's C of a risk score (higher = worse) with a bootstrap percentile 95 % CI, and AUC(t)."""
+
+    score: str
+    c: float | None
+    ci95: tuple[float, float] | None
+    comparable_pairs: int
+    n: int
+    events: int
+    auc_12_months: float | None
+    auc_24_months: float | None
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConcordanceDifference(_Result):
+    """C(first) − C(second) on the same patients, with a paired bootstrap percentile 95 % CI."""
+
+    first: str
+    second: str
+    difference: float | None
+    ci95: tuple[float, float] | None
+    p_bootstrap: float | None  # two-sided: 2·min(P*(Δ ≤ 0), P*(Δ ≥ 0)), capped at 1
+    resamples: int
+    seed: int
+    n: int
+    note: str | None = None
+
+
+def harrell_c(time: ArrayLike, event: ArrayLike, score: ArrayLike) -> tuple[float, int]:
+    """Harrell's C (higher score = higher risk) and the number of comparable pairs.
+
+    Same definition as scikit-survival's ``concordance_index_censored`` (tests check it on the veteran data).
+
+    Examples
+    --------
+    Three patients, the riskiest fails first: every comparable pair is concordant.
+
+    >>> harrell_c([1, 2, 3], [True, True, False], [3.0, 2.0, 1.0])
+    (1.0, 3)
+    """
+    t = np.asarray(time, dtype=float)
+    e = np.asarray(event, dtype=bool)
+    s = np.asarray(score, dtype=float)
+    a, k = _pair_matrices(t, e, s)
+    pairs = float(a.sum())
+    if pairs == 0:
+        return float("nan"), 0
+    return float(k.sum() / pairs), int(pairs)
+
+
+def _auc_at(
+    time: NDArray[np.float64], event: NDArray[np.bool_], score: NDArray[np.float64], times_days: list[float]
+) -> tuple[list[float | None], str | None]:
+    from sksurv.metrics import cumulative_dynamic_auc
+    from sksurv.util import Surv
+
+    y = Surv.from_arrays(event=event, time=time)
+    out: list[float | None] = []
+    notes = []
+    for td in times_days:
+        # cumulative_dynamic_auc needs events before and patients at risk after td.
+        if not (np.any(event & (time <= td)) and np.any(time > td)):
+            out.append(None)
+            notes.append(
+                f"AUC at {td / 30.4375:.0f} months not estimable (no event before or no patient beyond it)"
+            )
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                auc, _ = cumulative_dynamic_auc(y, y, score, [td])
+            out.append(_num(auc[0]))
+        except ValueError as exc:
+            out.append(None)
+            notes.append(f"AUC at {td / 30.4375:.0f} months not estimable ({exc})")
+    return out, ("; ".join(notes) or None)
+
+
+def concordance_comparison(
+    time: ArrayLike,
+    event: ArrayLike,
+    scores: dict[str, ArrayLike],
+    *,
+    resamples: int = 1000,
+    seed: int = 20181,
+    auc_months: tuple[float, float] = (12.0, 24.0),
+) -> tuple[dict[str, ConcordanceResult], ConcordanceDifference]:
+    """Harrell's C of two risk scores on the same patients, their bootstrap CIs and the paired bootstrap CI of
+    the difference (first − second), plus time-dependent AUC at ``auc_months`` (months = days / 30.4375).
+
+    The bootstrap resamples patients with replacement ``resamples`` times (NumPy ``default_rng(seed)``) and
+    recomputes both C's on each resample (percentile intervals). Pairs of two copies of one patient are never
+    comparable, so the pair-matrix shortcut used here equals recomputing C on the resampled data.
+    """
+    t = np.asarray(time, dtype=float)
+    e = np.asarray(event, dtype=bool)
+    names = list(scores)
+    if len(names) != 2:
+        raise ValueError(f"concordance_comparison needs exactly two scores, got {names}")
+    n, events = int(t.size), int(e.sum())
+    mats = {k: _pair_matrices(t, e, np.asarray(v, dtype=float)) for k, v in scores.items()}
+    rng = np.random.default_rng(seed)
+    boot = np.full((resamples, 2), np.nan)
+    if n >= 2 and resamples > 0:
+        w = rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(float)
+        for j, name in enumerate(names):
+            a, k = mats[name]
+            den = np.einsum("bi,ij,bj->b", w, a, w)
+            num = np.einsum("bi,ij,bj->b", w, k, w)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                boot[:, j] = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    ok = np.all(np.isfinite(boot), axis=1)
+    results: dict[str, ConcordanceResult] = {}
+    point: dict[str, float | None] = {}
+    for j, name in enumerate(names):
+        a, k = mats[name]
+        pairs = int(a.sum())
+        c = float(k.sum() / pairs) if pairs else None
+        point[name] = c
+        aucs, note = _auc_at(t, e, np.asarray(scores[name], dtype=float), [m * 30.4375 for m in auc_months])
+        ci = None
+        if c is not None and ok.sum() >= 20:
+            lo, hi = np.percentile(boot[ok, j], [2.5, 97.5])
+            ci = (float(lo), float(hi))
+        if c is None:
+            note = "; ".join(x for x in ("no comparable pairs (no events)", note) if x)
+        results[name] = ConcordanceResult(
+            score=name,
+            c=c,
+            ci95=ci,
+            comparable_pairs=pairs,
+            n=n,
+            events=events,
+            auc_12_months=aucs[0],
+            auc_24_months=aucs[1],
+            note=note,
+        )
+    c1, c2 = point[names[0]], point[names[1]]
+    diff = None if c1 is None or c2 is None else c1 - c2
+    dci = p_boot = None
+    note = None
+    if diff is not None and ok.sum() >= 20:
+        d = boot[ok, 0] - boot[ok, 1]
+        lo, hi = np.percentile(d, [2.5, 97.5])
+        dci = (float(lo), float(hi))
+        p_boot = float(min(1.0, 2.0 * min(np.mean(d <= 0), np.mean(d >= 0))))
+    elif diff is None:
+        note = "not estimable: no comparable pairs"
+    else:
+        note = "bootstrap CI not available: fewer than 20 usable resamples"
+    return results, ConcordanceDifference(
+        first=names[0],
+        second=names[1],
+        difference=diff,
+        ci95=dci,
+        p_bootstrap=p_boot,
+        resamples=resamples,
+        seed=seed,
+        n=n,
+        note=note,
+    )
+
+
+SpearmanSE = Literal["bonett-wright", "fisher", "fieller"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpearmanResult(_Result):
+    """Spearman's ρ with a Fisher-z 95 % CI (``ci_method`` names the SE) and the p value of H0: ρ = 0."""
+
+    x: str
+    y: str
+    rho: float | None
+    ci95: tuple[float, float] | None
+    p: float | None
+    n: int
+    ci_method: str
+    note: str | None = None
+
+
+_SE_TEXT = {
+    "bonett-wright": "Fisher z, SE sqrt((1 + rho^2/2)/(n - 3)) (Bonett & Wright 2000)",
+    "fisher": "Fisher z, SE 1/sqrt(n - 3)",
+    "fieller": "Fisher z, SE sqrt(1.06/(n - 3)) (Fieller, Hartley & Pearson 1957)",
+}
+
+
+def spearman(
+    x: ArrayLike, y: ArrayLike, *, x_name: str = "x", y_name: str = "y", se: SpearmanSE = "bonett-wright"
+) -> SpearmanResult:
+    """Spearman's rank correlation with a Fisher-z confidence interval.
+
+    Pairs with a missing (NaN) value are dropped. The CI is ``tanh(atanh(ρ) ± 1.96·SE)``; the SE is chosen by
+    ``se``. The p value is scipy's (t approximation with n − 2 degrees of freedom, as R
+    ``cor.test(x, y, method = "spearman", exact = FALSE)``).
+
+    Examples
+    --------
+    statpsych ``ci.spear(.05, y, x)`` example (SCIENCE.md §5.5): ρ 0.8699639, CI 0.5840951–0.9638297.
+
+    >>> yv = [21, 4, 9, 12, 35, 18, 10, 22, 24, 1, 6, 8, 13, 16, 19]
+    >>> xv = [67, 28, 30, 28, 52, 40, 25, 37, 44, 10, 14, 20, 28, 40, 51]
+    >>> r = spearman(yv, xv)
+    >>> round(r.rho, 7), [round(v, 7) for v in r.ci95]
+    (0.8699639, [0.5840951, 0.9638297])
+    """
+    from scipy import stats
+
+    xv = np.asarray(x, dtype=float)
+    yv = np.asarray(y, dtype=float)
+    keep = np.isfinite(xv) & np.isfinite(yv)
+    xv, yv = xv[keep], yv[keep]
+    n = int(xv.size)
+    base = SpearmanResult(x=x_name, y=y_name, rho=None, ci95=None, p=None, n=n, ci_method=_SE_TEXT[se])
+    if n < 3 or np.ptp(xv) == 0 or np.ptp(yv) == 0:
+        return _with_note(
+            base, f"not estimable: {n} complete pairs" + (" with a constant variable" if n >= 3 else "")
+        )
+    res = stats.spearmanr(xv, yv)
+    rho, p = float(res.statistic), float(res.pvalue)
+    ci = None
+    note = None
+    if n > 3 and abs(rho) < 1:
+        se_z = {
+            "bonett-wright": math.sqrt((1.0 + rho * rho / 2.0) / (n - 3)),
+            "fisher": 1.0 / math.sqrt(n - 3),
+            "fieller": math.sqrt(1.06 / (n - 3)),
+        }[se]
+        z = math.atanh(rho)
+        ci = (math.tanh(z - Z975 * se_z), math.tanh(z + Z975 * se_z))
+    else:
+        note = "CI not estimable (n ≤ 3 or |rho| = 1)"
+    if n < 25 and note is None:
+        note = "n < 25: the Fisher-z interval may under-cover"
+    return SpearmanResult(x=x_name, y=y_name, rho=rho, ci95=ci, p=p, n=n, ci_method=_SE_TEXT[se], note=note)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MannWhitneyResult(_Result):
+    """Mann–Whitney U of the first group (R's W) with the normal-approximation p (continuity corrected)."""
+
+    u: float | None
+    p: float | None
+    n_first: int
+    n_second: int
+    median_first: float | None
+    median_second: float | None
+    rank_biserial: float | None  # 2U/(n1·n2) − 1: P(first > second) − P(first < second)
+    note: str | None = None
+
+
+def mann_whitney(first: ArrayLike, second: ArrayLike) -> MannWhitneyResult:
+    """Two-sided Mann–Whitney U test as R ``wilcox.test(first, second, exact = FALSE, correct = TRUE)``.
+
+    Examples
+    --------
+    R ``?wilcox.test`` permeability example (SCIENCE.md §5.5): W = 35, asymptotic two-sided p = 0.2446.
+
+    >>> x = [0.80, 0.83, 1.89, 1.04, 1.45, 1.38, 1.91, 1.64, 0.73, 1.46]
+    >>> y = [1.15, 0.88, 0.90, 0.74, 1.21]
+    >>> r = mann_whitney(x, y)
+    >>> r.u, round(r.p, 6)
+    (35.0, 0.244624)
+    """
+    from scipy import stats
+
+    a = np.asarray(first, dtype=float)
+    b = np.asarray(second, dtype=float)
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    n1, n2 = int(a.size), int(b.size)
+    if n1 == 0 or n2 == 0:
+        return MannWhitneyResult(
+            u=None, p=None, n_first=n1, n_second=n2, median_first=None, median_second=None, rank_biserial=None,
+            note="not estimable: one of the two groups is empty",
+        )  # fmt: skip
+    res = stats.mannwhitneyu(a, b, use_continuity=True, alternative="two-sided", method="asymptotic")
+    u = float(res.statistic)
+    return MannWhitneyResult(
+        u=u,
+        p=_num(res.pvalue),
+        n_first=n1,
+        n_second=n2,
+        median_first=float(np.median(a)),
+        median_second=float(np.median(b)),
+        rank_biserial=2.0 * u / (n1 * n2) - 1.0,
+        note=None if np.ptp(np.concatenate([a, b])) > 0 else "all values are equal",
+    )

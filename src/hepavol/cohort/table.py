@@ -1,0 +1,299 @@
+"""Read and validate a cohort table: one row per patient, the columns of ``hepavol study export``.
+
+The reader is strict about what would make an analysis wrong (unparseable numbers or dates, negative volumes,
+scans out of order, duplicated patients) and names the file, the line, the column and the value in every error.
+Cells that are empty (or ``NA``/``NaN``/``NULL``) are missing values; only the columns in
+:data:`REQUIRED_VALUES` must be filled on every row. Secondary variables (Ki-67, CgA, ...) may be missing, in
+which case the patient is left out of that one analysis and the report says so.
+
+Units: volumes in mL, sums of diameters in mm, Ki-67 in %, chromogranin A in µg/L, dates as ISO ``YYYY-MM-DD``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from hepavol.errors import TableError
+
+#: Columns every cohort table must have (``hepavol study export`` writes them in this order).
+COLUMNS: tuple[str, ...] = (
+    "patient_id",
+    "modality",
+    "baseline_date",
+    "early_date",
+    "baseline_volume_ml",
+    "early_volume_ml",
+    "baseline_sld_mm",
+    "early_sld_mm",
+    "lesion_count",
+    "liver_volume_ml",
+    "pfs_event",
+    "pfs_date",
+    "ki67_percent",
+    "cga_ug_l",
+    "extra_abdominal",
+    "grade",
+)
+
+#: Columns that must have a value on every row (the others may be empty = missing).
+REQUIRED_VALUES: tuple[str, ...] = (
+    "patient_id",
+    "modality",
+    "baseline_date",
+    "baseline_volume_ml",
+    "pfs_event",
+    "pfs_date",
+)
+
+_MISSING = {"", "na", "nan", "null", "none", "n/a", "."}
+_MODALITIES = {"ct": "CT", "mr": "MR", "mri": "MR"}
+_TRUE = {"1", "yes", "y", "true", "t"}
+_FALSE = {"0", "no", "n", "false", "f"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PatientRecord:
+    """One validated row of a cohort table (units in the field names; ``None`` = missing)."""
+
+    line: int  # line number in the CSV file (the header is line 1)
+    patient_id: str
+    modality: str  # "CT" or "MR"
+    baseline_date: dt.date
+    early_date: dt.date | None
+    baseline_volume_ml: float
+    early_volume_ml: float | None
+    baseline_sld_mm: float | None
+    early_sld_mm: float | None
+    lesion_count: float | None  # ordinal; may be capped (e.g. 10 for ">10")
+    liver_volume_ml: float | None
+    pfs_event: bool  # True = RECIST progression or death on pfs_date; False = censored on pfs_date
+    pfs_date: dt.date
+    ki67_percent: float | None
+    cga_ug_l: float | None
+    extra_abdominal: bool | None
+    grade: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CohortTable:
+    """A validated cohort table: the rows in file order and the file they came from."""
+
+    patients: tuple[PatientRecord, ...]
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.patients)
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The modalities present, sorted (``("CT",)``, ``("CT", "MR")``...)."""
+        return tuple(sorted({p.modality for p in self.patients}))
+
+    def subset(self, modality: str) -> CohortTable:
+        """The patients of one modality (``"CT"`` or ``"MR"``)."""
+        return CohortTable(tuple(p for p in self.patients if p.modality == modality), self.source)
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        """The records as dicts (field name → value), e.g. for ``pandas.DataFrame``."""
+        return [{f.name: getattr(p, f.name) for f in fields(PatientRecord)} for p in self.patients]
+
+
+def _where(source: str, line: int, column: str, raw: str) -> str:
+    return f"{source}, line {line}, column '{column}': value {raw!r}"
+
+
+def _parse_float(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value):
+        raise ValueError("not a finite number")
+    return value
+
+
+def _parse_date(raw: str) -> dt.date:
+    return dt.date.fromisoformat(raw)
+
+
+def _parse_bool(raw: str) -> bool:
+    low = raw.lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ValueError("not a yes/no value")
+
+
+def _parse_modality(raw: str) -> str:
+    try:
+        return _MODALITIES[raw.lower()]
+    except KeyError:
+        raise ValueError("not a modality") from None
+
+
+_EXPECTED: dict[str, str] = {
+    "float": "a number (decimal point '.')",
+    "date": "an ISO date YYYY-MM-DD",
+    "bool": "0/1 (or yes/no, true/false)",
+    "modality": "CT or MR (MRI is read as MR)",
+}
+
+
+def read_cohort_table(path: str | os.PathLike[str]) -> CohortTable:
+    """Read and validate a cohort CSV (comma-separated, UTF-8, header on line 1).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The CSV file with the columns of :data:`COLUMNS` (extra columns are ignored; order is free).
+
+    Returns
+    -------
+    CohortTable
+        The validated rows.
+
+    Raises
+    ------
+    TableError
+        If the file cannot be read, a column is missing, a required value is empty, a value cannot be parsed,
+        a volume/diameter/count is negative, the early scan or the PFS date is before the baseline scan, or a
+        patient id occurs twice. The message names the file, the line, the column and the value.
+    """
+    source = str(path)
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise TableError(f"cannot read cohort table {source}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise TableError(f"{source} is not UTF-8 text ({exc}); save the table as UTF-8 CSV") from exc
+    reader = csv.reader(text.splitlines(keepends=True))
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        raise TableError(
+            f"{source} is empty; expected a header line with the columns {', '.join(COLUMNS)}"
+        ) from None
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        hint = ""
+        if len(header) == 1 and ";" in header[0]:
+            hint = " The header looks semicolon-separated; save the table with commas as separators."
+        raise TableError(
+            f"{source}, line 1: missing column(s) {', '.join(repr(m) for m in missing)}. A cohort table needs the "
+            f"columns {', '.join(COLUMNS)} (the output of 'hepavol study export').{hint}"
+        )
+    index = {name: header.index(name) for name in COLUMNS}
+    patients: list[PatientRecord] = []
+    seen: dict[str, int] = {}
+    for cells in reader:
+        line = reader.line_num
+        if not cells or all(not c.strip() for c in cells):
+            continue
+        if len(cells) < len(header):
+            cells = cells + [""] * (len(header) - len(cells))
+        raw = {name: cells[i].strip() for name, i in index.items()}
+        values: dict[str, Any] = {}
+
+        def get(
+            name: str, kind: str, parse: Callable[[str], Any], *, line: int = line, raw: dict[str, str] = raw
+        ) -> Any:
+            text_value = raw[name]
+            if text_value.lower() in _MISSING:
+                if name in REQUIRED_VALUES:
+                    raise TableError(
+                        f"{_where(source, line, name, text_value)}: '{name}' is required on every row; "
+                        f"fill it in or remove the patient from the table"
+                    )
+                return None
+            try:
+                return parse(text_value)
+            except ValueError:
+                raise TableError(
+                    f"{_where(source, line, name, text_value)} is not {_EXPECTED[kind]}; correct the cell"
+                ) from None
+
+        values["patient_id"] = get("patient_id", "str", str)
+        values["modality"] = get("modality", "modality", _parse_modality)
+        for name in ("baseline_date", "early_date", "pfs_date"):
+            values[name] = get(name, "date", _parse_date)
+        for name in (
+            "baseline_volume_ml",
+            "early_volume_ml",
+            "baseline_sld_mm",
+            "early_sld_mm",
+            "lesion_count",
+            "liver_volume_ml",
+            "ki67_percent",
+            "cga_ug_l",
+        ):
+            values[name] = get(name, "float", _parse_float)
+            if values[name] is not None and values[name] < 0:
+                raise TableError(
+                    f"{_where(source, line, name, raw[name])}: '{name}' cannot be negative; correct the cell"
+                )
+        if values["ki67_percent"] is not None and values["ki67_percent"] > 100:
+            raise TableError(
+                f"{_where(source, line, 'ki67_percent', raw['ki67_percent'])}: Ki-67 is a percentage (0-100)"
+            )
+        values["pfs_event"] = get("pfs_event", "bool", _parse_bool)
+        values["extra_abdominal"] = get("extra_abdominal", "bool", _parse_bool)
+        values["grade"] = raw["grade"] if raw["grade"].lower() not in _MISSING else None
+        baseline: dt.date = values["baseline_date"]
+        early: dt.date | None = values["early_date"]
+        if early is not None and early <= baseline:
+            raise TableError(
+                f"{_where(source, line, 'early_date', raw['early_date'])}: the early scan must be after the "
+                f"baseline scan ({baseline.isoformat()}); correct the dates"
+            )
+        if values["pfs_date"] <= baseline:
+            raise TableError(
+                f"{_where(source, line, 'pfs_date', raw['pfs_date'])}: the PFS date (progression, death or last "
+                f"adequate scan) must be after the baseline scan ({baseline.isoformat()}); correct the dates"
+            )
+        if (early is None) != (values["early_volume_ml"] is None):
+            name = "early_volume_ml" if early is not None else "early_date"
+            raise TableError(
+                f"{_where(source, line, name, raw[name])}: an early scan needs both 'early_date' and "
+                f"'early_volume_ml' (or neither, if the patient had no early scan)"
+            )
+        pid = values["patient_id"]
+        if pid in seen:
+            raise TableError(
+                f"{_where(source, line, 'patient_id', raw['patient_id'])}: patient id already used on line "
+                f"{seen[pid]}; a cohort table has one row per patient"
+            )
+        seen[pid] = line
+        patients.append(PatientRecord(line=line, **values))
+    if not patients:
+        raise TableError(f"{source} has a header but no patient rows")
+    return CohortTable(tuple(patients), source)
+
+
+def write_cohort_table(table: CohortTable, path: str | os.PathLike[str]) -> None:
+    """Write a cohort table as CSV with the :data:`COLUMNS` (atomically); the inverse of :func:`read_cohort_table`."""
+    from hepavol._atomic import atomic_open
+
+    with atomic_open(Path(path)) as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        for p in table.patients:
+            row: list[str] = []
+            for name in COLUMNS:
+                v = getattr(p, name)
+                if v is None:
+                    row.append("")
+                elif isinstance(v, bool):
+                    row.append("1" if v else "0")
+                elif isinstance(v, dt.date):
+                    row.append(v.isoformat())
+                elif isinstance(v, float):
+                    row.append(repr(round(v, 6)))
+                else:
+                    row.append(str(v))
+            writer.writerow(row)
