@@ -6,11 +6,11 @@ scan are *target-lesion* categories (the table carries no non-target or new-lesi
 
 - RECIST 1.1 (sum of diameters, baseline = nadir at the first follow-up): CR if the sum is 0; PR at ≤ −30 %;
   PD at ≥ +20 % **and** ≥ +5 mm; SD otherwise (Eisenhauer et al., EJC 2009;45:228-247).
-- Volumetric (total liver tumour volume), by default the sphere equivalents of the RECIST thresholds
-  (0.7³ − 1 = −65.7 %, 1.2³ − 1 = +72.8 %; SCIENCE.md §3.1). No consensus volumetric threshold exists.
+- Volumetric (total liver tumour volume, :mod:`hepavol.response.volumetric`): by default PR at ≤ −65 %, PD at
+  ≥ +73 %, the sphere equivalents of the RECIST thresholds (SCIENCE.md §3.1). No consensus threshold exists.
 
-Hepatic tumour load (HTB) = baseline tumour volume / liver volume, in the ENETS classes ≤ 10 %, 10–25 %,
-25–50 %, > 50 % (Luo et al., Eur Radiol 2019).
+Hepatic tumour load (HTB) = baseline tumour volume / whole-liver volume, in the ENETS classes ``<=10``,
+``11-25``, ``26-50``, ``>50`` % (:mod:`hepavol.response.load`; Luo et al., Eur Radiol 2019).
 """
 
 from __future__ import annotations
@@ -21,19 +21,22 @@ from typing import Any
 
 from hepavol.cohort.table import CohortTable, PatientRecord
 from hepavol.response.growth import tgr_recist, tgr_volume
+from hepavol.response.load import LOAD_CLASSES, hepatic_tumor_load_class
+from hepavol.response.recist import is_target_pd, is_target_pr, to_decimal
+from hepavol.response.volumetric import VOLUME_PD_PERCENT as _VOLUME_PD
+from hepavol.response.volumetric import VOLUME_PR_PERCENT as _VOLUME_PR
+from hepavol.response.volumetric import classify_volume_change
 
-#: Volumetric PR threshold (% change of total volume): sphere equivalent of RECIST −30 % in diameter.
-VOLUME_PR_PERCENT = 100.0 * (0.7**3 - 1.0)
-#: Volumetric PD threshold (% change of total volume): sphere equivalent of RECIST +20 % in diameter.
-VOLUME_PD_PERCENT = 100.0 * (1.2**3 - 1.0)
-#: HTB class upper bounds in % of liver volume (ENETS classes).
-HTB_CLASS_BOUNDS = (10.0, 25.0, 50.0)
-HTB_CLASS_LABELS = ("≤10%", "10–25%", "25–50%", ">50%")
+#: Volumetric thresholds (% change of total volume): −65 % / +73 %, hepavol.response.volumetric's defaults.
+VOLUME_PR_PERCENT = float(_VOLUME_PR)
+VOLUME_PD_PERCENT = float(_VOLUME_PD)
+#: HTB class labels (hepavol.response.load), upper bounds 10, 25, 50 % inclusive.
+HTB_CLASS_LABELS = LOAD_CLASSES
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DerivedPatient:
-    """The analysis variables of one patient (``None`` = not defined for this patient, see the ``*_reason``)."""
+    """The analysis variables of one patient (``None`` = not defined for this patient)."""
 
     line: int
     patient_id: str
@@ -51,7 +54,7 @@ class DerivedPatient:
     sld_change_mm: float | None
     tgr_volume_percent_per_month: float | None
     tgr_recist_percent_per_month: float | None
-    volumetric_response: str | None  # "PR", "SD", "PD" (target-lesion style, volume thresholds)
+    volumetric_response: str | None  # "CR", "PR", "SD", "PD" (total volume, no new-lesion information)
     recist_response: str | None  # "CR", "PR", "SD", "PD" (target lesions only)
     hepatic_tumor_load_percent: float | None
     hepatic_tumor_load_class: str | None
@@ -65,56 +68,44 @@ class DerivedPatient:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def hepatic_tumor_load_class(percent: float) -> str:
-    """The ENETS hepatic tumour load class of a tumour/liver volume percentage.
-
-    Examples
-    --------
-    >>> [hepatic_tumor_load_class(p) for p in (10.0, 10.01, 25.0, 50.0, 50.1)]
-    ['≤10%', '10–25%', '10–25%', '25–50%', '>50%']
-    """
-    for bound, label in zip(HTB_CLASS_BOUNDS, HTB_CLASS_LABELS):
-        if percent <= bound:
-            return label
-    return HTB_CLASS_LABELS[-1]
-
-
 def recist_target_response(sld_baseline_mm: float, sld_early_mm: float) -> str:
     """RECIST 1.1 target-lesion response at the first follow-up (the baseline is the nadir).
 
+    Uses the exact threshold tests of :mod:`hepavol.response.recist` (PR: −30 %; PD: +20 % and +5 mm).
+
     Examples
     --------
-    SCIENCE.md / STYLE.md boundary cases (Eisenhauer 2009): 100 → 70 mm is PR, 100 → 71 mm SD, 50 → 60 mm PD,
+    STYLE.md boundary cases (Eisenhauer 2009): 100 → 70 mm is PR, 100 → 71 mm SD, 50 → 60 mm PD,
     20 → 24 mm SD (+20 % but only +4 mm).
 
     >>> [recist_target_response(b, e) for b, e in ((100, 70), (100, 71), (50, 60), (20, 24), (30, 0))]
     ['PR', 'SD', 'PD', 'SD', 'CR']
     """
-    if sld_early_mm == 0:
+    base, early = to_decimal(sld_baseline_mm), to_decimal(sld_early_mm)
+    if early == 0:
         return "CR"
-    change = sld_early_mm / sld_baseline_mm - 1.0
-    if change <= -0.30 + 1e-12:
-        return "PR"
-    if change >= 0.20 - 1e-12 and sld_early_mm - sld_baseline_mm >= 5.0 - 1e-9:
+    if is_target_pd(early, base):
         return "PD"
+    if is_target_pr(early, base):
+        return "PR"
     return "SD"
 
 
 def volumetric_response(
-    change_percent: float, *, pr_percent: float = VOLUME_PR_PERCENT, pd_percent: float = VOLUME_PD_PERCENT
+    baseline_ml: float,
+    early_ml: float,
+    *,
+    pr_percent: float = VOLUME_PR_PERCENT,
+    pd_percent: float = VOLUME_PD_PERCENT,
 ) -> str:
-    """Volumetric category of a % change of total tumour volume: PR ≤ ``pr_percent``, PD ≥ ``pd_percent``.
+    """Volumetric category of the early scan (:func:`hepavol.response.volumetric.classify_volume_change`).
 
     Examples
     --------
-    >>> [volumetric_response(c) for c in (-70.0, -60.0, 0.0, 72.0, 73.0)]
+    >>> [volumetric_response(100, v) for v in (30, 40, 100, 172, 173)]
     ['PR', 'SD', 'SD', 'SD', 'PD']
     """
-    if change_percent <= pr_percent:
-        return "PR"
-    if change_percent >= pd_percent:
-        return "PD"
-    return "SD"
+    return classify_volume_change(early_ml, baseline_ml, pr_percent=pr_percent, pd_percent=pd_percent).value
 
 
 def _change(baseline: float | None, early: float | None) -> float | None:
@@ -138,15 +129,15 @@ def derive_patient(
     recist = None
     if p.baseline_sld_mm is not None and p.early_sld_mm is not None and p.baseline_sld_mm > 0:
         recist = recist_target_response(p.baseline_sld_mm, p.early_sld_mm)
-    vresp = (
-        None
-        if vol_change is None
-        else volumetric_response(vol_change, pr_percent=pr_percent, pd_percent=pd_percent)
-    )
+    vresp = None
+    if vol_change is not None and p.early_volume_ml is not None:
+        vresp = volumetric_response(
+            p.baseline_volume_ml, p.early_volume_ml, pr_percent=pr_percent, pd_percent=pd_percent
+        )
     htb = htb_class = None
     if p.liver_volume_ml is not None and p.liver_volume_ml > 0:
         htb = 100.0 * p.baseline_volume_ml / p.liver_volume_ml
-        htb_class = hepatic_tumor_load_class(htb)
+        htb_class = hepatic_tumor_load_class(min(htb, 100.0))
     ttp_days = (p.pfs_date - p.baseline_date).days
     exclusion: str | None = None
     landmark_days: int | None = None

@@ -256,6 +256,13 @@ def read_cohort_table(path: str | os.PathLike[str]) -> CohortTable:
                 f"{_where(source, line, 'pfs_date', raw['pfs_date'])}: the PFS date (progression, death or last "
                 f"adequate scan) must be after the baseline scan ({baseline.isoformat()}); correct the dates"
             )
+        liver = values["liver_volume_ml"]
+        if liver is not None and values["baseline_volume_ml"] > liver:
+            raise TableError(
+                f"{_where(source, line, 'liver_volume_ml', raw['liver_volume_ml'])}: the liver volume is smaller "
+                f"than the baseline tumour volume ({raw['baseline_volume_ml']} mL); 'liver_volume_ml' must be the "
+                "whole organ including the tumours"
+            )
         if (early is None) != (values["early_volume_ml"] is None):
             name = "early_volume_ml" if early is not None else "early_date"
             raise TableError(
