@@ -69,3 +69,82 @@ def test_undefined_cases_return_none_with_reason(args: tuple[float, float, float
 def test_vanished_tumour_is_minus_100() -> None:
     assert tgr_volume(12.0, 0.0, 90).percent_per_month == -100.0
     assert tgr_recist(30.0, 0.0, 90).percent_per_month == -100.0
+
+
+def test_tgr_overflow_is_undefined_not_a_crash() -> None:
+    """Issue 3: undefined cases return None with a reason, never a crash or an infinity."""
+    result = tgr_recist(1.0, 2376.0, 1.0)
+    assert result.percent_per_month is None
+    assert "overflows" in (result.reason or "")
+
+
+# Volume doubling time: analytic values and SCIENCE.md §2.2 (VDT months = ln 2 / TG, computed from Ferté's TG).
+
+
+def test_doubling_time_analytic() -> None:
+    """STYLE.md §2.6: V doubles in 60 d -> 60 d; quadruples in 60 d -> 30 d; halves in 45 d -> -45 d."""
+    from hepavol.response.growth import volume_doubling_time
+
+    assert volume_doubling_time(10.0, 20.0, 60).days == pytest.approx(60.0, rel=1e-12)
+    assert volume_doubling_time(10.0, 40.0, 60).days == pytest.approx(30.0, rel=1e-12)
+    assert volume_doubling_time(10.0, 5.0, 45).days == pytest.approx(-45.0, rel=1e-12)
+
+
+def test_doubling_time_from_diameters_sphere() -> None:
+    """Diameters x 2^(1/3) means volume x 2 (V ∝ D³): doubling time = interval."""
+    from hepavol.response.growth import volume_doubling_time_recist
+
+    assert volume_doubling_time_recist(50.0, 50.0 * 2 ** (1 / 3), 120).days == pytest.approx(120.0, rel=1e-12)
+    assert volume_doubling_time_recist(40, 80, 90).days == pytest.approx(
+        30.0, rel=1e-12
+    )  # volume x 8 = 3 doublings
+
+
+@pytest.mark.parametrize(
+    ("tgr", "months", "days"),
+    [(0.8, 87.0, 2648), (4.0, 17.7, None), (20.0, 3.80, None)],
+)
+def test_doubling_time_from_tgr_science_2_2(tgr: float, months: float, days: int | None) -> None:
+    """SCIENCE.md §2.2 [computed]: TGR 0.8 %/month -> 87.0 months (2648 days); 4 -> 17.7; 20 -> 3.80 months."""
+    from hepavol.response.growth import doubling_time_from_tgr
+
+    result = doubling_time_from_tgr(tgr)
+    assert result.months == pytest.approx(months, abs=0.051 if months > 10 else 0.0051)
+    if days is not None:
+        assert round(result.days or 0) == days
+
+
+def test_doubling_time_from_tgr_matches_tgr_volume() -> None:
+    """Consistency: the VDT of tgr_volume's rate equals volume_doubling_time on the same data."""
+    from hepavol.response.growth import doubling_time_from_tgr, volume_doubling_time
+
+    rate = tgr_volume(100, 137, 77).percent_per_month
+    assert rate is not None
+    assert doubling_time_from_tgr(rate).days == pytest.approx(volume_doubling_time(100, 137, 77).days, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        ((10, 10, 60), "no change"),
+        ((10, 0, 60), "vanished"),
+        ((0, 10, 60), "baseline is 0"),
+        ((10, 20, 0), "interval of 0 days"),
+        ((10, float("nan"), 60), "non-finite"),
+    ],
+)
+def test_doubling_time_undefined(args: tuple[float, float, float], reason: str) -> None:
+    from hepavol.response.growth import volume_doubling_time
+
+    result = volume_doubling_time(*args)
+    assert result.days is None
+    assert result.months is None
+    assert reason in (result.reason or "")
+
+
+def test_doubling_time_from_tgr_undefined() -> None:
+    from hepavol.response.growth import doubling_time_from_tgr
+
+    assert doubling_time_from_tgr(0).days is None
+    assert doubling_time_from_tgr(-100).days is None
+    assert doubling_time_from_tgr(-50).days == pytest.approx(-30.4375)  # halves in one month

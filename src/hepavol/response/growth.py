@@ -47,7 +47,12 @@ def _tgr(ratio_exponent: float, baseline: float, followup: float, days: float, w
         return GrowthRate(-100.0, None)
     months = days / DAYS_PER_MONTH
     tg = ratio_exponent * math.log(followup / baseline) / months
-    return GrowthRate(100.0 * math.expm1(tg), None)
+    try:
+        return GrowthRate(100.0 * math.expm1(tg), None)
+    except OverflowError:
+        return GrowthRate(
+            None, f"{what}: growth from {baseline:g} to {followup:g} in {days:g} days overflows (check units)"
+        )
 
 
 def tgr_recist(sum_baseline_mm: float, sum_followup_mm: float, days: float) -> GrowthRate:
