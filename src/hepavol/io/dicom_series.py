@@ -166,7 +166,7 @@ def _int_or_none(value: Any) -> int | None:
 
 
 def _floats(value: Any, n: int) -> tuple[float, ...] | None:
-    if value is None or value == "":
+    if value is None or value == "" or len(value) == 0:
         return None
     try:
         vals = tuple(float(v) for v in value)
@@ -208,8 +208,6 @@ def read_dicom_file_header(path: str | os.PathLike[str]) -> DicomHeader | None:
         file_size = os.fstat(fh.fileno()).st_size
     meta = getattr(ds, "file_meta", None)
     transfer_syntax = str(getattr(meta, "TransferSyntaxUID", "") or "1.2.840.10008.1.2")
-    sop_class = str(ds.get("SOPClassUID", "") or getattr(meta, "MediaStorageSOPClassUID", "") or "")
-    sop_instance = str(ds.get("SOPInstanceUID", "") or getattr(meta, "MediaStorageSOPInstanceUID", "") or "")
     has_pixels = len(tag) >= 8 and tag[:4] in _PIXEL_DATA_TAGS
     pixel_offset: int | None = None
     pixel_length: int | None = None
@@ -222,45 +220,41 @@ def read_dicom_file_header(path: str | os.PathLike[str]) -> DicomHeader | None:
             (length,) = struct.unpack(">I" if big else "<I", tag[8:12])
             pixel_offset = pixel_pos + 12
         pixel_length = None if length == 0xFFFFFFFF else int(length)
-    image_type = tuple(str(v).upper() for v in (ds.get("ImageType") or ()))
-    if isinstance(ds.get("ImageType"), str):
-        image_type = (str(ds.get("ImageType")).upper(),)
-    orientation = _floats(ds.get("ImageOrientationPatient"), 6)
-    position = _floats(ds.get("ImagePositionPatient"), 3)
-    spacing = _floats(ds.get("PixelSpacing"), 2)
+    r = _RawReader(ds, little=not _NATIVE_SYNTAXES.get(transfer_syntax, False))
     extra = {
-        "study_instance_uid": str(ds.get("StudyInstanceUID", "") or ""),
-        "frame_of_reference_uid": str(ds.get("FrameOfReferenceUID", "") or ""),
-        "study_date": str(ds.get("StudyDate", "") or ""),
-        "slice_thickness_mm": _float(ds.get("SliceThickness"), math.nan),
-        "spacing_between_slices_mm": _float(ds.get("SpacingBetweenSlices"), math.nan),
-        "gantry_tilt_deg": _float(ds.get("GantryDetectorTilt"), 0.0),
-        "rescale_type": str(ds.get("RescaleType", "") or ""),
-        "echo_time_ms": _float(ds.get("EchoTime"), math.nan),
-        "acquisition_number": _int_or_none(ds.get("AcquisitionNumber")),
+        "study_instance_uid": r.text(0x0020000D),
+        "frame_of_reference_uid": r.text(0x00200052),
+        "study_date": r.text(0x00080020),
+        "slice_thickness_mm": _float(r.text(0x00180050), math.nan),
+        "spacing_between_slices_mm": _float(r.text(0x00180088), math.nan),
+        "gantry_tilt_deg": _float(r.text(0x00181120), 0.0),
+        "rescale_type": r.text(0x00281054),
+        "echo_time_ms": _float(r.text(0x00180081), math.nan),
+        "acquisition_number": _int_or_none(r.text(0x00200012)),
     }
+    bits_allocated = r.us(0x00280100, 0)
     return DicomHeader(
         path=p,
-        series_uid=str(ds.get("SeriesInstanceUID", "") or ""),
-        sop_class_uid=sop_class,
-        sop_instance_uid=sop_instance,
-        modality=str(ds.get("Modality", "") or ""),
-        description=str(ds.get("SeriesDescription", "") or ""),
-        image_type=image_type,
-        instance_number=_int_or_none(ds.get("InstanceNumber")),
-        position=position,  # type: ignore[arg-type]
-        orientation=orientation,  # type: ignore[arg-type]
-        pixel_spacing=spacing,  # type: ignore[arg-type]
-        rows=int(ds.get("Rows", 0) or 0),
-        columns=int(ds.get("Columns", 0) or 0),
-        number_of_frames=int(_int_or_none(ds.get("NumberOfFrames")) or 1),
-        samples_per_pixel=int(ds.get("SamplesPerPixel", 1) or 1),
-        bits_allocated=int(ds.get("BitsAllocated", 0) or 0),
-        bits_stored=int(ds.get("BitsStored", 0) or ds.get("BitsAllocated", 0) or 0),
-        pixel_representation=int(ds.get("PixelRepresentation", 0) or 0),
-        photometric=str(ds.get("PhotometricInterpretation", "") or ""),
-        slope=_float(ds.get("RescaleSlope"), 1.0),
-        intercept=_float(ds.get("RescaleIntercept"), 0.0),
+        series_uid=r.text(0x0020000E),
+        sop_class_uid=r.text(0x00080016) or str(getattr(meta, "MediaStorageSOPClassUID", "") or ""),
+        sop_instance_uid=r.text(0x00080018) or str(getattr(meta, "MediaStorageSOPInstanceUID", "") or ""),
+        modality=r.text(0x00080060),
+        description=r.text(0x0008103E),
+        image_type=tuple(v.upper() for v in r.texts(0x00080008)),
+        instance_number=_int_or_none(r.text(0x00200013)),
+        position=_floats(r.texts(0x00200032), 3),  # type: ignore[arg-type]
+        orientation=_floats(r.texts(0x00200037), 6),  # type: ignore[arg-type]
+        pixel_spacing=_floats(r.texts(0x00280030), 2),  # type: ignore[arg-type]
+        rows=r.us(0x00280010, 0),
+        columns=r.us(0x00280011, 0),
+        number_of_frames=_int_or_none(r.text(0x00280008)) or 1,
+        samples_per_pixel=r.us(0x00280002, 1),
+        bits_allocated=bits_allocated,
+        bits_stored=r.us(0x00280101, 0) or bits_allocated,
+        pixel_representation=r.us(0x00280103, 0),
+        photometric=r.text(0x00280004),
+        slope=_float(r.text(0x00281053), 1.0),
+        intercept=_float(r.text(0x00281052), 0.0),
         transfer_syntax=transfer_syntax,
         has_pixels=has_pixels,
         pixel_offset=pixel_offset,
@@ -268,6 +262,51 @@ def read_dicom_file_header(path: str | os.PathLike[str]) -> DicomHeader | None:
         file_size=file_size,
         extra=extra,
     )
+
+
+class _RawReader:
+    """Read a few top-level header values from their raw bytes (much faster than pydicom's value conversion)."""
+
+    def __init__(self, ds: Any, *, little: bool) -> None:
+        self._ds = ds
+        self._little = little
+
+    def _value(self, tag: int) -> Any:
+        try:
+            elem = self._ds.get_item(tag)
+        except Exception:
+            return None
+        return None if elem is None else elem.value
+
+    def text(self, tag: int) -> str:
+        """A string value (UI, CS, LO, DS, IS, DA...), stripped; '' when absent."""
+        v = self._value(tag)
+        if v is None:
+            return ""
+        if isinstance(v, bytes | bytearray):
+            return bytes(v).decode("latin-1").strip(" \x00")
+        if isinstance(v, list | tuple):
+            return "\\".join(str(x) for x in v)
+        return str(v).strip()
+
+    def texts(self, tag: int) -> list[str]:
+        """A multi-valued string split on backslashes; [] when absent."""
+        t = self.text(tag)
+        return [x.strip() for x in t.split("\\")] if t else []
+
+    def us(self, tag: int, default: int) -> int:
+        """An unsigned short (US) value."""
+        v = self._value(tag)
+        if v is None or v == b"":
+            return default
+        if isinstance(v, bytes | bytearray):
+            if len(v) < 2:
+                return default
+            return int(struct.unpack("<H" if self._little else ">H", bytes(v[:2]))[0])
+        try:
+            return int(v)
+        except (TypeError, ValueError):
+            return default
 
 
 def _non_image_reason(h: DicomHeader) -> str | None:
