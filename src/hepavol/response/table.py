@@ -9,7 +9,8 @@ node; ``category`` is ``target``, ``non_target`` or ``new``; ``diameter_mm`` is 
 axis for nodes; ``0`` if disappeared; empty with status ``too_small`` = too small to measure, counted as 5 mm;
 empty with empty status = not evaluated); ``status`` is empty or ``too_small`` for targets, ``present``,
 ``absent`` or ``progression`` for non-targets, ``present`` (unequivocal) or ``equivocal`` for new lesions.
-Category and status are case-insensitive. Lines numbers in messages are those of the file (header = line 1).
+Category and status are case-insensitive. A non-target lymph node whose short axis is below 10 mm is
+``absent`` (normal), as RECIST's non-target CR requires. Line numbers in messages are those of the file (header = line 1).
 
 Examples
 --------
