@@ -1,0 +1,76 @@
+"""``hepavol cohort COHORT.csv --out DIR``: the study's endpoints from a cohort table, with a report."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "cohort",
+        parents=parents,
+        help="analyse a cohort table: landmark PFS, Cox, C-index, TGR log-rank, correlations; HTML/PDF report",
+        description=(
+            "Analyse a cohort table (one row per patient, the columns of 'hepavol study export': patient_id, "
+            "modality, baseline_date, early_date, baseline_volume_ml, early_volume_ml, baseline_sld_mm, "
+            "early_sld_mm, lesion_count, liver_volume_ml, pfs_event, pfs_date, ki67_percent, cga_ug_l, "
+            "extra_abdominal, grade). Writes DIR/results.json, DIR/derived.csv, DIR/figures/*.png|svg, "
+            "DIR/report.html and DIR/report.pdf. Dates ISO YYYY-MM-DD; volumes mL; diameters mm."
+        ),
+    )
+    p.add_argument("table", metavar="COHORT.csv", help="cohort table (CSV, UTF-8, header on line 1)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed)")
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        metavar="B",
+        help="bootstrap resamples for the C-index CIs (default 1000)",
+    )
+    p.add_argument("--seed", type=int, default=20181, help="seed of the bootstrap (default 20181)")
+    p.add_argument(
+        "--tgr-cutoff",
+        type=float,
+        default=0.8,
+        metavar="PCT_PER_MONTH",
+        help="TGR cut-off in %%/month for the log-rank tests (default 0.8, GREPONET)",
+    )
+    p.add_argument(
+        "--spearman-se",
+        choices=("bonett-wright", "fisher", "fieller"),
+        default="bonett-wright",
+        help="standard error of the Fisher-z CI of Spearman's rho (default bonett-wright)",
+    )
+    p.add_argument("--no-pdf", action="store_true", help="do not write report.pdf")
+    p.add_argument(
+        "--pdf-engine",
+        choices=("auto", "matplotlib"),
+        default="auto",
+        help="auto: headless Chromium when installed, else matplotlib; matplotlib: never start Chromium",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from hepavol.cohort.analysis import AnalysisOptions
+    from hepavol.cohort.pipeline import headline, run_cohort
+    from hepavol.errors import InputError
+
+    if args.bootstrap < 0:
+        raise InputError(f"--bootstrap must be 0 or more, but it is {args.bootstrap}")
+    options = AnalysisOptions(
+        tgr_cutoff_percent_per_month=args.tgr_cutoff,
+        bootstrap_resamples=args.bootstrap,
+        seed=args.seed,
+        spearman_se=args.spearman_se,
+    )
+    result = run_cohort(
+        args.table, args.out, options=options, pdf=not args.no_pdf, use_chromium=args.pdf_engine == "auto"
+    )
+    for line in headline(result):
+        print(line)
+    print(f"results: {result.results_json}")
+    print(f"report:  {result.report_html}")
+    if result.report_pdf is not None:
+        print(f"pdf:     {result.report_pdf} (rendered with {result.pdf_method})")
+    return 0

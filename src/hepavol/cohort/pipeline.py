@@ -1,0 +1,121 @@
+"""Run the whole cohort analysis: table → derived variables → analysis → results.json, figures, report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from hepavol.cohort.analysis import AnalysisOptions, CohortAnalysis, analyse_cohort
+from hepavol.cohort.derive import DERIVED_COLUMNS, DerivedPatient, derive
+from hepavol.cohort.table import CohortTable, read_cohort_table
+
+
+@dataclass(frozen=True, slots=True)
+class CohortRun:
+    """What :func:`run_cohort` wrote, and the analysis itself."""
+
+    analysis: CohortAnalysis
+    patients: tuple[DerivedPatient, ...]
+    out_dir: Path
+    results_json: Path
+    derived_csv: Path
+    report_html: Path
+    report_pdf: Path | None
+    pdf_method: str | None  # "chromium", "matplotlib" or None (no PDF asked)
+    figures: tuple[Path, ...]
+
+
+def run_cohort(
+    table: CohortTable | str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    options: AnalysisOptions | None = None,
+    pdf: bool = True,
+    use_chromium: bool = True,
+    generated: dt.datetime | None = None,
+) -> CohortRun:
+    """Analyse a cohort table and write ``results.json``, ``derived.csv``, the figures, ``report.html``/``.pdf``.
+
+    Parameters
+    ----------
+    table : CohortTable or path
+        A validated table, or the path of a cohort CSV (read with :func:`read_cohort_table`).
+    out_dir : path
+        Output folder (created if needed). Every file is written atomically.
+    options : AnalysisOptions, optional
+        Analysis settings.
+    pdf : bool
+        Also write ``report.pdf``.
+    use_chromium : bool
+        Print the PDF with headless Chromium when it is installed (else matplotlib).
+
+    Raises
+    ------
+    TableError
+        If the table cannot be read or is invalid (the message names file, line, column and value).
+    """
+    from hepavol._atomic import write_text_atomic
+    from hepavol.cli._output import csv_text, write_json
+    from hepavol.cohort.plots import make_figures
+    from hepavol.cohort.report import render_html, write_html, write_pdf
+
+    tab = table if isinstance(table, CohortTable) else read_cohort_table(table)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    patients = derive(tab)
+    analysis = analyse_cohort(patients, options=options)
+    results_json = out / "results.json"
+    write_json(analysis.results(), str(results_json))
+    derived_csv = out / "derived.csv"
+    write_text_atomic(derived_csv, csv_text([p.to_dict() for p in patients], DERIVED_COLUMNS))
+    figures = make_figures(analysis, patients, out / "figures")
+    html_text = render_html(analysis, patients, figures, source_name=Path(tab.source).name, generated=generated)
+    report_html = out / "report.html"
+    write_html(report_html, html_text)
+    report_pdf = pdf_method = None
+    if pdf:
+        report_pdf = out / "report.pdf"
+        pdf_method = write_pdf(analysis, figures, report_html, report_pdf, use_chromium=use_chromium)
+    paths: list[Path] = []
+    for f in figures:
+        paths += [f.png_path, f.svg_path]
+    return CohortRun(
+        analysis=analysis,
+        patients=patients,
+        out_dir=out,
+        results_json=results_json,
+        derived_csv=derived_csv,
+        report_html=report_html,
+        report_pdf=report_pdf,
+        pdf_method=pdf_method,
+        figures=tuple(paths),
+    )
+
+
+def headline(run: CohortRun) -> list[str]:
+    """A few lines with the headline numbers, for the terminal."""
+    a = run.analysis
+    lines = [f"landmark set: {a.landmark_n} patients, {a.landmark_events} events"]
+    hv = a.cox_volume_change.hr_per(10.0)
+    hs = a.cox_sld_change.hr_per(10.0)
+    if hv:
+        lines.append(
+            f"Cox volume change: HR {hv[0]:.2f} per +10 pp (95% CI {hv[1][0]:.2f}-{hv[1][1]:.2f}), p {a.cox_volume_change.p:.2g}"
+        )
+    if hs:
+        lines.append(
+            f"Cox SLD change:    HR {hs[0]:.2f} per +10 pp (95% CI {hs[1][0]:.2f}-{hs[1][1]:.2f}), p {a.cox_sld_change.p:.2g}"
+        )
+    cv, cs, d = a.cindex_volume_change, a.cindex_sld_change, a.cindex_difference
+    if cv.c is not None and cs.c is not None and d.difference is not None:
+        ci = f" (95% CI {d.ci95[0]:+.3f} to {d.ci95[1]:+.3f})".replace("-0.000", "0.000") if d.ci95 else ""
+        lines.append(f"Harrell's C: volume {cv.c:.3f}, SLD {cs.c:.3f}, difference {d.difference:+.3f}{ci}")
+    lv = a.logrank_tgr_volume
+    if lv.chisq is not None and lv.p is not None:
+        lines.append(
+            f"log-rank volumetric TGR >= {a.options.tgr_cutoff_percent_per_month:g} %/month: chi2 {lv.chisq:.2f}, p {lv.p:.2g} ({lv.n_high} high)"
+        )
+    lines.append(f"{len(a.warnings)} warning(s); see results.json")
+    return lines

@@ -1,0 +1,543 @@
+"""The cohort report: one self-contained HTML file (figures embedded as base64 PNG) and a PDF of it.
+
+The report only formats what :mod:`hepavol.cohort.analysis` computed. The PDF is printed from the HTML by headless
+Chromium when a ``chromium`` (or ``chromium-browser``/``google-chrome``) executable is on the PATH; otherwise a
+PDF of the same tables and figures is written with matplotlib's ``PdfPages``. :func:`write_pdf` says which.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hepavol._atomic import write_text_atomic
+from hepavol._version import __version__
+from hepavol.cohort.analysis import CohortAnalysis
+from hepavol.cohort.derive import DerivedPatient
+from hepavol.cohort.describe import baseline_characteristics
+from hepavol.cohort.plots import Figure
+from hepavol.cohort.stats import CoxResult, SpearmanResult
+
+_CSS = """
+body { font-family: "DejaVu Sans", Arial, sans-serif; font-size: 14px; color: #222; max-width: 1180px;
+       margin: 24px auto; padding: 0 24px; line-height: 1.45; }
+h1 { font-size: 24px; margin-bottom: 4px; } h2 { font-size: 19px; border-bottom: 2px solid #0072B2;
+     padding-bottom: 3px; margin-top: 34px; } h3 { font-size: 16px; margin-top: 22px; }
+.meta { color: #555; font-size: 12.5px; }
+table { border-collapse: collapse; margin: 10px 0 14px; font-size: 13px; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }
+th { background: #eef3f8; } td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+figure { margin: 16px 0 22px; page-break-inside: avoid; break-inside: avoid; }
+figure img { max-width: 100%; border: 1px solid #e3e3e3; }
+figcaption { font-size: 12.5px; color: #444; margin-top: 4px; }
+.summary { background: #f4f8fb; border-left: 4px solid #0072B2; padding: 10px 16px; }
+.warn { background: #fff6e5; border-left: 4px solid #E69F00; padding: 8px 16px; }
+.flow { display: flex; flex-direction: column; align-items: flex-start; gap: 0; margin: 8px 0 16px; }
+.flowrow { display: flex; align-items: center; gap: 18px; }
+.box { border: 2px solid #0072B2; border-radius: 6px; padding: 6px 12px; min-width: 300px; background: #fff; }
+.excl { border: 1px dashed #D55E00; border-radius: 6px; padding: 6px 12px; font-size: 12.5px; color: #7a3300; }
+.arrow { margin-left: 150px; color: #0072B2; font-size: 20px; line-height: 1.1; }
+code { font-size: 12.5px; }
+@media print { body { margin: 0 auto; max-width: none; } h2 { page-break-after: avoid; } }
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _f(value: float | None, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def _p(p: float | None) -> str:
+    if p is None:
+        return "–"
+    if p < 0.0001:
+        return f"{p:.1e}"
+    return f"{p:.4f}" if p < 0.01 else f"{p:.3f}"
+
+
+def _ci(ci: Sequence[float] | None, digits: int = 3) -> str:
+    if not ci:
+        return "–"
+    return f"{_f(ci[0], digits)} to {_f(ci[1], digits)}"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, numeric_from: int = 1) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = []
+    for row in rows:
+        cells = []
+        for j, c in enumerate(row):
+            cls = ' class="num"' if j >= numeric_from else ""
+            cells.append(f"<td{cls}>{_e(c)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _cox_rows(items: Sequence[tuple[str, CoxResult, float, str]]) -> list[list[str]]:
+    rows = []
+    for label, r, per, per_label in items:
+        scaled = r.hr_per(per)
+        rows.append(
+            [
+                label,
+                f"{r.n} / {r.events}",
+                _f(r.coef, 5),
+                _f(r.se, 5),
+                _f(r.hr, 4),
+                _ci(r.ci95, 4),
+                f"{scaled[0]:.3f} ({scaled[1][0]:.3f} to {scaled[1][1]:.3f}) {per_label}" if scaled else "–",
+                _p(r.p),
+                _p(r.ph_p),
+            ]
+        )
+    return rows
+
+
+_COX_HEADERS = [
+    "Model",
+    "n / events",
+    "coef",
+    "SE",
+    "HR",
+    "95 % CI",
+    "HR (95 % CI) rescaled",
+    "p (Wald)",
+    "PH test p",
+]
+
+
+def _flow_html(a: CohortAnalysis) -> str:
+    f = a.flow
+    mods = ", ".join(f"{k} {v}" for k, v in f.by_modality.items())
+    excl = []
+    if f.no_early_scan:
+        excl.append(f"{f.no_early_scan} without an early scan")
+    if f.event_before_landmark:
+        excl.append(f"{f.event_before_landmark} with progression or death on/before the early scan")
+    if f.censored_before_landmark:
+        excl.append(f"{f.censored_before_landmark} censored on/before the early scan")
+    if f.volume_change_undefined:
+        excl.append(f"{f.volume_change_undefined} with a baseline volume of 0")
+    excl_html = "<br>".join(_e(x) for x in excl) or "none excluded"
+    fu = (
+        f"median follow-up after the landmark {f.median_landmark_follow_up_days / 30.4375:.1f} months (reverse KM)"
+        if f.median_landmark_follow_up_days
+        else "median follow-up not estimable"
+    )
+    return f"""
+<div class="flow">
+  <div class="box"><b>{f.total}</b> patients in the cohort table ({_e(mods)})</div>
+  <div class="flowrow"><div class="arrow">&darr;</div><div class="excl">Excluded from the landmark set:<br>{excl_html}</div></div>
+  <div class="box"><b>{f.landmark_n}</b> patients in the landmark set (alive and progression-free at their early
+    scan), <b>{f.landmark_events}</b> PFS events; {_e(fu)}</div>
+  <div class="arrow">&darr;</div>
+  <div class="box"><b>{f.landmark_sld_available}</b> with a sum of diameters at both scans (SLD models and the
+    paired C-index comparison)</div>
+</div>"""
+
+
+def _figure_html(fig: Figure) -> str:
+    data = base64.b64encode(fig.png).decode("ascii")
+    return (
+        f'<figure id="fig-{_e(fig.name)}"><img alt="{_e(fig.title)}" src="data:image/png;base64,{data}">'
+        f"<figcaption><b>{_e(fig.title)}.</b> {_e(fig.caption)} (Files: {_e(fig.png_path.name)}, "
+        f"{_e(fig.svg_path.name)}.)</figcaption></figure>"
+    )
+
+
+def _cindex_rows(a: CohortAnalysis) -> list[list[str]]:
+    rows = []
+    for label, r in (("Volume change", a.cindex_volume_change), ("SLD change", a.cindex_sld_change)):
+        rows.append(
+            [
+                label,
+                str(r.n),
+                str(r.comparable_pairs),
+                _f(r.c),
+                _ci(r.ci95),
+                _f(r.auc_12_months),
+                _f(r.auc_24_months),
+            ]
+        )
+    d = a.cindex_difference
+    rows.append(["Difference (volume − SLD)", str(d.n), "", _f(d.difference), _ci(d.ci95), "", ""])
+    return rows
+
+
+def _logrank_rows(a: CohortAnalysis) -> list[list[str]]:
+    rows = []
+    for label, r in (("Volumetric TGR", a.logrank_tgr_volume), ("RECIST TGR", a.logrank_tgr_recist)):
+        rows.append(
+            [
+                label,
+                f"{r.n_high} / {r.events_high}",
+                f"{r.n_low} / {r.events_low}",
+                _f(r.chisq, 3),
+                _p(r.p),
+                f"{_f(r.hr, 2)} ({_ci(r.hr_ci95, 2)})",
+            ]
+        )
+    return rows
+
+
+def _spearman_rows(rs: Sequence[tuple[str, SpearmanResult]]) -> list[list[str]]:
+    return [[label, str(r.n), _f(r.rho), _ci(r.ci95), _p(r.p)] for label, r in rs]
+
+
+def _spearmans(a: CohortAnalysis) -> list[tuple[str, SpearmanResult]]:
+    return [
+        ("Baseline volume vs CgA", a.spearman_baseline_volume_vs_cga),
+        ("Number of lesions vs CgA", a.spearman_lesion_count_vs_cga),
+        ("Volumetric TGR vs Ki-67", a.spearman_tgr_volume_vs_ki67),
+        ("RECIST TGR vs Ki-67", a.spearman_tgr_recist_vs_ki67),
+    ]
+
+
+def _modality_section(a: CohortAnalysis) -> str:
+    if not a.by_modality:
+        return ""
+    parts = [
+        "<h2>7. Analyses by modality</h2><p>The protocol keeps the CT and MRI cohorts separate ('combined "
+        "evaluation being not reliable'). The same analyses on each modality:</p>"
+    ]
+    for sub in a.by_modality:
+        parts.append(f"<h3>{_e(sub.label)}: {sub.flow.total} patients, landmark set {sub.landmark_n} "
+                     f"({sub.landmark_events} events)</h3>")  # fmt: skip
+        parts.append(
+            _table(
+                _COX_HEADERS,
+                _cox_rows(
+                    [
+                        ("Volume change, landmark PFS", sub.cox_volume_change, 10.0, "per 10 pp"),
+                        ("SLD change, landmark PFS", sub.cox_sld_change, 10.0, "per 10 pp"),
+                        ("log2 baseline volume, TTP", sub.cox_log2_baseline_volume_ttp, 1.0, "per doubling"),
+                    ]
+                ),
+            )
+        )
+        parts.append(
+            _table(["Score", "n", "pairs", "Harrell's C", "95 % CI", "AUC 12 mo", "AUC 24 mo"], _cindex_rows(sub))
+        )
+        parts.append(
+            _table(
+                ["TGR ≥ cut-off", "high n / events", "low n / events", "χ²", "p", "HR (95 % CI)"],
+                _logrank_rows(sub),
+            )
+        )
+        parts.append(_table(["Correlation", "n", "ρ", "95 % CI", "p"], _spearman_rows(_spearmans(sub))))
+        mw = sub.mannwhitney_baseline_volume_by_extra_abdominal
+        parts.append(
+            f"<p>Baseline volume by extra-abdominal disease: U = {_f(mw.u, 1)}, p = {_p(mw.p)} "
+            f"(n = {mw.n_first} / {mw.n_second}).</p>"
+        )
+    return "\n".join(parts)
+
+
+def _methods(a: CohortAnalysis) -> str:
+    o = a.options
+    return f"""
+<h2>8. Methods</h2>
+<p><b>Variables.</b> Early change = 100·(early/baseline − 1) of the total liver tumour volume and of the sum of
+target-lesion diameters (SLD). Tumour growth rate (TGR, Ferté et al., Clin Cancer Res 2014): 100·(exp(ln(V<sub>t</sub>/V<sub>0</sub>)/t) − 1)
+%/month for volumes and 100·(exp(3·ln(D<sub>t</sub>/D<sub>0</sub>)/t) − 1) for diameters, t in months = days/30.4375.
+Response categories at the early scan: RECIST 1.1 target-lesion rules (PR ≤ −30 %; PD ≥ +20 % and ≥ +5 mm;
+Eisenhauer et al. 2009) and volumetric thresholds −65 %/+73 % (sphere equivalents). Hepatic tumour load =
+baseline tumour volume / whole-liver volume, ENETS classes ≤10, 11–25, 26–50, &gt;50 %.</p>
+<p><b>Primary endpoint: landmark analysis.</b> To avoid guarantee-time bias (Anderson et al., JCO 1983;
+Giobbie-Hurder et al., JCO 2013) the analysis starts at each patient's early scan: the landmark set holds the
+patients whose PFS date is after their early scan; time = days from the early scan to progression/death (event)
+or to the last adequate scan (censored). Kaplan–Meier estimates with log-log pointwise 95 % CIs (lifelines);
+two-group log-rank tests (lifelines <code>logrank_test</code>, as R <code>survdiff</code>) between TGR ≥
+{o.tgr_cutoff_percent_per_month:g} and &lt; {o.tgr_cutoff_percent_per_month:g} %/month, the pre-specified GREPONET
+cut-off (Lamarca et al., The Oncologist 2019). Univariable Cox proportional-hazards models with Efron ties
+(lifelines <code>CoxPHFitter</code>, Newton–Raphson to 1e-10, as R <code>coxph</code>), Wald 95 % CIs and p values;
+the % changes enter linearly, coefficients per 1 percentage point (HR per 10 pp shown for readability).
+Proportional hazards were checked by the scaled-Schoenfeld-residual test with the Kaplan–Meier time transform
+(lifelines <code>proportional_hazard_test</code>, cf. R <code>cox.zph</code>; α = {o.ph_alpha:g}).</p>
+<p><b>Discrimination.</b> Harrell's C with the early % change as the risk score (higher = worse; pairs comparable
+when the shorter time is an event; tied scores count ½; as scikit-survival <code>concordance_index_censored</code>
+and R <code>concordance</code>). 95 % CIs by the percentile bootstrap and the difference C(volume) − C(SLD) by a
+paired percentile bootstrap ({o.bootstrap_resamples} resamples of patients, NumPy seed {o.seed}), on the landmark
+patients with both changes. Time-dependent cumulative/dynamic AUC with inverse-probability-of-censoring weights
+(Uno 2007; scikit-survival <code>cumulative_dynamic_auc</code>) at {o.auc_months[0]:g} and {o.auc_months[1]:g}
+months after the landmark.</p>
+<p><b>Secondary endpoints.</b> Time to progression from the baseline scan (all patients) by univariable Cox on
+log2(baseline tumour volume) (HR per doubling). Spearman rank correlations (scipy <code>spearmanr</code>; p from
+the t approximation as R <code>cor.test(method="spearman", exact=FALSE)</code>) with Fisher-z 95 % CIs,
+{_e(a.spearman_baseline_volume_vs_cga.ci_method)}. Baseline volume by extra-abdominal disease: two-sided
+Mann–Whitney U test (scipy <code>mannwhitneyu</code>, normal approximation with continuity and tie correction,
+as R <code>wilcox.test(exact=FALSE)</code>); U is that of the extra-abdominal group; rank-biserial effect
+2U/(n<sub>1</sub>n<sub>2</sub>) − 1. No adjustment for multiplicity across the secondary endpoints.</p>
+<p><b>Checks.</b> Events per variable below {o.min_events_per_variable:g} (Peduzzi et al., J Clin Epidemiol 1995)
+and proportional-hazards violations are listed under Warnings. The statistics were verified against R
+(survival 3.5) and published examples in hepavol's test suite.</p>
+"""
+
+
+_LIMITATIONS = """
+<h2>9. Limitations a reviewer will raise</h2>
+<ul>
+<li><b>Incorporation bias.</b> PFS is defined by RECIST, so the RECIST (SLD) change is part of the outcome it
+predicts. The landmark analysis removes progression <i>at</i> the early scan, but later RECIST progression is still
+measured on the same target lesions, which favours SLD over volume. An independently read PFS or overall survival
+is the sensitivity endpoint that removes it.</li>
+<li><b>Events per variable.</b> With a cohort of ~80 patients, only a few parameters can be estimated reliably
+(≈10 events per parameter); all models here are univariable and unadjusted (no grade/Ki-67, hepatic load or
+treatment adjustment).</li>
+<li><b>Landmark selection.</b> Patients who progressed or were censored before their early scan are excluded; the
+results apply to patients progression-free at 3–6 months. The early scan date varies between patients.</li>
+<li><b>Categories.</b> Response categories use target-lesion/total-volume change only; non-target and new-lesion
+information is not in the cohort table. No consensus volumetric threshold exists (−65 %/+73 % are sphere
+equivalents of RECIST, not validated for NET liver metastases).</li>
+<li><b>Measurement error.</b> Reader variability of volumetry and RECIST is not modelled; TGR has modest
+inter-reader agreement in NET (Lin's CCC 0.52, Dromain et al. 2021).</li>
+<li><b>Modalities.</b> CT and MRI volumes are not interchangeable; pooled results are shown next to per-modality
+results but the protocol analyses them separately.</li>
+<li><b>CgA.</b> Chromogranin A is raised by proton-pump inhibitors, renal impairment and atrophic gastritis, and
+assays differ; rank correlation is used, but confounding remains.</li>
+<li><b>Multiplicity.</b> Several secondary tests without correction; p values are descriptive.</li>
+<li><b>Interval censoring.</b> Progression is only known to lie between two scans; the scan date is used.</li>
+</ul>
+"""
+
+
+def render_html(
+    analysis: CohortAnalysis,
+    patients: Sequence[DerivedPatient],
+    figures: Sequence[Figure],
+    *,
+    source_name: str = "",
+    generated: dt.datetime | None = None,
+) -> str:
+    """The report as one HTML document (figures embedded)."""
+    a = analysis
+    when = (generated or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    figs = {f.name: f for f in figures}
+    cv, cs, d = a.cindex_volume_change, a.cindex_sld_change, a.cindex_difference
+    hv = a.cox_volume_change.hr_per(10.0)
+    summary_items = [
+        f"Landmark set: {a.landmark_n} patients, {a.landmark_events} PFS events.",
+        (
+            f"Early volume change: HR {hv[0]:.2f} per +10 pp (95 % CI {hv[1][0]:.2f}–{hv[1][1]:.2f}), "
+            f"p {_p(a.cox_volume_change.p)}."
+            if hv
+            else "Early volume change: Cox model not estimable."
+        ),
+        f"Harrell's C: volume {_f(cv.c)} vs SLD {_f(cs.c)}; difference {_f(d.difference)} "
+        f"(paired bootstrap 95 % CI {_ci(d.ci95)}).",
+        f"Log-rank, volumetric TGR ≥ {a.options.tgr_cutoff_percent_per_month:g} %/month: χ² "
+        f"{_f(a.logrank_tgr_volume.chisq, 2)}, p {_p(a.logrank_tgr_volume.p)}.",
+    ]
+    headers, rows = baseline_characteristics(patients)
+    warn_html = (
+        "<div class='warn'><ul>" + "".join(f"<li>{_e(w)}</li>" for w in a.warnings) + "</ul></div>"
+        if a.warnings
+        else "<p>No warnings.</p>"
+    )
+    for sub in a.by_modality:
+        if sub.warnings:
+            warn_html += (
+                f"<h3>{_e(sub.label)}</h3><div class='warn'><ul>"
+                + "".join(f"<li>{_e(w)}</li>" for w in sub.warnings)
+                + "</ul></div>"
+            )
+    mw = a.mannwhitney_baseline_volume_by_extra_abdominal
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<title>hepavol cohort report</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>Early volumetric vs RECIST 1.1 change and progression-free survival</h1>",
+        f"<p class='meta'>Cohort table: {_e(source_name)} · generated {when} by hepavol {_e(__version__)} · "
+        "all numbers are also in results.json; per-patient derived variables in derived.csv (by input line)</p>",
+        "<div class='summary'><b>Summary</b><ul>"
+        + "".join(f"<li>{_e(s)}</li>" for s in summary_items)
+        + "</ul></div>",
+        "<h2>1. Patient flow</h2>",
+        _flow_html(a),
+        "<h2>2. Baseline characteristics</h2><p>Median [IQR] with the number of patients with a value, or count (%).</p>",
+        _table(["Characteristic", *headers], [[label, *cells] for label, cells in rows]),
+        "<h2>3. Primary endpoint: early change and landmark PFS</h2>",
+        _table(
+            _COX_HEADERS,
+            _cox_rows(
+                [
+                    ("Volume change (per 1 pp)", a.cox_volume_change, 10.0, "per 10 pp"),
+                    ("SLD change (per 1 pp)", a.cox_sld_change, 10.0, "per 10 pp"),
+                ]
+            ),
+        ),
+        _figure_html(figs["forest"]) if "forest" in figs else "",
+        "<h3>Discrimination</h3>",
+        _table(
+            [
+                "Score",
+                "n",
+                "comparable pairs",
+                "Harrell's C",
+                "95 % CI (bootstrap)",
+                "AUC 12 months",
+                "AUC 24 months",
+            ],
+            _cindex_rows(a),
+        ),
+        _figure_html(figs["cindex"]) if "cindex" in figs else "",
+        f"<h3>TGR groups (cut-off {a.options.tgr_cutoff_percent_per_month:g} %/month)</h3>",
+        _table(
+            [
+                "TGR ≥ cut-off",
+                "high n / events",
+                "low n / events",
+                "log-rank χ²",
+                "p",
+                "Cox HR high vs low (95 % CI)",
+            ],
+            _logrank_rows(a),
+        ),
+        _figure_html(figs["km_tgr"]) if "km_tgr" in figs else "",
+        "<h3>Response categories at the early scan</h3>",
+        _figure_html(figs["km_response"]) if "km_response" in figs else "",
+        "<h2>4. Early change per patient</h2>",
+        _figure_html(figs["waterfall"]) if "waterfall" in figs else "",
+        "<h2>5. Secondary endpoints</h2>",
+        "<h3>Baseline tumour volume and time to progression (from baseline, all patients)</h3>",
+        _table(
+            _COX_HEADERS,
+            _cox_rows([("log2 baseline volume", a.cox_log2_baseline_volume_ttp, 1.0, "per doubling")]),
+        ),
+        "<h3>Correlations</h3>",
+        _table(["Correlation (Spearman)", "n", "ρ", "95 % CI", "p"], _spearman_rows(_spearmans(a))),
+        f"<p>Baseline volume, extra-abdominal disease vs none: median {_f(mw.median_first, 1)} vs "
+        f"{_f(mw.median_second, 1)} mL (n = {mw.n_first} / {mw.n_second}); Mann–Whitney U = {_f(mw.u, 1)}, "
+        f"p = {_p(mw.p)}; rank-biserial r = {_f(mw.rank_biserial, 2)}.</p>",
+        _figure_html(figs["correlations"]) if "correlations" in figs else "",
+        "<h2>6. Warnings</h2>",
+        warn_html,
+        _modality_section(a),
+        _methods(a),
+        _LIMITATIONS,
+        "</body></html>",
+    ]
+    return "\n".join(p for p in parts if p)
+
+
+def find_chromium() -> str | None:
+    """The path of a Chromium/Chrome executable on the PATH, or None."""
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def chromium_command(chromium: str, profile_dir: str, *extra: str) -> list[str]:
+    """Headless Chromium arguments with networking, updates and sync off (nothing leaves the machine)."""
+    return [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile_dir}",
+        *extra,
+    ]
+
+
+def _pdf_with_chromium(chromium: str, html_path: Path, pdf_path: Path, timeout_s: float) -> None:
+    with tempfile.TemporaryDirectory(prefix="hepavol-chromium-") as tmp:
+        out = Path(tmp) / "report.pdf"
+        cmd = chromium_command(
+            chromium,
+            str(Path(tmp) / "profile"),
+            "--no-pdf-header-footer",
+            f"--print-to-pdf={out}",
+            html_path.resolve().as_uri(),
+        )
+        proc = subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=False)
+        if not out.exists() or out.stat().st_size == 0:
+            raise RuntimeError(
+                f"chromium did not write a PDF (exit {proc.returncode}): {proc.stderr.decode(errors='replace')[-500:]}"
+            )
+        fd, tmp_target = tempfile.mkstemp(prefix=f".{pdf_path.name}.", suffix=".tmp", dir=pdf_path.parent)
+        os.close(fd)
+        shutil.copyfile(out, tmp_target)
+        os.replace(tmp_target, pdf_path)
+
+
+def _pdf_with_matplotlib(analysis: CohortAnalysis, figures: Sequence[Figure], pdf_path: Path) -> None:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.image as mpimg
+    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    from hepavol._atomic import atomic_open
+    from hepavol.cli._output import to_json
+
+    text = to_json(analysis.results())
+    with atomic_open(pdf_path, "wb") as fh, PdfPages(fh) as pdf:
+        lines = ["hepavol cohort report (PDF without Chromium: results and figures)", "", *analysis.warnings, ""]
+        lines += text.splitlines()
+        per_page = 70
+        for start in range(0, len(lines), per_page):
+            fig = plt.figure(figsize=(8.27, 11.69))
+            fig.text(
+                0.05, 0.97, "\n".join(lines[start : start + per_page]), va="top", family="monospace", fontsize=6.5
+            )
+            pdf.savefig(fig)
+            plt.close(fig)
+        for f in figures:
+            img = mpimg.imread(io.BytesIO(f.png), format="png")
+            fig = plt.figure(figsize=(11.69, 8.27))
+            ax = fig.add_axes((0.03, 0.12, 0.94, 0.83))
+            ax.imshow(img)
+            ax.axis("off")
+            fig.text(0.03, 0.04, f"{f.title}. {f.caption}", wrap=True, fontsize=8)
+            pdf.savefig(fig)
+            plt.close(fig)
+
+
+def write_pdf(
+    analysis: CohortAnalysis,
+    figures: Sequence[Figure],
+    html_path: Path,
+    pdf_path: Path,
+    *,
+    use_chromium: bool = True,
+    timeout_s: float = 120.0,
+) -> str:
+    """Write the PDF of the report; returns how: ``"chromium"`` or ``"matplotlib"`` (no Chromium found or it failed)."""
+    chromium = find_chromium() if use_chromium else None
+    if chromium:
+        try:
+            _pdf_with_chromium(chromium, html_path, pdf_path, timeout_s)
+            return "chromium"
+        except (RuntimeError, subprocess.TimeoutExpired, OSError):
+            pass
+    _pdf_with_matplotlib(analysis, figures, pdf_path)
+    return "matplotlib"
+
+
+def write_html(path: Path, text: str) -> None:
+    """Write the HTML report atomically."""
+    write_text_atomic(path, text)
