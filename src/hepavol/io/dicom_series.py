@@ -770,6 +770,15 @@ def _read_multiframe(h: DicomHeader, series: _Series, ignored: Counter[str]) -> 
         geometry = Geometry.from_affine(hvol.affine, arr.shape)
     except GeometryError as exc:
         raise SeriesError(f"Multi-frame image {h.label} has an unusable geometry: {exc}") from exc
+    d = geometry.direction_matrix
+    if float(np.dot(np.cross(d[:, 2], d[:, 1]), d[:, 0])) < 0:  # same rule as for slices: along the normal
+        arr = arr[::-1]
+        geometry = Geometry(
+            shape=geometry.shape,
+            spacing_mm=geometry.spacing_mm,
+            origin_lps_mm=tuple(geometry.index_to_lps((geometry.shape[0] - 1, 0, 0))),
+            direction=tuple(tuple(r) for r in np.column_stack([-d[:, 0], d[:, 1], d[:, 2]])),  # type: ignore[arg-type]
+        )
     meta = _metadata(series, [h], ignored)
     meta["number_of_frames"] = h.number_of_frames
     return Volume(arr, geometry, str(h.path), meta)

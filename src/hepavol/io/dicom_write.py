@@ -82,7 +82,7 @@ def write_dicom_series(
     modality: str = "CT",
     series_description: str = "hepavol series",
     patient_id: str = "ANON",
-    patient_name: str = "ANON",
+    patient_name: str = "ANON^",
     study_date: dt.date | str | None = None,
     study_instance_uid: str | None = None,
     series_instance_uid: str | None = None,
