@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -208,9 +209,13 @@ def measure_scan(
     warnings: list[str] = []
     voxel_ml = geometry.voxel_volume_mm3 / 1000.0
 
-    liver_count = int(np.count_nonzero(labels == liver_label))
-    tumor = _tumor_mask(labels, liver_label, tumor_set, instances)
-    box = _bounding_box(tumor)
+    # The liver count is a full pass over the volume: run it on the second core while the lesions are labelled
+    # (numpy releases the GIL in comparisons and counts).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        liver_future = pool.submit(_count_label, labels, liver_label)
+        tumor = _tumor_mask(labels, liver_label, tumor_set, instances)
+        box = _bounding_box(tumor)
+        liver_count = liver_future.result()
 
     lesions: list[_Lesion] = []
     if box is not None:
@@ -314,6 +319,13 @@ def _integer_labels(seg: Volume) -> NDArray[np.integer[Any]]:
     if arr.min() < 0:
         raise InputError(f"The segmentation {seg.source or ''} has negative labels (minimum {arr.min()}).")
     return arr.astype(np.int32)
+
+
+def _count_label(labels: NDArray[Any], label: int) -> int:
+    count = 0
+    for start in range(0, labels.shape[0], 16):  # slabs keep the temporary mask small
+        count += int(np.count_nonzero(labels[start : start + 16] == label))
+    return count
 
 
 def _present_labels(labels: NDArray[Any]) -> NDArray[Any]:
