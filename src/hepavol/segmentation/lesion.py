@@ -279,6 +279,7 @@ class _Segmenter:
         self.z_leak = False
         self.border_hit = False
         self.refine = True
+        self.refine_steps = 2
         self.z_factor = 1.3
         self.margin_mm = 3.0
 
@@ -524,9 +525,11 @@ class _Segmenter:
         out: dict[int, NDArray[np.bool_]] = {}
         one = _disk(max(self.sp2) * 1.01, self.sp2)
         for z, reg in slices.items():
-            sm = self.smoothed(z)
+            sm = 0.5 * (self.smoothed(z) + self.roi[z])
             closer = np.abs(sm - inside) < np.abs(sm - outside)
-            grown = reg | (np.asarray(ndimage.binary_dilation(reg, one)) & closer)
+            grown = reg
+            for _ in range(self.refine_steps):
+                grown = grown | (np.asarray(ndimage.binary_dilation(grown, one)) & closer)
             out[z] = _fill(grown)
         return out
 

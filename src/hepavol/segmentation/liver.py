@@ -3,7 +3,7 @@
 Method:
 
 1. Smooth the image (Gaussian, 1.5 mm) and find the body (largest component above an Otsu threshold).
-2. Intensity model: with a seed, the robust median/MAD in a 10 mm ball around it; without one, the mode of the
+2. Intensity model: with a seed, the mode of the smoothed intensities of the most homogeneous voxels within 25 mm of it; without one, the mode of the
    smoothed intensities of homogeneous body voxels in the patient's right half (LPS -x), where the liver is the
    largest soft-tissue organ.
 3. Voxels within ``k`` spreads of that centre are eroded (to cut the thin bridges to the spleen, kidney, heart and
@@ -71,6 +71,14 @@ def _otsu(values: NDArray[np.floating]) -> float:
     return float(threshold_otsu(values))
 
 
+def _mode(values: NDArray[np.floating]) -> float:
+    """Peak of the smoothed histogram (128 bins) of ``values``."""
+    hist, edges = np.histogram(values, bins=128)
+    smooth_hist = ndimage.gaussian_filter1d(hist.astype(float), 2.0)
+    peak = int(np.argmax(smooth_hist))
+    return float(0.5 * (edges[peak] + edges[peak + 1]))
+
+
 def segment_liver(
     image: Volume,
     *,
@@ -116,50 +124,54 @@ def segment_liver(
     local_sd = np.sqrt(
         np.maximum(ndimage.uniform_filter(raw * raw, size=3) - ndimage.uniform_filter(raw, size=3) ** 2, 0.0)
     )
+    floor = 1e-6 * (float(raw.max()) - float(raw.min())) + 1e-6
+    # automatic model: the liver is the largest homogeneous soft-tissue organ of the patient's right half (LPS -x)
+    xs = g.index_to_lps(np.argwhere(body)[:: max(1, int(body.sum()) // 200000)])[:, 0]
+    mid_x = float(np.median(xs))
+    zz, yy, xx = np.meshgrid(
+        np.arange(raw.shape[0]), np.arange(raw.shape[1]), np.arange(raw.shape[2]), indexing="ij", sparse=True
+    )
+    x_lps = (
+        g.origin_lps_mm[0]
+        + g.direction_matrix[0, 0] * spacing[0] * zz
+        + g.direction_matrix[0, 1] * spacing[1] * yy
+        + g.direction_matrix[0, 2] * spacing[2] * xx
+    )
+    right = body & (x_lps < mid_x)
+    inner = np.asarray(ndimage.binary_erosion(body, _ball(15.0, (1e9, spacing[1], spacing[2]))))
+    candidates = right & inner
+    homog = candidates & (local_sd < np.percentile(local_sd[candidates], 40)) if candidates.any() else candidates
+    vals = smooth[homog]
+    auto_center = _mode(vals) if vals.size >= 100 else None
+    auto_spread = (
+        max(float(np.median(np.abs(vals - auto_center))) * 1.4826, floor) if auto_center is not None else 0.0
+    )
     if seed_lps_mm is not None:
         seed = point_to_index(image, seed_lps_mm, what="liver seed")
-        ball = np.zeros(raw.shape, dtype=bool)
-        ball[tuple(seed)] = True
-        ball = np.asarray(ndimage.binary_dilation(ball, _ball(10.0, spacing))) & body
         if not body[tuple(seed)]:
             raise InputError(
                 f"The liver seed {np.round(np.asarray(seed_lps_mm, dtype=float), 1).tolist()} mm (voxel "
                 f"{seed.tolist()}) is outside the body (air or background, intensity "
                 f"{float(raw[tuple(seed)]):.0f}); click inside the liver."
             )
-        vals = smooth[ball]
-        center = float(np.median(vals))
+        ball = np.zeros(raw.shape, dtype=bool)
+        ball[tuple(seed)] = True
+        ball = np.asarray(ndimage.binary_dilation(ball, _ball(25.0, spacing))) & body
+        near = ball & (local_sd < np.percentile(local_sd[ball], 40))
+        center = _mode(smooth[near])
+        if auto_center is not None and abs(center - auto_center) <= band_k * auto_spread:
+            center, spread = auto_center, auto_spread  # the seed agrees with the automatic model
+        else:
+            spread = max(float(np.median(np.abs(smooth[ball] - center))) * 1.4826, floor)
         automatic = False
     else:
-        # patient's right half = LPS -x
-        xs = g.index_to_lps(np.argwhere(body)[:: max(1, int(body.sum()) // 200000)])[:, 0]
-        mid_x = float(np.median(xs))
-        zz, yy, xx = np.meshgrid(
-            np.arange(raw.shape[0]), np.arange(raw.shape[1]), np.arange(raw.shape[2]), indexing="ij", sparse=True
-        )
-        x_lps = (
-            g.origin_lps_mm[0]
-            + g.direction_matrix[0, 0] * spacing[0] * zz
-            + g.direction_matrix[0, 1] * spacing[1] * yy
-            + g.direction_matrix[0, 2] * spacing[2] * xx
-        )
-        right = body & (x_lps < mid_x)
-        inner = np.asarray(ndimage.binary_erosion(body, _ball(15.0, (1e9, spacing[1], spacing[2]))))
-        homog = right & inner & (local_sd < np.percentile(local_sd[right & inner], 40))
-        vals = smooth[homog]
-        if vals.size < 100:
+        if auto_center is None:
             raise InputError(
                 f"No liver candidate was found automatically in {image.source or 'the image'}; give a seed point "
                 "in the liver (--seed X,Y,Z)."
             )
-        hist, edges = np.histogram(vals, bins=128)
-        hist = ndimage.gaussian_filter1d(hist.astype(float), 2.0)
-        peak = int(np.argmax(hist))
-        center = float(0.5 * (edges[peak] + edges[peak + 1]))
+        center, spread = auto_center, auto_spread
         automatic = True
-    dev = np.abs(vals - center)
-    spread = float(np.median(dev) * 1.4826)
-    spread = max(spread, 1e-6 * (float(raw.max()) - float(raw.min())) + 1e-6)
     band = (np.abs(smooth - center) <= band_k * spread) & body
     core = np.asarray(ndimage.binary_erosion(band, _ball(erosion_mm, spacing), border_value=1))
     lab, n = ndimage.label(core)

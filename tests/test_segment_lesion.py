@@ -1,0 +1,238 @@
+"""Lesion segmentation (hepavol.segmentation.lesion): analytic phantoms, the six DeepLesion cases, bad input.
+
+Real cases: NIH DeepLesion lesions as prepared for the FLARE 2025 "RECIST to 3D" task (Yan et al., J Med Imaging
+2018; MedSAM2 repositories, Apache-2.0), see tests/data/README.md. The reference is each case's 3D mask.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _segment_helpers import (
+    HU_IMAGE,
+    HU_MASK,
+    centroid_lps,
+    dice,
+    load_nifti,
+    load_npz,
+    npz_cases,
+    recist_line_lps,
+)
+from hepavol.errors import InputError
+from hepavol.geometry import Geometry
+from hepavol.segmentation import compose_label_map, segment_lesion
+from hepavol.volume import Volume
+
+# Geometry of the phantoms: 1 x 0.8 x 0.8 mm voxels, direction not the identity (axes permuted and flipped),
+# so that every LPS <-> index conversion is exercised.
+PHANTOM_DIRECTION = ((0.0, 0.0, -1.0), (0.0, 1.0, 0.0), (1.0, 0.0, 0.0))
+
+
+def _phantom(
+    *, radius_mm: float = 12.0, lesion: float = 40.0, background: float = 110.0, noise: float = 12.0, seed: int = 0
+) -> tuple[Volume, np.ndarray, np.ndarray]:
+    """A sphere of known intensity in noise; returns (image, analytic truth mask, centre in LPS mm)."""
+    g = Geometry(
+        shape=(50, 80, 80),
+        spacing_mm=(1.5, 0.8, 0.8),
+        origin_lps_mm=(10.0, -20.0, 30.0),
+        direction=PHANTOM_DIRECTION,
+    )
+    idx = np.indices(g.shape).reshape(3, -1).T
+    lps = g.index_to_lps(idx)
+    center = g.index_to_lps(np.array([25.3, 39.6, 40.2]))
+    truth = (np.linalg.norm(lps - center, axis=1) <= radius_mm).reshape(g.shape)
+    rng = np.random.default_rng(seed)
+    arr = np.where(truth, lesion, background) + rng.normal(0.0, noise, g.shape)
+    return Volume(arr.astype(np.float32), g), truth, center
+
+
+@pytest.mark.parametrize(
+    ("lesion", "background"),
+    [(40.0, 110.0), (180.0, 60.0)],  # hypo- and hyper-attenuating lesion in liver-like background (HU)
+)
+def test_sphere_phantom_from_seed(lesion: float, background: float) -> None:
+    """Dice against the analytic sphere (r = 12 mm: 4/3 pi r^3 = 7.238 mL) from a seed 3 mm off centre."""
+    image, truth, center = _phantom(lesion=lesion, background=background)
+    result = segment_lesion(image, seed_lps_mm=center + np.array([2.0, -2.0, 1.0]))
+    assert dice(result.mask, truth) >= 0.90
+    assert result.volume_ml == pytest.approx(4 / 3 * np.pi * 12.0**3 / 1000, rel=0.15)
+    assert not result.leaked
+
+
+def test_sphere_phantom_windowed_uint8() -> None:
+    """The intensity model is estimated at the seed, so a windowed 0-255 image works like HU."""
+    image, truth, center = _phantom()
+    arr = np.clip((np.asarray(image.array) + 160.0) / 400.0 * 255.0, 0, 255).astype(np.uint8)
+    result = segment_lesion(Volume(arr, image.geometry), seed_lps_mm=center)
+    assert dice(result.mask, truth) >= 0.90
+
+
+def test_sphere_phantom_from_recist_line() -> None:
+    """A RECIST line across the sphere's equator (24 mm) gives the sphere."""
+    image, truth, center = _phantom()
+    g = image.geometry
+    c_idx = g.lps_to_index(center)
+    z = round(c_idx[0])
+    half_px = 12.0 / g.spacing_mm[1]
+    a = g.index_to_lps(np.array([z, c_idx[1] - half_px, c_idx[2]]))
+    b = g.index_to_lps(np.array([z, c_idx[1] + half_px, c_idx[2]]))
+    result = segment_lesion(image, recist_lps_mm=(a, b))
+    assert dice(result.mask, truth) >= 0.90
+
+
+def test_two_touching_spheres_are_split_by_exclude() -> None:
+    """Two touching spheres of the same intensity: --exclude on the second keeps the first one alone."""
+    image, truth, center = _phantom(radius_mm=9.0)
+    g = image.geometry
+    other = center + g.direction_matrix[:, 2] * 18.0  # touching neighbour 18 mm away along the columns
+    lps = g.index_to_lps(np.indices(g.shape).reshape(3, -1).T)
+    truth2 = (np.linalg.norm(lps - other, axis=1) <= 9.0).reshape(g.shape)
+    arr = np.asarray(image.array).copy()
+    arr[truth2] = 40.0 + np.random.default_rng(1).normal(0, 12.0, int(truth2.sum()))
+    result = segment_lesion(Volume(arr, g), seed_lps_mm=center, exclude_lps_mm=[other])
+    assert dice(result.mask, truth) >= 0.85
+    assert (result.mask & truth2).sum() <= 0.05 * truth2.sum()
+
+
+def test_seed_in_vessel_warns_and_stays_bounded() -> None:
+    """A bright tube along the slice axis (a vessel): a leak warning and a bounded result, not the whole tube."""
+    g = Geometry(
+        shape=(120, 64, 64), spacing_mm=(1.0, 0.8, 0.8), origin_lps_mm=(0.0, 0.0, 0.0), direction=PHANTOM_DIRECTION
+    )
+    _, rr, cc = np.indices(g.shape)
+    tube = (rr - 32) ** 2 + (cc - 32) ** 2 <= (6.0 / 0.8) ** 2  # radius 6 mm, 120 mm long
+    rng = np.random.default_rng(2)
+    arr = np.where(tube, 200.0, 60.0) + rng.normal(0, 10.0, g.shape)
+    result = segment_lesion(Volume(arr, g), seed_lps_mm=g.index_to_lps(np.array([60, 32, 32])))
+    assert result.leaked
+    assert any("leaked along the slice axis" in w for w in result.warnings)
+    tube_ml = tube.sum() * g.voxel_volume_mm3 / 1000
+    assert result.volume_ml < 0.4 * tube_ml
+
+
+def test_seed_in_large_homogeneous_region_warns() -> None:
+    """A seed in a large organ-like region: no boundary within the search radius, cut back and flagged."""
+    image, _, center = _phantom(radius_mm=60.0, noise=5.0)
+    result = segment_lesion(image, seed_lps_mm=center, max_diameter_mm=60.0)
+    assert result.leaked
+    assert any("no lesion boundary" in w for w in result.warnings)
+
+
+def test_seed_outside_image() -> None:
+    image, _, _ = _phantom()
+    with pytest.raises(InputError, match=r"seed .* lies outside the image .*--index"):
+        segment_lesion(image, seed_lps_mm=(500.0, 0.0, 0.0))
+
+
+def test_seed_in_air_on_hu_image() -> None:
+    image = load_nifti(HU_IMAGE)
+    corner = image.geometry.index_to_lps(np.array([6, 5, 5]))
+    with pytest.raises(InputError, match=r"in air \(intensity -1024 HU"):
+        segment_lesion(image, seed_lps_mm=corner)
+
+
+def test_seed_in_background_on_windowed_image() -> None:
+    image, _ = load_npz(npz_cases()[1])
+    with pytest.raises(InputError, match="in the background"):
+        segment_lesion(image, seed_lps_mm=image.geometry.index_to_lps(np.array([6, 2, 2])))
+
+
+def test_recist_line_on_two_slices() -> None:
+    image, _, center = _phantom()
+    g = image.geometry
+    a = center
+    b = center + g.direction_matrix[:, 0] * 3 * g.spacing_mm[0]
+    with pytest.raises(InputError, match="same slice"):
+        segment_lesion(image, recist_lps_mm=(a, b))
+
+
+def test_no_seed() -> None:
+    image, _, _ = _phantom()
+    with pytest.raises(InputError, match="needs a seed point or a RECIST line"):
+        segment_lesion(image)
+
+
+def test_compose_keeps_instances_and_liver() -> None:
+    liver = np.zeros((1, 1, 5), bool)
+    liver[0, 0, :4] = True
+    lesion = np.zeros((1, 1, 5), bool)
+    lesion[0, 0, 1:3] = True
+    out = compose_label_map((1, 1, 5), liver=liver, lesions=[lesion, lesion])
+    assert out.tolist() == [[[1, 2, 2, 1, 0]]]
+
+
+# ------------------------------------------------------------------------------------------------ real cases
+def _real_cases() -> list[tuple[str, Volume, Volume]]:
+    cases = [(p.name, *load_npz(p)) for p in npz_cases()]
+    return cases
+
+
+@pytest.fixture(scope="module")
+def real_results() -> dict[str, list[tuple[str, float, float]]]:
+    """(case, Dice, relative volume error) per case, seeded at the mask centroid and from the RECIST line."""
+    out: dict[str, list[tuple[str, float, float]]] = {"seed": [], "recist": []}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, image, mask in _real_cases():
+            truth = np.asarray(mask.array) > 0
+            for mode in ("seed", "recist"):
+                if mode == "seed":
+                    res = segment_lesion(image, seed_lps_mm=centroid_lps(mask))
+                else:
+                    res = segment_lesion(image, recist_lps_mm=recist_line_lps(mask))
+                out[mode].append((name, dice(res.mask, truth), res.mask.sum() / truth.sum() - 1.0))
+    return out
+
+
+def test_real_cases_regression_floor(real_results: dict[str, list[tuple[str, float, float]]]) -> None:
+    """Measured quality must not drop below what this version reaches (benchmarks/segment.py prints the table).
+
+    Floors (measured 2026-11-23: seeded mean 0.67, min 0.42; RECIST mean 0.73, min 0.53) minus a small margin.
+    """
+    seed = np.array([d for _, d, _ in real_results["seed"]])
+    recist = np.array([d for _, d, _ in real_results["recist"]])
+    assert seed.mean() >= 0.64
+    assert seed.min() >= 0.38
+    assert recist.mean() >= 0.70
+    assert recist.min() >= 0.50
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 target not reached yet: seeded mean Dice 0.67, min 0.42 measured")
+def test_real_cases_seeded_issue_target(real_results: dict[str, list[tuple[str, float, float]]]) -> None:
+    """Issue 8: seeded at each mask's centroid, mean Dice >= 0.80 and none below 0.65."""
+    d = np.array([d for _, d, _ in real_results["seed"]])
+    assert d.mean() >= 0.80
+    assert d.min() >= 0.65
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 target not reached yet: RECIST mean Dice 0.73 measured")
+def test_real_cases_recist_issue_target(real_results: dict[str, list[tuple[str, float, float]]]) -> None:
+    """Issue 8: from the RECIST lines (longest in-plane diameter on the largest slice) mean Dice >= 0.85."""
+    d = np.array([d for _, d, _ in real_results["recist"]])
+    assert d.mean() >= 0.85
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 target not reached yet: volume errors up to +80% measured")
+def test_real_cases_volume_issue_target(real_results: dict[str, list[tuple[str, float, float]]]) -> None:
+    """Issue 8: lesion volume error <= 15% (from the RECIST lines)."""
+    assert all(abs(v) <= 0.15 for _, _, v in real_results["recist"])
+
+
+def test_hu_case_matches_windowed_case() -> None:
+    """The HU NIfTI and the windowed npz of lesion 000015_01_01_103-115 give similar masks (same lesion)."""
+    hu = load_nifti(HU_IMAGE)
+    mask = load_nifti(HU_MASK)
+    line = recist_line_lps(mask)
+    truth = np.asarray(mask.array) > 0
+    res_hu = segment_lesion(hu, recist_lps_mm=line)
+    win_image, win_mask = load_npz(next(p for p in npz_cases() if "103-115" in p.name))
+    res_win = segment_lesion(win_image, recist_lps_mm=recist_line_lps(win_mask))
+    assert dice(res_hu.mask, truth) >= 0.60
+    assert dice(res_hu.mask, res_win.mask) >= 0.80
