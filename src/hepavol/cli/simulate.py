@@ -11,9 +11,9 @@ from typing import Any, TextIO
 class _ProgressBar:
     """A one-line progress bar on standard error (redrawn in place on a terminal, one line per patient else)."""
 
-    def __init__(self, total: int, stream: TextIO = sys.stderr, width: int = 30) -> None:
+    def __init__(self, total: int, stream: TextIO | None = None, width: int = 30) -> None:
         self.total = total
-        self.stream = stream
+        self.stream = sys.stderr if stream is None else stream
         self.width = width
         self.start = time.perf_counter()
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
