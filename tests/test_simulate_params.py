@@ -7,6 +7,7 @@ worked examples), §1.3 (RECIST PD: +20 % and +5 mm vs nadir), §1.4 (non-target
 
 from __future__ import annotations
 
+import itertools
 import math
 from fractions import Fraction
 
@@ -84,7 +85,7 @@ def test_schedule_in_documented_windows(cohort: list) -> None:
         assert days[0] == 0
         if len(days) > 1:
             assert 91 <= days[1] <= 183  # early scan 3-6 months (SCIENCE.md §0)
-        for a, b in zip(days[1:], days[2:]):
+        for a, b in itertools.pairwise(days[1:]):
             assert 183 <= b - a <= 365  # then every 6-12 months (issue 5)
         base = np.array(p.scans[0].pose.translation_mm)
         for s in p.scans[1:]:
@@ -102,7 +103,8 @@ def test_follow_up_stops_at_true_progression(cohort: list) -> None:
         responses = [s.overall_response for s in t.scans[1:]]
         if t.pfs_event:
             events += 1
-            assert responses[-1] == "PD" and "PD" not in responses[:-1], p.patient_id
+            assert responses[-1] == "PD", p.patient_id
+            assert "PD" not in responses[:-1], p.patient_id
             assert t.pfs_days == p.scans[-1].day
         else:
             assert "PD" not in responses
@@ -155,7 +157,8 @@ def test_ki67_and_tgr_distributions() -> None:
     rng = patient_rng(5, 0)
     ki = np.array([sample_ki67_percent(rng, DEFAULT_CONFIG) for _ in range(4000)])
     tgr = np.array([sample_patient_tgr(rng, k, DEFAULT_CONFIG) for k in ki])
-    assert ki.min() >= 0.5 and ki.max() <= 40.0
+    assert ki.min() >= 0.5
+    assert ki.max() <= 40.0
     g1 = np.mean(ki < 3)
     assert 0.55 < g1 < 0.8
     assert np.mean(ki > 20) < 0.02
@@ -231,8 +234,11 @@ def test_true_axes_match_a_brute_force_section(cohort: list) -> None:
 def test_patient_is_independent_of_cohort_size_and_modality_option() -> None:
     a = sample_patient(4, seed=2, modality="mixed")
     b = sample_patient(4, seed=2, modality="mixed")
-    assert a.clinical == b.clinical and a.lesions == b.lesions and a.scans == b.scans
+    assert a.clinical == b.clinical
+    assert a.lesions == b.lesions
+    assert a.scans == b.scans
     c = sample_patient(4, seed=2, modality="ct")
-    assert c.modality == "CT" and c.lesions == a.lesions  # the modality draw does not shift other draws
+    assert c.modality == "CT"
+    assert c.lesions == a.lesions
     d = sample_patient(4, seed=3)
     assert d.lesions != a.lesions
