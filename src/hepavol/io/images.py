@@ -192,24 +192,40 @@ def _squeeze_to_3d(shape: tuple[int, ...], p: Path) -> tuple[int, int, int]:
 
 
 def _read_nifti(p: Path) -> Volume:
+    import gzip
+
     import nibabel as nib
 
+    compressed = p.name.lower().endswith(".gz")
     try:
-        img = nib.load(str(p), mmap=False)
-    except Exception as exc:
-        raise InputError(
-            f"'{p}' cannot be read as NIfTI (nibabel: {exc}). The file is not a NIfTI image, or it is corrupt."
-        ) from exc
-    if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
-        raise InputError(f"'{p}' is a {type(img).__name__}, not a NIfTI-1/2 image.")
-    ijk_shape = _squeeze_to_3d(tuple(int(n) for n in img.shape), p)
-    try:
-        data = np.asanyarray(img.dataobj)
-    except Exception as exc:
-        raise InputError(
-            f"'{p}' is truncated or corrupt: its voxel data cannot be read completely (nibabel: {exc}). "
-            "Replace it with a complete copy."
-        ) from exc
+        fh = gzip.open(p, "rb") if compressed else open(p, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise InputError(f"Cannot open '{p}': {exc}.") from exc
+    with fh:
+        try:
+            head = fh.read(4)
+            fh.seek(0)
+            sizes = {int.from_bytes(head, "little"), int.from_bytes(head, "big")} if len(head) == 4 else set()
+            if 348 in sizes:
+                img: Any = nib.Nifti1Image.from_stream(fh)
+            elif 540 in sizes:
+                img = nib.Nifti2Image.from_stream(fh)
+            else:
+                raise InputError("its header does not start with sizeof_hdr 348 (NIfTI-1) or 540 (NIfTI-2)")
+        except Exception as exc:
+            raise InputError(
+                f"'{p}' cannot be read as NIfTI ({exc}). The file is not a NIfTI image, or it is corrupt."
+            ) from exc
+        ijk_shape = _squeeze_to_3d(tuple(int(n) for n in img.shape), p)
+        try:
+            data = np.asanyarray(img.dataobj)
+            if compressed:
+                fh.read()  # read to the end of the gzip stream: gzip checks its CRC-32 and length there
+        except Exception as exc:
+            raise InputError(
+                f"'{p}' is truncated or corrupt: its voxel data cannot be read completely ({exc}). "
+                "Replace it with a complete copy."
+            ) from exc
     data = np.asarray(data).reshape(ijk_shape, order="F") if data.ndim != 3 else np.asarray(data)
     if data.dtype.kind == "c" or data.dtype.fields is not None:
         raise InputError(f"'{p}' holds {data.dtype} voxels (complex or RGB); hepavol needs scalar voxels.")
