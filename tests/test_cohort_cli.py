@@ -305,3 +305,22 @@ def test_small_cohort_gives_warnings_not_crashes(tmp_path: Path) -> None:
     assert any("events per variable < 10" in w for w in results["warnings"])
     assert results["cox_volume_change"]["n"] == results["landmark_n"] <= 8
     assert results["cox_volume_change"]["events"] == results["landmark_events"]
+
+
+def test_demo_hook_writes_report_and_prints_headline(tmp_path: Path) -> None:
+    """``hepavol demo`` calls run_cohort_demo: it returns the report path and prints it with the headline numbers."""
+    import io
+
+    from hepavol.cli._demo_cohort import run_cohort_demo
+
+    buf = io.StringIO()
+    report = run_cohort_demo(buf, tmp_path)
+    text = buf.getvalue()
+    assert report == tmp_path / "cohort_report" / "report.html"
+    assert report.exists()
+    assert str(report) in text
+    assert re.search(r"landmark set: \d+ patients, \d+ events", text)
+    assert re.search(r"Cox volume change: HR \d\.\d\d per \+10 pp \(95% CI \d\.\d\d-\d\.\d\d\)", text)
+    assert "Harrell's C: volume" in text
+    results = json.loads((tmp_path / "cohort_report" / "results.json").read_text())
+    assert f"landmark set: {results['landmark_n']} patients, {results['landmark_events']} events" in text
