@@ -34,7 +34,8 @@ h1 { font-size: 24px; margin-bottom: 4px; } h2 { font-size: 19px; border-bottom:
 .meta { color: #555; font-size: 12.5px; }
 table { border-collapse: collapse; margin: 10px 0 14px; font-size: 13px; }
 th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }
-th { background: #eef3f8; } td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+th { background: #eef3f8; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.nw { white-space: nowrap; }
 figure { margin: 16px 0 22px; page-break-inside: avoid; break-inside: avoid; }
 figure img { max-width: 100%; border: 1px solid #e3e3e3; }
 figcaption { font-size: 12.5px; color: #444; margin-top: 4px; }
@@ -46,7 +47,10 @@ figcaption { font-size: 12.5px; color: #444; margin-top: 4px; }
 .excl { border: 1px dashed #D55E00; border-radius: 6px; padding: 6px 12px; font-size: 12.5px; color: #7a3300; }
 .arrow { margin-left: 150px; color: #0072B2; font-size: 20px; line-height: 1.1; }
 code { font-size: 12.5px; }
-@media print { body { margin: 0 auto; max-width: none; } h2 { page-break-after: avoid; } }
+@page { size: A4; margin: 12mm; }
+@media print { body { margin: 0 auto; max-width: none; padding: 0; font-size: 11.5px; }
+  table { font-size: 10.5px; max-width: 100%; } h2 { page-break-after: avoid; break-after: avoid; }
+  tr, .flow, .summary { break-inside: avoid; } }
 """
 
 
@@ -75,13 +79,15 @@ def _ci(ci: Sequence[float] | None, digits: int = 3) -> str:
     return f"{_f(ci[0], digits)} to {_f(ci[1], digits)}"
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, numeric_from: int = 1) -> str:
+def _table(
+    headers: Sequence[str], rows: Sequence[Sequence[Any]], *, numeric_from: int = 1, nowrap: bool = True
+) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     body = []
     for row in rows:
         cells = []
         for j, c in enumerate(row):
-            cls = ' class="num"' if j >= numeric_from else ""
+            cls = (' class="num nw"' if nowrap else ' class="num"') if j >= numeric_from else ""
             cells.append(f"<td{cls}>{_e(c)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
@@ -369,7 +375,7 @@ def render_html(
         "<h2>1. Patient flow</h2>",
         _flow_html(a),
         "<h2>2. Baseline characteristics</h2><p>Median [IQR] with the number of patients with a value, or count (%).</p>",
-        _table(["Characteristic", *headers], [[label, *cells] for label, cells in rows]),
+        _table(["Characteristic", *headers], [[label, *cells] for label, cells in rows], nowrap=False),
         "<h2>3. Primary endpoint: early change and landmark PFS</h2>",
         _table(
             _COX_HEADERS,
