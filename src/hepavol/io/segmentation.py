@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from hepavol.errors import InputError
 from hepavol.geometry import GRID_ATOL_MM, Geometry, check_same_grid
-from hepavol.io.dicom_series import is_dicom_file, read_dicom_file_header
+from hepavol.io.dicom_series import _non_image_reason, is_dicom_file, read_dicom_file_header
 from hepavol.io.reorient import reorient_like
 from hepavol.volume import Volume, resample_like
 
@@ -78,6 +78,11 @@ def read_segmentation(
         assert header is not None
         if header.sop_class_uid == _SEG_SOP_CLASS or header.modality.upper() == "SEG":
             return _read_dicom_seg(p, reference=reference, resample=resample)
+        if _non_image_reason(header) is not None:
+            raise InputError(
+                f"'{p}' is a DICOM {header.modality or 'non-image'} object, not a segmentation. Give a DICOM SEG "
+                "or a label-map image (NIfTI, NRRD, MetaImage)."
+            )
     from hepavol.io.images import read_image
 
     volume = read_image(p)
