@@ -21,9 +21,8 @@ Diameters: the *pixel-edge* (corner) convention
     long axis (sampled every quarter pixel along it), the extent of the lesion's pixel boxes along that line
     (a gap inside the lesion does not shorten it).
 ``max_diameter_3d_mm``
-    The largest distance between two corners of the lesion's voxel boxes in 3D. Exact when the candidate set is
-    small; otherwise candidate rows are the 2D convex-hull vertices found by 256 in-plane support directions,
-    which bounds the relative error by 1 − cos(π/256) < 8e-5.
+    The largest distance between two corners of the lesion's voxel boxes in 3D, computed exactly (support
+    functions bound each pair of slices; only pairs that can hold the maximum are computed corner by corner).
 ``centroid_mm``
     The mean LPS position of the voxel centres.
 ``mean_hu``, ``sd_hu``
@@ -59,7 +58,7 @@ Segment = tuple[Vec3, Vec3]
 #: RECIST 1.1 minimum long axis of a measurable (non-nodal) lesion, mm (Eisenhauer et al. 2009, section 3.1).
 RECIST_MIN_LONG_AXIS_MM = 10.0
 
-_SUPPORT_DIRECTIONS = 256
+_SUPPORT_DIRECTIONS = 64
 _PAIR_BLOCK = 2_000_000  # elements per vectorised block of pairwise distances
 
 
@@ -454,7 +453,8 @@ def _measure_components(
             continue
         start = tuple(s.start for s in box)
         origin_index = np.add(offset, start)
-        plane = _inplane_axes(sub, geometry.spacing_mm)
+        extremes = _row_extremes(sub)
+        plane = _inplane_axes(sub, extremes, geometry.spacing_mm)
         z_local, long_mm, short_mm, long_idx, short_idx = plane
         long_ends = _segment_to_lps(long_idx, z_local, origin_index, geometry)
         short_ends = _segment_to_lps(short_idx, z_local, origin_index, geometry)
@@ -479,7 +479,7 @@ def _measure_components(
                 slice_index=int(origin_index[0] + z_local),
                 long_ends=long_ends,
                 short_ends=short_ends,
-                diameter_3d_mm=_max_diameter_3d(sub, geometry.spacing_mm),
+                diameter_3d_mm=_max_diameter_3d(extremes, geometry.spacing_mm),
                 centroid=tuple(float(v) for v in geometry.index_to_lps(centroid_idx)),  # type: ignore[arg-type]
                 mean=mean,
                 sd=sd,
@@ -537,15 +537,18 @@ def _row_extremes(sub: NDArray[np.bool_]) -> tuple[NDArray[np.bool_], NDArray[np
     return has, left, right
 
 
+_Extremes = tuple[NDArray[np.bool_], NDArray[np.intp], NDArray[np.intp]]
+
+
 def _inplane_axes(
-    sub: NDArray[np.bool_], spacing_mm: Vec3
+    sub: NDArray[np.bool_], extremes: _Extremes, spacing_mm: Vec3
 ) -> tuple[int, float, float, NDArray[np.float64], NDArray[np.float64]]:
     """Long axis (exact, corner convention) over all slices, then the short axis on its slice.
 
     Returns the local slice index, the two lengths in mm and the two segments as (row, column) index pairs.
     """
     _, sy, sx = spacing_mm
-    has, left, right = _row_extremes(sub)
+    has, left, right = extremes
     nz, ny = has.shape
     rows = np.arange(ny)
     # Between rows a and b of one slice, the farthest corners are the right end of one and the left end of the
@@ -626,7 +629,7 @@ def _short_axis(
     return float(maxs[j] - mins[j]), ends
 
 
-def _max_diameter_3d(sub: NDArray[np.bool_], spacing_mm: Vec3) -> float:
+def _max_diameter_3d(extremes: _Extremes, spacing_mm: Vec3) -> float:
     """Largest distance between two voxel corners of the lesion, in mm (exact).
 
     Per slice, the in-plane support function h(θ) of the pixel corners is sampled in K directions. For two
@@ -636,7 +639,7 @@ def _max_diameter_3d(sub: NDArray[np.bool_], spacing_mm: Vec3) -> float:
     from their rows' end points.
     """
     sz, sy, sx = spacing_mm
-    has, left, right = _row_extremes(sub)
+    has, left, right = extremes
     zi, yi = np.nonzero(has)
     lft = left[zi, yi].astype(np.int64)
     rgt = right[zi, yi].astype(np.int64)
