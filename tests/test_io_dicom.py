@@ -379,3 +379,48 @@ def test_writer_quantises_non_integer_values(tmp_path: Path) -> None:
     assert back.array.dtype == np.float32
     step = (1234.5 + 3.3) / 65535
     np.testing.assert_allclose(back.array, arr, atol=step)
+
+
+# ---------------------------------------------------------------------------------------------- external tools
+def _tool(name: str, package: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed: install the Debian package {package} (make test installs it).")
+    return path
+
+
+@pytest.mark.external
+@pytest.mark.parametrize("modality", ["CT", "MR"])
+def test_written_series_passes_dciodvfy(tmp_path: Path, modality: str) -> None:
+    """dciodvfy (dicom3tools, D. Clunie) checks every file against the CT/MR Image IOD: no error, no warning."""
+    import subprocess
+
+    dciodvfy = _tool("dciodvfy", "dicom3tools")
+    files = write_dicom_series(phantom("oblique-inplane", shape=(2, 8, 8)), tmp_path / "s", modality=modality)
+    out = subprocess.run([dciodvfy, str(files[0])], capture_output=True, text=True, check=False)
+    report = (out.stdout + out.stderr).strip().splitlines()
+    assert report == [f"{modality}Image"], report
+
+
+@pytest.mark.external
+@pytest.mark.parametrize(
+    ("tool", "syntax"),
+    [
+        ("dcmcjpeg", "1.2.840.10008.1.2.4.70"),  # JPEG Lossless, first-order prediction (process 14, SV1)
+        ("dcmcjpls", "1.2.840.10008.1.2.4.80"),  # JPEG-LS lossless
+        ("dcmcrle", "1.2.840.10008.1.2.5"),  # RLE lossless
+    ],
+)
+def test_series_compressed_by_dcmtk_decodes_identically(tmp_path: Path, tool: str, syntax: str) -> None:
+    """An independent encoder (DCMTK) compresses our series; decoding must give the original voxels."""
+    import subprocess
+
+    exe = _tool(tool, "dcmtk")
+    vol = phantom("axial", shape=(3, 20, 24))
+    files = write_dicom_series(vol, tmp_path / "raw")
+    (tmp_path / "cmp").mkdir()
+    for f in files:
+        subprocess.run([exe, str(f), str(tmp_path / "cmp" / f.name)], check=True, capture_output=True)
+    back = read_dicom_series(tmp_path / "cmp")
+    assert back.metadata["transfer_syntaxes"] == [syntax]
+    assert_same_volume(back, vol)

@@ -195,7 +195,7 @@ def write_dicom_series(
             ds = Dataset()
             ds.file_meta = meta
             ds.SpecificCharacterSet = "ISO_IR 100"
-            ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+            ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL" if mod == "CT" else "OTHER"]
             ds.SOPClassUID = sop_class
             ds.SOPInstanceUID = sop_uid
             ds.StudyDate = date
@@ -231,7 +231,8 @@ def write_dicom_series(
                 ds.SpacingBetweenSlices = _ds(g.spacing_mm[0])
             ds.StudyInstanceUID = study_uid
             ds.SeriesInstanceUID = series_uid
-            ds.StudyID = ""
+            ds.StudyID = "1"
+            ds.BodyPartExamined = "ABDOMEN"
             ds.SeriesNumber = series_number
             ds.AcquisitionNumber = 1
             ds.InstanceNumber = k + 1
@@ -249,8 +250,9 @@ def write_dicom_series(
             ds.BitsStored = 16
             ds.HighBit = 15
             ds.PixelRepresentation = pixel_rep
-            ds.RescaleIntercept = _ds(intercept)
-            ds.RescaleSlope = _ds(slope)
+            if mod == "CT" or slope != 1.0 or intercept != 0.0:  # the MR IOD has no rescale unless needed
+                ds.RescaleIntercept = _ds(intercept)
+                ds.RescaleSlope = _ds(slope)
             if mod == "CT":
                 ds.RescaleType = "HU"
             ds.PixelData = np.ascontiguousarray(stored[k]).astype("<" + stored.dtype.str[1:], copy=False).tobytes()
