@@ -414,7 +414,10 @@ def paint_tissues(anat: Anatomy, x: F32, y: F32, z: F32) -> tuple[NDArray[np.uin
     t[arch & ~disc] = Tissue.BONE_CORTEX
     t[np.hypot(x, y - (sy + rv + 9.0)) <= 8.0] = Tissue.CSF
     # liver with its vessels
-    liver = liver_sdf(anat, x, y, z) < 0
+    lo, hi = anat.liver_bounds_mm()
+    near = (x >= lo[0]) & (x <= hi[0]) & (y >= lo[1]) & (y <= hi[1]) & (z >= lo[2]) & (z <= hi[2])
+    liver = np.zeros(x.shape, dtype=bool)
+    liver[near] = liver_sdf(anat, x[near], y[near], z[near]) < 0
     t[liver] = Tissue.LIVER
     if anat.vessels and liver.any():
         in_liver = np.nonzero(liver)

@@ -121,6 +121,28 @@ def _body_points(
     return px, py, pz
 
 
+def _texture_waves(rng: np.random.Generator, n: int = 8) -> list[tuple[float, float, float, float]]:
+    waves = []
+    for _ in range(n):
+        d = rng.normal(size=3)
+        d = d / np.linalg.norm(d) * (2 * np.pi / rng.uniform(6.0, 18.0))
+        waves.append((float(d[0]), float(d[1]), float(d[2]), float(rng.uniform(0, 2 * np.pi))))
+    return waves
+
+
+def _texture(
+    waves: list[tuple[float, float, float, float]],
+    x: NDArray[np.float32],
+    y: NDArray[np.float32],
+    z: NDArray[np.float32],
+) -> NDArray[np.float32]:
+    """A smooth random field of unit standard deviation (sum of cosines in the body frame)."""
+    field = np.zeros(x.shape, dtype=np.float32)
+    for kx, ky, kz, phase in waves:
+        field += np.cos(kx * x + ky * y + kz * z + phase).astype(np.float32)
+    return field * np.float32(np.sqrt(2.0 / len(waves)))
+
+
 def _lesion_values(spec: LesionSpec, rho: NDArray[np.float32], modality: str, liver: float) -> NDArray[np.float32]:
     """Intensity inside a lesion as a function of the normalised radius ``rho`` (≤ 1)."""
     c0, c1, c2 = spec.contrast
@@ -189,6 +211,9 @@ def render_scan(
     lut[int(Tissue.LIVER)] = patient.liver_intensity
     lut[int(Tissue.LIVER_VESSEL)] = patient.liver_intensity + 65.0 if ct else 70.0
 
+    # fine tissue texture that moves with the patient (its own random stream: parameters are unaffected)
+    waves = _texture_waves(patient_rng(patient.seed, patient.index, 2))
+    texture_amp = np.float32(5.0 if ct else 0.04 * patient.liver_intensity)
     image = np.empty(geometry.shape, dtype=np.float32)
     liver = np.empty(geometry.shape, dtype=bool)
     bias = None if ct else np.empty(geometry.shape, dtype=np.float32)
@@ -197,6 +222,8 @@ def render_scan(
         x, y, z = _body_points(geometry, scan, k0, k1)
         tissues, liver_chunk = paint_tissues(patient.anatomy, x, y, z)
         image[k0:k1] = lut[tissues]
+        soft = (tissues != Tissue.AIR) & (tissues != Tissue.GAS) & (tissues != Tissue.LUNG)
+        image[k0:k1] += np.where(soft, _texture(waves, x, y, z) * texture_amp, np.float32(0.0))
         liver[k0:k1] = liver_chunk
         if bias is not None:  # receive-coil bias: brighter near the body surface, smooth along z
             r2 = (x / 170.0) ** 2 + (y / 130.0) ** 2
