@@ -424,3 +424,16 @@ def test_series_compressed_by_dcmtk_decodes_identically(tmp_path: Path, tool: st
     back = read_dicom_series(tmp_path / "cmp")
     assert back.metadata["transfer_syntaxes"] == [syntax]
     assert_same_volume(back, vol)
+
+
+def test_sop_instance_uids_are_reproducible_with_a_given_series_uid(tmp_path: Path) -> None:
+    vol = phantom("axial", shape=(2, 4, 4))
+    uid = pydicom.uid.generate_uid()
+    a = write_dicom_series(vol, tmp_path / "a", series_instance_uid=uid, study_date="2024-01-31")
+    b = write_dicom_series(vol, tmp_path / "b", series_instance_uid=uid, study_date="2024-01-31")
+    uids_a = [pydicom.dcmread(f).SOPInstanceUID for f in a]
+    assert uids_a == [pydicom.dcmread(f).SOPInstanceUID for f in b]
+    assert len(set(uids_a)) == 2
+    assert pydicom.dcmread(a[0]).StudyDate == "20240131"
+    with pytest.raises(InputError, match=r"'study_date' must be a date .* but it is '31/01/2024'"):
+        write_dicom_series(vol, tmp_path / "c", study_date="31/01/2024")

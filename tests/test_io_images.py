@@ -15,7 +15,7 @@ import pytest
 import SimpleITK as sitk
 from tests._io_helpers import ORIENTATIONS, assert_same_as_sitk, assert_same_volume, phantom
 
-from hepavol.errors import InputError
+from hepavol.errors import GeometryError, InputError
 from hepavol.geometry import Geometry
 from hepavol.io import read_image, write_dicom_series, write_image
 from hepavol.volume import Volume
@@ -222,3 +222,11 @@ def test_write_unsupported_suffix(tmp_path: Path) -> None:
     g = Geometry(shape=(1, 2, 2), spacing_mm=(1, 1, 1), origin_lps_mm=(0, 0, 0), direction=ORIENTATIONS["axial"])
     with pytest.raises(InputError, match=r"suffix must be one of \.nii, \.nii\.gz, \.nrrd, \.mha"):
         write_image(Volume(np.zeros((1, 2, 2), np.int16), g), tmp_path / "x.mhd")
+
+
+def test_sheared_affine_is_refused(tmp_path: Path) -> None:
+    aff = np.eye(4)
+    aff[0, 1] = 0.5  # shear: j axis not perpendicular to i
+    nib.save(nib.Nifti1Image(np.zeros((4, 5, 6), np.int16), aff), tmp_path / "shear.nii.gz")
+    with pytest.raises(GeometryError, match=r"shear\.nii\.gz': Argument 'direction' must be orthogonal"):
+        read_image(tmp_path / "shear.nii.gz")

@@ -117,6 +117,8 @@ def write_dicom_series(
         StudyDate/SeriesDate (YYYY-MM-DD or YYYYMMDD); today when omitted.
     study_instance_uid, series_instance_uid, frame_of_reference_uid : str, optional
         UIDs to reuse (e.g. several series of one study); new ones from ``pydicom.uid.generate_uid`` otherwise.
+        When ``series_instance_uid`` is given, the SOP Instance UIDs are derived from it and the slice index
+        (``generate_uid(entropy_srcs=...)``), so rewriting the same series gives the same files.
     series_number : int
         SeriesNumber.
     transfer_syntax : str
@@ -183,7 +185,8 @@ def write_dicom_series(
     try:
         for k in range(n_slices):
             position = g.index_to_lps((k, 0, 0))
-            sop_uid = generate_uid()
+            # SOP Instance UIDs are reproducible when the caller fixes the series UID (simulated cohorts)
+            sop_uid = generate_uid(entropy_srcs=[series_uid, str(k)]) if series_instance_uid else generate_uid()
             meta = FileMetaDataset()
             meta.MediaStorageSOPClassUID = UID(sop_class)
             meta.MediaStorageSOPInstanceUID = UID(sop_uid)
