@@ -260,3 +260,16 @@ def test_image_reader_refuses_seg_and_segmentation_reader_refuses_sr() -> None:
         read_image(DCMQI / "liver.dcm")
     with pytest.raises(InputError, match=r"sr_document\.dcm' is a DICOM SR object, not a segmentation"):
         read_segmentation(HD / "sr_document.dcm")
+
+
+def test_folder_with_one_seg(tmp_path: Path) -> None:
+    import shutil
+
+    (tmp_path / "seg").mkdir()
+    shutil.copy(DCMQI / "liver.dcm", tmp_path / "seg" / "a.dcm")
+    (tmp_path / "seg" / "README.txt").write_text("exported by a viewer")
+    ct = read_image(DCMQI / "ct-3slice")
+    assert int((read_segmentation(tmp_path / "seg", reference=ct.geometry).array == 1).sum()) == 107098
+    shutil.copy(DCMQI / "liver.dcm", tmp_path / "seg" / "b.dcm")
+    with pytest.raises(InputError, match=r"(?s)holds 2 DICOM SEG files:.*a\.dcm.*b\.dcm.*--seg FILE"):
+        read_segmentation(tmp_path / "seg")

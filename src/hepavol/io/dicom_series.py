@@ -798,8 +798,10 @@ def read_dicom_series(
     series_uid : str, optional
         SeriesInstanceUID of the series to read when the folder holds several image series.
     allow_gaps : bool, default False
-        Resample a series with missing slices or irregular spacing onto a regular grid (spacing = median gap)
-        by linear interpolation along the slice axis, with a warning. Integer images are rounded to integers.
+        Resample a series with missing slices or irregular spacing onto a regular grid from the first to the
+        last slice, with the number of slices that makes the spacing closest to the median gap, by linear
+        interpolation along the slice axis between the two nearest acquired slices, with a warning. Integer
+        images are rounded to integers.
 
     Returns
     -------

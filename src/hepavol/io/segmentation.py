@@ -47,7 +47,7 @@ def read_segmentation(
     ----------
     path : str or os.PathLike
         A label-map image (``.nii``, ``.nii.gz``, ``.nrrd``, ``.nhdr``, ``.mha``, ``.mhd``, DICOM) or a DICOM SEG
-        file.
+        file, or a folder holding exactly one DICOM SEG (else the folder is read as a DICOM label-map series).
     reference : Geometry, optional
         The image grid the labels must lie on (normally ``read_image(...).geometry``).
     resample : bool, default False
@@ -73,6 +73,15 @@ def read_segmentation(
     p = Path(path)
     if not p.exists():
         raise InputError(f"Segmentation '{p}' does not exist. Check the path.")
+    if p.is_dir():
+        segs = _seg_files(p)
+        if len(segs) > 1:
+            listing = "\n".join(f"  {f}" for f in segs)
+            raise InputError(
+                f"'{p}' holds {len(segs)} DICOM SEG files:\n{listing}\nGive the one to use as --seg FILE."
+            )
+        if segs:
+            p = segs[0]
     if p.is_file() and is_dicom_file(p):
         header = read_dicom_file_header(p)
         assert header is not None
@@ -88,6 +97,16 @@ def read_segmentation(
     volume = read_image(p)
     labels = _as_labels(volume, p)
     return _align(labels, reference, resample=resample, name=f"segmentation '{p}'")
+
+
+def _seg_files(folder: Path) -> list[Path]:
+    """DICOM SEG files under ``folder`` (recursively)."""
+    found = []
+    for f in sorted(q for q in folder.rglob("*") if q.is_file()):
+        header = read_dicom_file_header(f)
+        if header is not None and (header.sop_class_uid == _SEG_SOP_CLASS or header.modality.upper() == "SEG"):
+            found.append(f)
+    return found
 
 
 def _as_labels(volume: Volume, p: Path) -> Volume:
