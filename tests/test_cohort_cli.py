@@ -324,3 +324,32 @@ def test_demo_hook_writes_report_and_prints_headline(tmp_path: Path) -> None:
     assert "Harrell's C: volume" in text
     results = json.loads((tmp_path / "cohort_report" / "results.json").read_text())
     assert f"landmark set: {results['landmark_n']} patients, {results['landmark_events']} events" in text
+
+
+def test_missing_secondary_columns_and_single_modality(tmp_path: Path) -> None:
+    """CT only, no sums of diameters, no CgA, no extra-abdominal status: the volume analyses still run on every
+    landmark patient; the SLD pieces are null with a note; no by_modality."""
+    import dataclasses
+
+    from hepavol.cohort import CohortTable
+
+    t = simulate_table(40, seed=3, mr_fraction=0.0)
+    pts = tuple(
+        dataclasses.replace(p, baseline_sld_mm=None, early_sld_mm=None, extra_abdominal=None, cga_ug_l=None)
+        for p in t.patients
+    )
+    write_cohort_table(CohortTable(pts, "x"), tmp_path / "t.csv")
+    assert (
+        main(["cohort", str(tmp_path / "t.csv"), "--out", str(tmp_path / "o"), "--bootstrap", "50", "--no-pdf"])
+        == 0
+    )
+    results = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert list(results) == [*RESULT_KEYS, "warnings"]
+    assert results["cindex_volume_change"]["n"] == results["landmark_n"]
+    assert results["cindex_volume_change"]["c"] is not None
+    assert results["cindex_sld_change"]["c"] is None
+    assert results["cindex_difference"]["difference"] is None
+    assert results["cox_sld_change"]["coef"] is None
+    assert results["spearman_baseline_volume_vs_cga"]["n"] == 0
+    assert results["mannwhitney_baseline_volume_by_extra_abdominal"]["u"] is None
+    assert any("without a sum of diameters" in w for w in results["warnings"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -30,6 +30,13 @@ from hepavol.cohort.stats import (
     mann_whitney,
     spearman,
 )
+
+
+class BootstrapSettings(TypedDict):
+    resamples: int
+    seed: int
+    auc_months: tuple[float, float]
+
 
 #: The keys of ``results.json`` named by the issue, in order (plus ``warnings`` and ``by_modality``).
 RESULT_KEYS: tuple[str, ...] = (
@@ -222,22 +229,25 @@ def analyse_cohort(
         missing = [p for p, ok in zip(landmark, sld_ok) if not ok]
         warns.append(
             f"{prefix}{len(missing)} landmark patient(s) without a sum of diameters at baseline or early scan are "
-            f"left out of the SLD analyses and the C-index comparison (lines {_lines(missing)})"
+            f"left out of the SLD analyses and the paired C-index difference (lines {_lines(missing)}); "
+            "cindex_volume_change uses every landmark patient"
         )
     x_sld = _arr(landmark, "sld_change_percent")
     cox_sld = cox_univariable(
         t_lm[sld_ok], e_lm[sld_ok], x_sld[sld_ok], covariate="sld_change_percent", unit="per 1 percentage point"
     )
 
-    # Discrimination, on the patients with both scores.
+    # Discrimination: the difference on the patients with both scores; each C on all patients with its score.
+    boot = BootstrapSettings(resamples=opts.bootstrap_resamples, seed=opts.seed, auc_months=opts.auc_months)
     cidx, cdiff = concordance_comparison(
         t_lm[sld_ok],
         e_lm[sld_ok],
         {"volume_change_percent": x_vol[sld_ok], "sld_change_percent": x_sld[sld_ok]},
-        resamples=opts.bootstrap_resamples,
-        seed=opts.seed,
-        auc_months=opts.auc_months,
+        **boot,
     )
+    if not sld_ok.all():
+        only_volume, _ = concordance_comparison(t_lm, e_lm, {"volume_change_percent": x_vol}, **boot)
+        cidx["volume_change_percent"] = only_volume["volume_change_percent"]
 
     # TGR groups (GREPONET cut-off) on the landmark set.
     cut = opts.tgr_cutoff_percent_per_month

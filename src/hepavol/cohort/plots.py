@@ -106,9 +106,12 @@ def _km_panel(ax, at_risk_ax, groups: Sequence[tuple[str, np.ndarray, np.ndarray
     ax.set_xlabel("Months since the early scan (landmark)")
     ax.set_title(title, loc="left")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper right", frameon=False, fontsize=9)
+    if any(t.size for _, t, _ in groups):
+        ax.legend(loc="upper right", frameon=False, fontsize=9)
+    else:
+        ax.text(0.5, 0.5, "no patients in this analysis", ha="center", va="center", transform=ax.transAxes)
     at_risk_ax.set_xlim(ax.get_xlim())
-    at_risk_ax.set_ylim(-0.5, len(rows) - 0.5)
+    at_risk_ax.set_ylim(-0.5, max(len(rows), 1) - 0.5)
     at_risk_ax.axis("off")
     at_risk_ax.text(0, len(rows) - 0.3, "Number at risk", fontsize=9, fontweight="bold", va="bottom")
     for r, (label, colour, counts) in enumerate(rows):
@@ -439,9 +442,9 @@ def figure_correlations(analysis: CohortAnalysis, patients: Sequence[DerivedPati
         if logy:
             ok &= ys > 0
         ax.scatter(xs[ok], ys[ok], s=22, alpha=0.75, color=_COLOURS[0], edgecolor="white", lw=0.5)
-        if logx:
+        if logx and ok.any():
             ax.set_xscale("log")
-        if logy:
+        if logy and ok.any():
             ax.set_yscale("log")
         ax.set_xlabel(xl)
         ax.set_ylabel(yl)
@@ -462,7 +465,8 @@ def figure_correlations(analysis: CohortAnalysis, patients: Sequence[DerivedPati
         if g:
             ax.boxplot([g], positions=[k], widths=0.5, showfliers=False, medianprops={"color": _COLOURS[1]})
             ax.scatter(k + rng.uniform(-0.15, 0.15, len(g)), g, s=16, alpha=0.7, color=_COLOURS[0])
-    ax.set_yscale("log")
+    if groups[0] or groups[1]:
+        ax.set_yscale("log")
     ax.set_xticks([0, 1], [f"No extra-abdominal\n(n={len(groups[0])})", f"Extra-abdominal\n(n={len(groups[1])})"])
     ax.set_ylabel("Baseline tumour volume (mL)")
     ax.set_title(

@@ -324,8 +324,9 @@ def concordance_comparison(
     seed: int = 20181,
     auc_months: tuple[float, float] = (12.0, 24.0),
 ) -> tuple[dict[str, ConcordanceResult], ConcordanceDifference]:
-    """Harrell's C of two risk scores on the same patients, their bootstrap CIs and the paired bootstrap CI of
-    the difference (first − second), plus time-dependent AUC at ``auc_months`` (months = days / 30.4375).
+    """Harrell's C of one or two risk scores on the same patients, their bootstrap CIs and (for two) the paired
+    bootstrap CI of the difference (first − second), plus time-dependent AUC at ``auc_months``
+    (months = days / 30.4375).
 
     The bootstrap resamples patients with replacement ``resamples`` times (NumPy ``default_rng(seed)``) and
     recomputes both C's on each resample (percentile intervals). Pairs of two copies of one patient are never
@@ -334,12 +335,12 @@ def concordance_comparison(
     t = np.asarray(time, dtype=float)
     e = np.asarray(event, dtype=bool)
     names = list(scores)
-    if len(names) != 2:
-        raise ValueError(f"concordance_comparison needs exactly two scores, got {names}")
+    if len(names) not in (1, 2):
+        raise ValueError(f"concordance_comparison needs one or two scores, got {names}")
     n, events = int(t.size), int(e.sum())
     mats = {k: _pair_matrices(t, e, np.asarray(v, dtype=float)) for k, v in scores.items()}
     rng = np.random.default_rng(seed)
-    boot = np.full((resamples, 2), np.nan)
+    boot = np.full((resamples, len(names)), np.nan)
     if n >= 2 and resamples > 0:
         w = rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(float)
         for j, name in enumerate(names):
@@ -374,6 +375,11 @@ def concordance_comparison(
             auc_24_months=aucs[1],
             note=note,
         )
+    if len(names) == 1:
+        return results, ConcordanceDifference(
+            first=names[0], second="", difference=None, ci95=None, p_bootstrap=None, resamples=resamples,
+            seed=seed, n=n, note="only one score",
+        )  # fmt: skip
     c1, c2 = point[names[0]], point[names[1]]
     diff = None if c1 is None or c2 is None else c1 - c2
     dci = p_boot = None
