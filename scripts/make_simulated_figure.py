@@ -26,7 +26,7 @@ def _slice_of_largest_target(patient, scan_index: int, rendered) -> int:
         (lt for lt in st.lesions if lt.role == "target"), key=lambda lt: lt.true_volume_ml, default=st.lesions[0]
     )
     idx = rendered.image.geometry.lps_to_index(np.array(target.centre_lps_mm))
-    return int(round(float(idx[0])))
+    return round(float(idx[0]))
 
 
 def figure(modality: str, index: int, seed: int, path: Path) -> None:
