@@ -188,7 +188,11 @@ def read_dicom_file_header(path: str | os.PathLike[str]) -> DicomHeader | None:
     import pydicom
 
     p = Path(path)
-    with open(p, "rb") as fh:
+    try:
+        fh = open(p, "rb")  # noqa: SIM115 - closed by the with block below
+    except OSError as exc:
+        raise SeriesError(f"Cannot open '{p}': {exc.strerror or exc}. Check its permissions.") from exc
+    with fh:
         head = fh.read(132)
         if len(head) < 132 or head[128:132] != b"DICM":
             return None
