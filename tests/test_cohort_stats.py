@@ -23,6 +23,7 @@ from hepavol.cohort.stats import (
     harrell_c,
     logrank_two_groups,
     mann_whitney,
+    schoenfeld_test_km,
     spearman,
 )
 
@@ -271,3 +272,28 @@ def test_unestimable_results_carry_a_note() -> None:
     assert logrank_two_groups([1, 2, 3], [1, 1, 1], [True, True, True]).chisq is None
     assert spearman([1, 2], [3, 4]).rho is None
     assert mann_whitney([], [1.0]).u is None
+
+
+@pytest.mark.parametrize(
+    ("covariate", "chisq", "p"),
+    [("age", 6.060609, 0.013823), ("wexp", 4.209354, 0.04020165), ("fin", 0.0301154, 0.8622286)],
+)
+def test_ph_test_matches_r_cox_zph_on_rossi(covariate: str, chisq: float, p: float) -> None:
+    """R 4.2.2 / survival 3.5-3, Rossi written from lifelines to CSV:
+    ``cox.zph(coxph(Surv(week, arrest) ~ age, data = rossi), transform = "km")$table`` → chisq 6.060609,
+    p 0.013823 (wexp 4.209354 / 0.04020165; fin 0.0301154 / 0.8622286). lifelines' proportional_hazard_test
+    gives 5.826 for age (the pre-3.0 approximation), so it is not used."""
+    rossi = load_rossi()
+    r = cox_univariable(rossi.week, rossi.arrest, rossi[covariate], covariate=covariate, unit="")
+    assert r.ph_chisq == pytest.approx(chisq, rel=2e-6)
+    assert r.ph_p == pytest.approx(p, rel=2e-5)
+
+
+def test_ph_test_lung_sex_and_degenerate_input() -> None:
+    """R: ``cox.zph(coxph(Surv(time, status) ~ sex, data = lung), transform = "km")``: chisq 2.863235,
+    p 0.09062506 (R 4.2.2)."""
+    lung = load_lung()
+    r = cox_univariable(lung.time, lung.status, lung.sex, covariate="sex", unit="")
+    assert r.ph_chisq == pytest.approx(2.863235, rel=2e-6)
+    assert r.ph_p == pytest.approx(0.09062506, rel=2e-5)
+    assert schoenfeld_test_km([1.0, 2.0, 3.0], [True, False, False], [1.0, 2.0, 3.0], 0.1) == (None, None)

@@ -307,7 +307,7 @@ def analyse_cohort(
         if cox.ph_p is not None and cox.ph_p < opts.ph_alpha:
             warns.append(
                 f"{prefix}{key}: proportional hazards rejected by the Schoenfeld residual test "
-                f"(chi2 {cox.ph_chisq:.2f}, p {cox.ph_p:.3g}, KM time transform); report a time-varying effect "
+                f"(chi2 {cox.ph_chisq:.2f}, p {cox.ph_p:.3g}, R cox.zph transform='km'); report a time-varying effect "
                 "or a restricted landmark window"
             )
         if cox.note:

@@ -272,8 +272,9 @@ two-group log-rank tests (lifelines <code>logrank_test</code>, as R <code>survdi
 cut-off (Lamarca et al., The Oncologist 2019). Univariable Cox proportional-hazards models with Efron ties
 (lifelines <code>CoxPHFitter</code>, Newton–Raphson to 1e-10, as R <code>coxph</code>), Wald 95 % CIs and p values;
 the % changes enter linearly, coefficients per 1 percentage point (HR per 10 pp shown for readability).
-Proportional hazards were checked by the scaled-Schoenfeld-residual test with the Kaplan–Meier time transform
-(lifelines <code>proportional_hazard_test</code>, cf. R <code>cox.zph</code>; α = {o.ph_alpha:g}).</p>
+Proportional hazards were checked by the Schoenfeld-residual (Grambsch–Therneau) score test with the
+Kaplan–Meier time transform, computed as R survival ≥ 3.0 <code>cox.zph(fit, transform="km")</code> (α =
+{o.ph_alpha:g}).</p>
 <p><b>Discrimination.</b> Harrell's C with the early % change as the risk score (higher = worse; pairs comparable
 when the shorter time is an event; tied scores count ½; as scikit-survival <code>concordance_index_censored</code>
 and R <code>concordance</code>). 95 % CIs by the percentile bootstrap and the difference C(volume) − C(SLD) by a
