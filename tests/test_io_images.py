@@ -230,3 +230,15 @@ def test_sheared_affine_is_refused(tmp_path: Path) -> None:
     nib.save(nib.Nifti1Image(np.zeros((4, 5, 6), np.int16), aff), tmp_path / "shear.nii.gz")
     with pytest.raises(GeometryError, match=r"shear\.nii\.gz': Argument 'direction' must be orthogonal"):
         read_image(tmp_path / "shear.nii.gz")
+
+
+def test_int64_labels_are_written_as_int32_nifti(tmp_path: Path) -> None:
+    vol = phantom("axial")
+    write_image(vol.with_array(np.asarray(vol.array).astype(np.int64)), tmp_path / "l.nii.gz")
+    back = read_image(tmp_path / "l.nii.gz")
+    assert back.array.dtype == np.int32
+    np.testing.assert_array_equal(back.array, vol.array)
+    big = np.zeros(vol.shape, np.int64)
+    big[0, 0, 0] = 2**40
+    with pytest.raises(InputError, match=r"values 0\.\.1099511627776 do not fit the 32-bit integers"):
+        write_image(vol.with_array(big), tmp_path / "big.nii.gz")

@@ -315,12 +315,30 @@ def nifti_affine_ras(geometry: Geometry) -> NDArray[np.float64]:
     return _RAS_TO_LPS @ geometry.affine @ _KJI_TO_IJK
 
 
+def _nifti_dtype(array: NDArray[Any], p: Path) -> NDArray[Any]:
+    """64-bit integers become int32 (NIfTI tools rarely read int64), float16 becomes float32."""
+    if array.dtype.kind in "iu" and array.dtype.itemsize == 8:
+        lo = int(array.min()) if array.size else 0
+        hi = int(array.max()) if array.size else 0
+        info = np.iinfo(np.int32)
+        if lo < info.min or hi > info.max:
+            raise InputError(
+                f"Cannot write '{p}': values {lo}..{hi} do not fit the 32-bit integers NIfTI tools read; "
+                "write .nrrd or .mha instead."
+            )
+        return array.astype(np.int32)
+    if array.dtype == np.float16:
+        return array.astype(np.float32)
+    return array
+
+
 def write_image(volume: Volume, path: str | os.PathLike[str]) -> Path:
     """Write a volume as NIfTI (``.nii``, ``.nii.gz``), NRRD (``.nrrd``) or MetaImage (``.mha``), atomically.
 
     NIfTI gets the LPS geometry converted to RAS in both the sform and the qform (code 1, scanner anatomical),
     units mm, and the array stored with i = column, j = row, k = slice, so :func:`read_image` returns the same
-    array and geometry. Boolean arrays are stored as uint8. NRRD and MetaImage are written by SimpleITK with
+    array and geometry. Boolean arrays are stored as uint8; for NIfTI, 64-bit integers as int32 (when they fit)
+    and float16 as float32. NRRD and MetaImage are written by SimpleITK with
     compression. The file appears complete or not at all (written beside the target, then renamed).
 
     Parameters
@@ -352,6 +370,8 @@ def write_image(volume: Volume, path: str | os.PathLike[str]) -> Path:
         array = array.astype(np.uint8)
     if name.endswith(NIFTI_SUFFIXES):
         import nibabel as nib
+
+        array = _nifti_dtype(array, p)
 
         affine = nifti_affine_ras(volume.geometry)
         img = nib.Nifti1Image(array.transpose(2, 1, 0), affine)
