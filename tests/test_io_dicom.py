@@ -197,15 +197,21 @@ def test_real_jpeg2000_series_matches_gdcm() -> None:
     assert int(vol.array.max()) < 3072
 
 
-def test_enhanced_multiframe_ct_via_highdicom(tmp_path: Path) -> None:
-    """A legacy-converted enhanced CT (one multi-frame file, built by highdicom from our slices) reads like the
+@pytest.mark.parametrize("modality", ["CT", "MR"])
+def test_enhanced_multiframe_via_highdicom(tmp_path: Path, modality: str) -> None:
+    """A legacy-converted enhanced CT/MR (one multi-frame file, built by highdicom from our slices) reads like the
     single-frame series it came from."""
     import highdicom as hd
 
-    vol = phantom("axial", shape=(4, 16, 20))
-    files = write_dicom_series(vol, tmp_path / "s")
+    vol = phantom("oblique-inplane", shape=(4, 16, 20))
+    if modality == "MR":
+        vol = vol.with_array(np.asarray(vol.array) + 1000)
+    files = write_dicom_series(vol, tmp_path / "s", modality=modality)
     legacy = [pydicom.dcmread(f) for f in files]
-    enhanced = hd.legacy.LegacyConvertedEnhancedCTImage(
+    converter = (
+        hd.legacy.LegacyConvertedEnhancedCTImage if modality == "CT" else hd.legacy.LegacyConvertedEnhancedMRImage
+    )
+    enhanced = converter(
         legacy, series_instance_uid=hd.UID(), series_number=2, sop_instance_uid=hd.UID(), instance_number=1
     )
     (tmp_path / "mf").mkdir()

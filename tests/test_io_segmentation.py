@@ -229,6 +229,9 @@ def test_highdicom_fractional_overlap_and_single_frame() -> None:
     with pytest.warns(UserWarning, match=r"FRACTIONAL; voxels with a fraction >= 0\.5"):
         frac = read_segmentation(HD / "seg_image_ct_true_fractional.dcm")
     np.testing.assert_array_equal(frac.array, (frames / 255.0 >= 0.5).astype(np.uint8))
+    with pytest.warns(UserWarning, match="FRACTIONAL"):  # a FRACTIONAL SEG holding only 0 and 255
+        binary_frac = read_segmentation(HD / "seg_image_ct_binary_fractional.dcm")
+    np.testing.assert_array_equal(binary_frac.array, read_segmentation(HD / "seg_image_ct_binary.dcm").array)
     with pytest.raises(InputError, match=r"overlapping segments: segments 1 and 2"):
         read_segmentation(HD / "seg_image_ct_binary_overlap.dcm")
     single = read_segmentation(HD / "seg_image_ct_binary_single_frame.dcm")
