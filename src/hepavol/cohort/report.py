@@ -302,9 +302,9 @@ _LIMITATIONS = """
 predicts. The landmark analysis removes progression <i>at</i> the early scan, but later RECIST progression is still
 measured on the same target lesions, which favours SLD over volume. An independently read PFS or overall survival
 is the sensitivity endpoint that removes it.</li>
-<li><b>Events per variable.</b> With a cohort of ~80 patients, only a few parameters can be estimated reliably
-(≈10 events per parameter); all models here are univariable and unadjusted (no grade/Ki-67, hepatic load or
-treatment adjustment).</li>
+<li><b>Events per variable.</b> With {events} landmark events, at most {max_params} parameter(s) can be estimated
+reliably (≈10 events per parameter, Peduzzi 1995); all models here are univariable and unadjusted (no grade/Ki-67,
+hepatic load or treatment adjustment).</li>
 <li><b>Landmark selection.</b> Patients who progressed or were censored before their early scan are excluded; the
 results apply to patients progression-free at 3–6 months. The early scan date varies between patients.</li>
 <li><b>Categories.</b> Response categories use target-lesion/total-volume change only; non-target and new-lesion
@@ -435,7 +435,7 @@ def render_html(
         warn_html,
         _modality_section(a),
         _methods(a),
-        _LIMITATIONS,
+        _LIMITATIONS.format(events=a.landmark_events, max_params=a.landmark_events // 10),
         "</body></html>",
     ]
     return "\n".join(p for p in parts if p)
