@@ -566,6 +566,13 @@ def _stack(series: _Series, *, allow_gaps: bool) -> _Stack:
         if not (thickness > 0):
             thickness = first.extra.get("slice_thickness_mm", math.nan)
         spacing = float(thickness) if thickness > 0 else 1.0
+        if not thickness > 0:
+            warnings.warn(
+                f"Series {uid} has a single slice without SliceThickness or SpacingBetweenSlices; its slice "
+                "spacing is taken as 1 mm, so volumes in mL are not meaningful.",
+                UserWarning,
+                stacklevel=4,
+            )
     direction = np.column_stack([normal, col_cos, row_cos])
     try:
         geometry = Geometry(
