@@ -12,9 +12,10 @@
   j and axis 2 i. ``scl_slope``/``scl_inter`` are applied (integer results that fit stay ``int16``);
 - ``.nrrd`` / ``.nhdr`` / ``.mha`` / ``.mhd``: SimpleITK (its physical space is LPS).
 
-Truncated and corrupt files are errors naming the file: nibabel checks the gzip stream end and the byte count
-(SimpleITK would return a truncated ``.nii.gz`` padded with zeros, so NIfTI never goes through it), and ITK
-reports short NRRD/MetaImage data.
+Truncated and corrupt files are errors naming the file: a ``.nii.gz`` is read through to the end of its gzip
+stream, where gzip checks the stream end, CRC-32 and length, and nibabel checks the byte count (SimpleITK would
+return a truncated ``.nii.gz`` padded with zeros, so NIfTI never goes through it); ITK reports short
+NRRD/MetaImage data.
 """
 
 from __future__ import annotations
