@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ import pytest
 
 from hepavol.cli import main
 from hepavol.io import read_image, read_segmentation
-from hepavol.simulate import simulate_patient
+from hepavol.simulate import SimulatedPatient, simulate_patient
 
 SEED = 1  # patient 0 of seed 1 has 2 CT scans, patient 1 six MR scans (checked in test_cohort_layout)
 
@@ -134,10 +136,15 @@ def test_images_look_like_ct_and_mr(cohort: Path, truth: dict) -> None:
     assert np.median(image[labels == 2]) > 1.4 * np.median(image[labels == 1])  # T2-bright metastases
 
 
-def test_dicom_round_trip(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def dicom_patient(tmp_path_factory: pytest.TempPathFactory) -> SimulatedPatient:
+    return simulate_patient(0, tmp_path_factory.mktemp("dicom"), seed=SEED, fmt="dicom", modality="ct")
+
+
+def test_dicom_round_trip(dicom_patient: SimulatedPatient) -> None:
     import pydicom
 
-    result = simulate_patient(0, tmp_path, seed=SEED, fmt="dicom", modality="ct")
+    result = dicom_patient
     rec = result.truth
     for s in rec["scans"]:
         series = result.folder / s["image"]
@@ -148,6 +155,8 @@ def test_dicom_round_trip(tmp_path: Path) -> None:
         assert {h.Modality for h in headers} == {"CT"}
         assert {h.StudyDate for h in headers} == {s["date"].replace("-", "")}
         assert {h.PatientID for h in headers} == {"SIM-001"}
+        assert {h.StudyDescription for h in headers} == {"CT ABDOMEN PORTAL VENOUS"}
+        assert len({h.SOPInstanceUID for h in headers}) == len(headers)
         image = read_image(series)
         assert image.geometry.to_dict() == s["geometry"]
         nifti_like = read_segmentation(result.folder / s["instances"])
@@ -168,6 +177,19 @@ def test_dicom_round_trip(tmp_path: Path) -> None:
         pydicom.dcmread(next((result.folder / s["image"]).glob("*.dcm"))).StudyInstanceUID for s in rec["scans"]
     }
     assert len(studies) == len(rec["scans"])
+
+
+@pytest.mark.external
+def test_dicom_output_passes_dciodvfy(dicom_patient: SimulatedPatient) -> None:
+    """dciodvfy (dicom3tools, installed by make test) reports no error on an image and on the DICOM SEG."""
+    tool = shutil.which("dciodvfy")
+    assert tool, "dciodvfy not found: install the Debian package dicom3tools (make test does)"
+    scan = dicom_patient.truth["scans"][0]
+    files = [next((dicom_patient.folder / scan["image"]).glob("*.dcm")), dicom_patient.folder / scan["seg"]]
+    for f in files:
+        out = subprocess.run([tool, str(f)], capture_output=True, text=True, check=False)
+        errors = [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")]
+        assert not errors, (f, errors)
 
 
 def test_same_seed_same_patient(tmp_path: Path) -> None:

@@ -75,6 +75,44 @@ def _uid(*parts: object) -> str:
     return str(generate_uid(entropy_srcs=["hepavol-simulate", *(str(p) for p in parts)]))
 
 
+def _enrich_headers(files: Sequence[Path], patient: VirtualPatient, scan_index: int) -> None:
+    """Add the header values a clinical export carries (study description, body part, acquisition parameters,
+    accession number, times, sex and age) to a written series, rewriting each file atomically."""
+    import pydicom
+
+    from hepavol._atomic import atomic_open
+
+    scan = patient.scans[scan_index]
+    clinical = patient.clinical
+    age = clinical.age_years + (scan.date - clinical.baseline_date).days // 365
+    minutes = 8 * 60 + (patient.index * 37 + scan_index * 53) % (9 * 60)  # 08:00-17:00, deterministic
+    time_str = f"{minutes // 60:02d}{minutes % 60:02d}00"
+    ct = patient.modality == "CT"
+    for path in files:
+        ds = pydicom.dcmread(str(path))
+        ds.StudyDescription = "CT ABDOMEN PORTAL VENOUS" if ct else "MR LIVER"
+        ds.BodyPartExamined = "ABDOMEN"
+        ds.InstitutionName = "hepavol virtual hospital"
+        ds.AccessionNumber = f"SIM{patient.index + 1:04d}{scan_index + 1:02d}"
+        ds.StudyID = f"{scan_index + 1}"
+        ds.StudyTime = ds.SeriesTime = ds.AcquisitionTime = ds.ContentTime = time_str
+        ds.AcquisitionDate = ds.StudyDate
+        ds.PatientSex = clinical.sex
+        ds.PatientAge = f"{age:03d}Y"
+        if ct:
+            ds.KVP = "120"
+            ds.ContrastBolusAgent = "IODINATED CONTRAST, PORTAL VENOUS PHASE"
+            ds.ConvolutionKernel = "STANDARD"
+        else:
+            ds.EchoTime = "90"
+            ds.RepetitionTime = "4000"
+            ds.EchoTrainLength = "16"
+            ds.MagneticFieldStrength = "1.5"
+            ds.SequenceName = "T2_TSE_AX"
+        with atomic_open(path, "wb") as fh:
+            ds.save_as(fh, enforce_file_format=True)
+
+
 def write_seg(
     labels: Volume,
     series_files: Sequence[Path],
@@ -176,6 +214,7 @@ def write_scan(
             frame_of_reference_uid=_uid(*key, "frame"),
             series_number=1,
         )
+        _enrich_headers(files, patient, scan_index)
         write_seg(
             rendered.labels,
             files,
