@@ -57,7 +57,7 @@ def run_cohort(
         If the table cannot be read or is invalid (the message names file, line, column and value).
     """
     from hepavol._atomic import write_text_atomic
-    from hepavol.cli._output import csv_text, write_json
+    from hepavol.cohort._serialize import csv_text, json_text
     from hepavol.cohort.plots import make_figures
     from hepavol.cohort.report import render_html, write_html, write_pdf
 
@@ -67,7 +67,7 @@ def run_cohort(
     patients = derive(tab)
     analysis = analyse_cohort(patients, options=options)
     results_json = out / "results.json"
-    write_json(analysis.results(), str(results_json))
+    write_text_atomic(results_json, json_text(analysis.results()))
     derived_csv = out / "derived.csv"
     write_text_atomic(derived_csv, csv_text([p.to_dict() for p in patients], DERIVED_COLUMNS))
     figures = make_figures(analysis, patients, out / "figures")

@@ -499,9 +499,9 @@ def _pdf_with_matplotlib(analysis: CohortAnalysis, figures: Sequence[Figure], pd
     from matplotlib.backends.backend_pdf import PdfPages
 
     from hepavol._atomic import atomic_open
-    from hepavol.cli._output import to_json
+    from hepavol.cohort._serialize import json_text
 
-    text = to_json(analysis.results())
+    text = json_text(analysis.results())
     with atomic_open(pdf_path, "wb") as fh, PdfPages(fh) as pdf:
         lines = ["hepavol cohort report (PDF without Chromium: results and figures)", "", *analysis.warnings, ""]
         lines += text.splitlines()
