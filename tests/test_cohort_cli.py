@@ -279,6 +279,7 @@ def _png_text(out: Path) -> str:
     return (out / "figures" / "km_tgr.svg").read_text()
 
 
+@pytest.mark.external
 def test_pdf_with_headless_chromium(tmp_path: Path) -> None:
     """The PDF is printed by Debian's headless Chromium (installed by make test) and has several pages."""
     if shutil.which("chromium") is None:
