@@ -179,6 +179,16 @@ def test_dicom_round_trip(dicom_patient: SimulatedPatient) -> None:
     assert len(studies) == len(rec["scans"])
 
 
+def test_dicom_output_is_byte_identical_for_a_seed(dicom_patient: SimulatedPatient, tmp_path: Path) -> None:
+    again = simulate_patient(0, tmp_path, seed=SEED, fmt="dicom", modality="ct")
+    first = sorted(p.relative_to(dicom_patient.folder) for p in dicom_patient.folder.rglob("*.dcm"))
+    second = sorted(p.relative_to(again.folder) for p in again.folder.rglob("*.dcm"))
+    assert first == second
+    assert len(first) > 60
+    for rel in first:
+        assert (dicom_patient.folder / rel).read_bytes() == (again.folder / rel).read_bytes(), rel
+
+
 @pytest.mark.external
 def test_dicom_output_passes_dciodvfy(dicom_patient: SimulatedPatient) -> None:
     """dciodvfy (dicom3tools, installed by make test) reports no error on an image and on the DICOM SEG."""

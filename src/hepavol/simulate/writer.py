@@ -90,6 +90,8 @@ def _enrich_headers(files: Sequence[Path], patient: VirtualPatient, scan_index: 
     ct = patient.modality == "CT"
     for path in files:
         ds = pydicom.dcmread(str(path))
+        ds.SOPInstanceUID = _uid(patient.seed, patient.index, scan_index, "image", int(ds.InstanceNumber))
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         ds.StudyDescription = "CT ABDOMEN PORTAL VENOUS" if ct else "MR LIVER"
         ds.BodyPartExamined = "ABDOMEN"
         ds.InstitutionName = "hepavol virtual hospital"
@@ -168,6 +170,15 @@ def write_seg(
         series_description="Ground truth: liver and tumour",
         omit_empty_frames=False,
     )
+    # creation date and time from the source study, so that the same seed gives byte-identical files
+    seg.InstanceCreationDate = seg.ContentDate = sources[0].StudyDate
+    seg.InstanceCreationTime = seg.ContentTime = sources[0].StudyTime
+    for item in seg.get("ContributingEquipmentSequence", []):
+        if "ContributionDateTime" in item:
+            item.ContributionDateTime = f"{sources[0].StudyDate}{sources[0].StudyTime}"
+    dimension_uid = _uid(series_instance_uid, "dimension-organization")
+    for item in [*seg.get("DimensionOrganizationSequence", []), *seg.get("DimensionIndexSequence", [])]:
+        item.DimensionOrganizationUID = dimension_uid
     from hepavol._atomic import atomic_open
 
     with atomic_open(path, "wb") as fh:
