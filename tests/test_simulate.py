@@ -221,6 +221,8 @@ def test_cli_refuses_non_empty_output(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "is not empty" in capsys.readouterr().err
     assert main(["simulate", "--patients", "0", "--out", str(tmp_path / "new"), "--quiet"]) == 2
     assert "at least 1" in capsys.readouterr().err
+    assert main(["simulate", "--patients", "1", "--out", str(tmp_path / "new"), "--seed", "-3", "--quiet"]) == 2
+    assert "seed must be a non-negative integer, but it is -3" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
 
 

@@ -50,7 +50,9 @@ class SimulatedCohort:
     patients: tuple[SimulatedPatient, ...]
 
 
-def _check_options(modality: str, size: str, fmt: str) -> None:
+def _check_options(modality: str, size: str, fmt: str, seed: int = 0) -> None:
+    if seed < 0:
+        raise InputError(f"The seed must be a non-negative integer, but it is {seed}; pass e.g. --seed 0.")
     if modality.lower() not in MODALITY_CHOICES:
         raise InputError(f"Unknown modality {modality!r}; use one of {', '.join(MODALITY_CHOICES)}.")
     if size not in SIZES:
@@ -108,7 +110,7 @@ def simulate_patient(
     SimulatedPatient
         With the truth record of the patient (the element of ``truth.json["patients"]``).
     """
-    _check_options(modality, size, fmt)
+    _check_options(modality, size, fmt, seed)
     start = time.perf_counter()
     patient = sample_patient(index, seed=seed, modality=modality, config=config)
     folder = Path(out) / patient.patient_id
@@ -255,7 +257,7 @@ def simulate_cohort(
     """
     if n_patients < 1:
         raise InputError(f"The number of patients must be at least 1, but it is {n_patients}.")
-    _check_options(modality, size, fmt)
+    _check_options(modality, size, fmt, seed)
     folder = check_output_folder(out)
     done: list[SimulatedPatient] = []
     for i in range(n_patients):

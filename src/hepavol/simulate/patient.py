@@ -171,6 +171,8 @@ def sample_patient(
     """
     if index < 0:
         raise InputError(f"Argument 'index' must be >= 0, but it is {index}.")
+    if seed < 0:
+        raise InputError(f"The seed must be a non-negative integer, but it is {seed}; pass e.g. --seed 0.")
     rng = patient_rng(seed, index, 0)
     patient_id = f"SIM-{index + 1:03d}"
     mod = _resolve_modality(modality, rng, config)
