@@ -23,8 +23,13 @@ def test_written_file_has_the_permissions_of_a_plain_open(tmp_path: Path) -> Non
 def test_failure_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path) -> None:
     target = tmp_path / "result.json"
     target.write_text("old")
-    with pytest.raises(RuntimeError), atomic_open(target) as fh:
-        fh.write("half")
-        raise RuntimeError("crash while writing")
+
+    def crash_while_writing() -> None:
+        with atomic_open(target) as fh:
+            fh.write("half")
+            raise RuntimeError("crash while writing")
+
+    with pytest.raises(RuntimeError, match="crash while writing"):
+        crash_while_writing()
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
