@@ -356,10 +356,23 @@ def _segment_distance(x: F32, y: F32, z: F32, a: Vec3, b: Vec3) -> F32:
 
 def paint_tissues(anat: Anatomy, x: F32, y: F32, z: F32) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
     """Tissue class of every point (body frame mm) and the liver mask (the whole organ, tumours included)."""
-    t = np.zeros(x.shape, dtype=np.uint8)
+    t = np.zeros(x.shape, dtype=np.uint8)  # Tissue.AIR
+    liver = np.zeros(x.shape, dtype=bool)
     r = np.hypot(x, y)
     theta = np.arctan2(y, x)
     skin = body_radius_mm(anat, theta)
+    inside = r <= skin
+    if inside.any():  # paint only inside the body (about 40 % of a scan's voxels)
+        t[inside], liver[inside] = _paint_body(
+            anat, x[inside], y[inside], z[inside], r[inside], theta[inside], skin[inside]
+        )
+    return t, liver
+
+
+def _paint_body(
+    anat: Anatomy, x: F32, y: F32, z: F32, r: F32, theta: F32, skin: F32
+) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
+    t = np.zeros(x.shape, dtype=np.uint8)
     wall = skin - anat.fat_mm
     cavity_r = wall - anat.muscle_mm
     t[r <= skin] = Tissue.SUBCUTANEOUS_FAT
@@ -428,5 +441,4 @@ def paint_tissues(anat: Anatomy, x: F32, y: F32, z: F32) -> tuple[NDArray[np.uin
         sub = t[in_liver]
         sub[vessel] = Tissue.LIVER_VESSEL
         t[in_liver] = sub
-    t[r > skin] = Tissue.AIR
     return t, liver
