@@ -111,16 +111,20 @@ def run_demo(out: TextIO, data: Path, workdir: Path) -> None:
     print("1. Measuring real public cases (hepavol measure)", file=out)
     print("=" * 60, file=out)
     measure_real_cases(out, data)
-    for number, (title, module_name, function) in enumerate(SECTIONS, start=2):
+    number = 1
+    for title, module_name, function in SECTIONS:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError:
             continue
+        number += 1
         print(f"\n{number}. {title}", file=out)
         print("=" * 60, file=out)
-        getattr(module, function)(out, workdir) if _takes_workdir(getattr(module, function)) else getattr(
-            module, function
-        )(out)
+        section = getattr(module, function)
+        if _takes_workdir(section):
+            section(out, workdir)
+        else:
+            section(out)
     print(f"\nDemo finished. Files are in {workdir.resolve()}", file=out)
 
 
