@@ -19,6 +19,7 @@ Method (measured on the DeepLesion/FLARE 2025 cases, see ``benchmarks/segment.py
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -193,6 +194,23 @@ def _regularise_rays(lengths: NDArray[np.float64], *, factor: float) -> tuple[ND
     return np.minimum(clipped, _circular_median(clipped, 7) * 1.15), radius
 
 
+def _longest_diameter(
+    region: NDArray[np.bool_], spacing_rc: tuple[float, float]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """(row, column) end points of the longest distance (mm) between two boundary pixels of a 2D mask."""
+    boundary = region & ~np.asarray(ndimage.binary_erosion(region))
+    rc = np.argwhere(boundary).astype(float)
+    if len(rc) > 600:
+        from scipy.spatial import ConvexHull, QhullError
+
+        with contextlib.suppress(QhullError):  # degenerate (collinear) shapes: keep all points
+            rc = rc[ConvexHull(rc * np.array(spacing_rc)).vertices]
+    pts = rc * np.array(spacing_rc)
+    d2 = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
+    i, j = np.unravel_index(int(np.argmax(d2)), d2.shape)
+    return rc[i], rc[j]
+
+
 # ---------------------------------------------------------------------------------------------------- main entry
 def segment_lesion(
     image: Volume,
@@ -280,6 +298,23 @@ class _Segmenter:
         self.border_hit = False
         self.refine = True
         self.refine_steps = 2
+        self.method = "rw"
+        self.beta = 500.0
+        self.far_k = 3.5
+        self.rw_pixel_mm = 0.7
+        self.bg_factor = 1.3
+        self.bg_margin_mm = 2.0
+        self._rw_pass = False
+        self.end_slices = True
+        self.seed_disk_mm = 6.0
+        self.refit_model = True
+        self.post_smooth_mm = 0.0
+        self.fg_core = 0.0
+        self.pseudo_recist = True
+        self.collapse = 0.5
+        self.refine_mm = 1.0
+        self.protect_region = False
+        self.end_fraction = 0.2
         self.z_factor = 1.3
         self.margin_mm = 3.0
 
@@ -340,7 +375,17 @@ class _Segmenter:
             rays = np.minimum(rays, 0.25 * max_len)
             self.radius_mm = 0.25 * max_len
         region = band & _star_mask(shape2, center, self.sp2, rays)
-        return self._clean(region, marker, radius)
+        region = self._clean(region, marker, radius)
+        if self.method == "rw" and self._rw_pass:
+            fg = marker & band
+            if self.fg_core > 0:
+                fg |= np.asarray(ndimage.binary_erosion(region, _disk(self.fg_core * radius, self.sp2)))
+            outer = _star_mask(shape2, center, self.sp2, rays * self.bg_factor + self.bg_margin_mm)
+            far = self.far(z)
+            if self.protect_region:
+                far &= ~region
+            region = self._random_walk(z, fg, ~outer | far)
+        return region
 
     def _seed_slice_from_line(self, a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.bool_]:
         z = round(a[0])
@@ -373,7 +418,64 @@ class _Segmenter:
         lengths = _ray_lengths(band | line, center, self.sp2, length)
         rays, _ = _regularise_rays(lengths, factor=1.3)
         region = (band & _star_mask(shape2, center, self.sp2, rays)) | line
+        if self.method == "rw":
+            fg = line & (s_mask := np.zeros(shape2, dtype=bool))
+            inner = (s >= 0.1) & (s <= 0.9)
+            s_mask[rc[inner, 0], rc[inner, 1]] = True
+            fg = s_mask
+            bg = ~np.asarray(ndimage.binary_dilation(allowed, _disk(1.0, self.sp2))) | (self.far(z) & ~fg)
+            return self._random_walk(z, fg, bg)
         return self._clean(region, line, length / 2) | line
+
+    def far(self, z: int) -> NDArray[np.bool_]:
+        """Voxels clearly not lesion (fat, air, contrast-filled vessels, bone): far outside the intensity band."""
+        return np.asarray(np.abs(self.smoothed(z) - self.center) > self.far_k * self.spread)
+
+    def _random_walk(self, z: int, fg: NDArray[np.bool_], bg: NDArray[np.bool_]) -> NDArray[np.bool_]:
+        """Random-walker segmentation (Grady 2006) of slice ``z`` between foreground and background markers.
+
+        Runs on the slice downsampled to about 0.7 mm pixels (the result is interpolated back), with the
+        intensities in units of the lesion spread, so ``beta`` means the same for HU, windowed CT and MR.
+        """
+        import warnings
+
+        from skimage.segmentation import random_walker
+
+        fg = fg & ~bg
+        if not fg.any():
+            return fg
+        data = (self.smoothed(z) - self.center) / self.spread
+        f = max(1, int(self.rw_pixel_mm / min(self.sp2)))
+        labels = np.zeros(data.shape, dtype=np.int32)
+        labels[bg] = 2
+        labels[fg] = 1
+        labels[0, :] = np.where(labels[0, :] == 1, 1, 2)
+        labels[-1, :] = np.where(labels[-1, :] == 1, 1, 2)
+        labels[:, 0] = np.where(labels[:, 0] == 1, 1, 2)
+        labels[:, -1] = np.where(labels[:, -1] == 1, 1, 2)
+        if f > 1:
+            small = np.zeros(data[::f, ::f].shape, dtype=np.int32)
+            small[np.asarray(ndimage.binary_dilation(labels == 2, np.ones((f, f), bool)))[::f, ::f]] = 2
+            small[np.asarray(ndimage.binary_dilation(labels == 1, np.ones((f, f), bool)))[::f, ::f]] = 1
+            work, work_labels = data[::f, ::f], small
+        else:
+            work, work_labels = data, labels
+        if not (work_labels == 0).any():
+            return fg
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            prob = random_walker(work, work_labels, beta=self.beta, mode="cg_j", tol=1e-3, return_full_prob=True)[
+                0
+            ]
+        if f > 1:
+            prob = ndimage.zoom(prob, f, order=1)
+            prob = np.pad(
+                prob[: data.shape[0], : data.shape[1]],
+                ((0, max(data.shape[0] - prob.shape[0], 0)), (0, max(data.shape[1] - prob.shape[1], 0))),
+                mode="edge",
+            )
+        seg = (prob > 0.5) & (labels != 2) | fg
+        return _fill(_component_touching(seg, fg))
 
     def _clean(self, region: NDArray[np.bool_], marker: NDArray[np.bool_], radius_mm: float) -> NDArray[np.bool_]:
         region = _component_touching(region, marker)
@@ -412,6 +514,10 @@ class _Segmenter:
                 band = self.band(z)
                 marker = core & band
                 if marker.sum() < self.min_marker * core.sum():
+                    if self.end_slices:
+                        end = self._end_slice(z, prev, core)
+                        if end is not None:
+                            out[z] = end
                     break
                 dz_mm = abs(z - z0) * self.sz
                 if dz_mm > z_half_mm + 0.5 * self.sz:
@@ -426,14 +532,34 @@ class _Segmenter:
                 len_allowed = _ray_lengths(allowed, center, self.sp2, self.max_diameter_mm)
                 found = float(np.mean(len_band < len_allowed - pix))
                 last_found = found
-                rays, _ = _regularise_rays(len_band, factor=1.5)
-                cand = band & allowed & _star_mask(band.shape, center, self.sp2, rays)
-                region = self._clean(cand, marker, eq_r_mm)
+                if self.method == "rw":
+                    region = self._random_walk(z, marker, ~allowed | self.far(z))
+                else:
+                    rays, _ = _regularise_rays(len_band, factor=1.5)
+                    cand = band & allowed & _star_mask(band.shape, center, self.sp2, rays)
+                    region = self._clean(cand, marker, eq_r_mm)
                 if region.sum() < 3:
                     break
                 out[z] = region
                 prev = region
         return out
+
+    def _end_slice(self, z: int, prev: NDArray[np.bool_], core: NDArray[np.bool_]) -> NDArray[np.bool_] | None:
+        """The last, partial-volume slice of a lesion: under the previous footprint, voxels nearer the lesion
+        intensity than the surrounding one (half-way threshold), if they cover enough of the footprint."""
+        ring = np.asarray(ndimage.binary_dilation(prev, _disk(3.0, self.sp2))) & ~prev
+        zp = z - 1 if z - 1 >= 0 and z - 1 < self.roi.shape[0] else z
+        outside = float(np.median(self.roi[zp][ring])) if ring.any() else self.center
+        if abs(outside - self.center) < self.spread:
+            return None
+        sm = self.smoothed(z)
+        half = np.abs(sm - self.center) < np.abs(sm - outside)
+        seed = core & half
+        if seed.sum() < self.end_fraction * core.sum():
+            return None
+        region = _component_touching(half & prev, seed)
+        region = _fill(np.asarray(ndimage.binary_opening(region, _disk(1.0, self.sp2))))
+        return region if region.sum() >= 3 else None
 
     # ------------------------------------------------------------------ driver
     def run(
@@ -472,13 +598,27 @@ class _Segmenter:
             region0 = self._seed_slice_from_points(z0, local)
             # refine the model on the first estimate of the lesion, then redo the seed slice
             if region0.sum() >= 20:
-                self._set_model(self.roi[z0][region0], z0)
+                if self.refit_model:
+                    self._set_model(self.roi[z0][region0], z0)
+                band_region = region0
+                self._rw_pass = True
                 region0 = self._seed_slice_from_points(z0, local)
+                if self.pseudo_recist and region0.sum() < self.collapse * band_region.sum():
+                    a, b = _longest_diameter(band_region, self.sp2)
+                    region0 = self._seed_slice_from_line(
+                        np.array([z0, *a], dtype=float), np.array([z0, *b], dtype=float)
+                    )
             self._report_seed_slice()
             seed_index = tuple(int(v) for v in seed)
         slices = self._propagate(z0, region0)
         if self.refine:
             slices = self._refine(slices)
+        if self.post_smooth_mm > 0:
+            sig = (self.post_smooth_mm / self.sy, self.post_smooth_mm / self.sx)
+            slices = {
+                z: _fill(np.asarray(ndimage.gaussian_filter(reg.astype(float), sig) >= 0.5))
+                for z, reg in slices.items()
+            }
         if excludes:
             slices = self._apply_excludes(slices, z0, region0, excludes)
         if self.z_leak:
@@ -528,14 +668,14 @@ class _Segmenter:
             sm = 0.5 * (self.smoothed(z) + self.roi[z])
             closer = np.abs(sm - inside) < np.abs(sm - outside)
             grown = reg
-            for _ in range(self.refine_steps):
+            for _ in range(max(self.refine_steps, math.ceil(self.refine_mm / min(self.sp2)))):
                 grown = grown | (np.asarray(ndimage.binary_dilation(grown, one)) & closer)
             out[z] = _fill(grown)
         return out
 
     def _seed_values(self, local: list[NDArray[np.int64]]) -> NDArray[np.float64]:
         vals = []
-        d = _disk(3.0, self.sp2)
+        d = _disk(self.seed_disk_mm, self.sp2)
         hy, hx = d.shape[0] // 2, d.shape[1] // 2
         for p in local:
             sl = self.roi[p[0]]
