@@ -103,6 +103,22 @@ def test_written_truth_agrees_with_written_masks(cohort: Path, truth: dict) -> N
     assert n_lesions > 20
 
 
+def test_measurement_of_written_labels_matches_truth(cohort: Path, truth: dict) -> None:
+    """hepavol measure on the written label map finds each lesion of the truth once (lesions never touch)."""
+    from hepavol.measurement import measure_scan
+
+    for p in truth["patients"]:
+        s = p["scans"][-1]
+        folder = cohort / p["folder"]
+        image = read_image(folder / s["image"])
+        seg = read_segmentation(folder / s["seg"], reference=image.geometry)
+        m = measure_scan(seg, image)
+        with_voxels = [x for x in s["lesions"] if x["mask_voxel_count"] > 0]
+        assert m.lesion_count == len(with_voxels)
+        assert m.total_tumor_volume_ml == pytest.approx(s["mask_total_tumour_volume_ml"], abs=1e-6)
+        assert sorted(x.voxel_count for x in m.lesions) == sorted(x["mask_voxel_count"] for x in with_voxels)
+
+
 def test_pfs_truth_is_consistent(truth: dict) -> None:
     for p in truth["patients"]:
         responses = [s["overall_response"] for s in p["scans"][1:]]

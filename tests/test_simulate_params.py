@@ -76,7 +76,7 @@ def test_lesions_inside_liver_and_apart(cohort: list) -> None:
             big.append((np.array(s.centre_mm), float(semi.max())))
         for i in range(len(big)):
             for j in range(i):
-                assert np.linalg.norm(big[i][0] - big[j][0]) > big[i][1] + big[j][1], p.patient_id
+                assert np.linalg.norm(big[i][0] - big[j][0]) > big[i][1] + big[j][1] + 6.2, p.patient_id
 
 
 def test_schedule_in_documented_windows(cohort: list) -> None:

@@ -100,6 +100,11 @@ def _surface_points(n: int) -> NDArray[np.float64]:
 
 _UNIT_SPHERE = _surface_points(400)
 
+#: Smallest distance between the bounding spheres of two lesions at their largest size, mm. Above the 6.1 mm
+#: diagonal of a 2.5 × 2.5 × 5 mm voxel, so two lesions never touch in a 26-connected label map of the small grid
+#: (or any finer grid): connected components of the tumour label are exactly the lesions.
+MIN_GAP_MM = 7.0
+
 
 def _fits(
     anat: Anatomy,
@@ -111,7 +116,7 @@ def _fits(
 ) -> bool:
     radius = float(semi.max())
     for other_centre, other_radius in placed:
-        if np.linalg.norm(centre - other_centre) < radius + other_radius + 2.0:
+        if np.linalg.norm(centre - other_centre) < radius + other_radius + MIN_GAP_MM:
             return False
     pts = centre + (_UNIT_SPHERE * semi) @ rotation.T
     f = liver_sdf(anat, *(pts[:, i].astype(np.float32) for i in range(3)))
@@ -128,8 +133,8 @@ def place_lesions(
     margin_mm: float = 2.0,
     tries: int = 150,
 ) -> list[LesionSpec]:
-    """Give each draft lesion a centre where it stays inside the liver and apart from the others until
-    ``horizon_day``; a lesion that does not fit is shrunk (volume × 0.6, up to 4 times), then dropped.
+    """Give each draft lesion a centre where it stays inside the liver and apart from the others (by
+    :data:`MIN_GAP_MM`) until ``horizon_day``; a lesion that does not fit is shrunk (volume × 0.6, up to 4 times), then dropped.
 
     Lesions are placed largest first. Drafts whose long axis would fall below ``min_diameter_mm`` at onset are
     dropped. Lesion ids are renumbered 1..n in onset order, then by decreasing size.
