@@ -95,6 +95,9 @@ def test_written_truth_agrees_with_written_masks(cohort: Path, truth: dict) -> N
                     assert ids[tuple(idx)] == lesion["lesion_id"]
             # truth liver volume (numerical, whole organ) vs the mask, within 2 %
             assert s["mask_liver_volume_ml"] == pytest.approx(p["liver_volume_ml"], rel=0.02)
+        # the monthly analytic curve starts at the baseline volume and covers the follow-up
+        assert p["ttv_curve_monthly"][0]["true_volume_ml"] == pytest.approx(p["ttv_curve"][0]["true_volume_ml"])
+        assert p["ttv_curve_monthly"][-1]["day"] > p["scans"][-1]["day"] - 30
         # total tumour volume curve is the sum of the lesions
         for point, s in zip(p["ttv_curve"], p["scans"]):
             assert point["true_volume_ml"] == pytest.approx(

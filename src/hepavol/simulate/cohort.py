@@ -227,6 +227,10 @@ def simulate_patient(
             }
             for s in scans_truth
         ],
+        "ttv_curve_monthly": [
+            {"day": day, "true_volume_ml": _r(sum(s.volume_ml(day) for s in patient.lesions), 6)}
+            for day in range(0, patient.scans[-1].day + 1, 30)
+        ],
         "scans": scans_truth,
     }
     return SimulatedPatient(
