@@ -76,19 +76,43 @@ def _otsu(values: NDArray[np.floating]) -> float:
     return float(threshold_otsu(values))
 
 
+REFIT_SCALE = 1.0
+REFIT_ITERATIONS = 2
+
+#: Number of intensity classes (histogram peaks of homogeneous right-half voxels) tried as the liver.
+N_CANDIDATES = 4
+
+
 def _mode(values: NDArray[np.floating]) -> float:
     """Peak of the smoothed histogram (128 bins) of ``values``."""
-    hist, edges = np.histogram(values, bins=128)
-    smooth_hist = ndimage.gaussian_filter1d(hist.astype(float), 2.0)
+    return _peak(values)[0]
+
+
+def _peak(values: NDArray[np.floating]) -> tuple[float, float]:
+    """(centre, sigma) of the main peak of the histogram of ``values``: its mode and its full width at half
+    maximum / 2.355 (the sigma of a Gaussian peak), so other tissues in the sample do not widen it."""
+    lo, hi = np.percentile(values, [0.5, 99.5])
+    if hi <= lo:
+        return float(lo), 0.0
+    hist, edges = np.histogram(values, bins=128, range=(float(lo), float(hi)))
+    smooth_hist = ndimage.gaussian_filter1d(hist.astype(float), 1.5)
     peak = int(np.argmax(smooth_hist))
-    return float(0.5 * (edges[peak] + edges[peak + 1]))
+    half = smooth_hist[peak] / 2.0
+    left = peak
+    while left > 0 and smooth_hist[left - 1] >= half:
+        left -= 1
+    right = peak
+    while right < len(smooth_hist) - 1 and smooth_hist[right + 1] >= half:
+        right += 1
+    width = (right - left + 1) * (edges[1] - edges[0])
+    return float(0.5 * (edges[peak] + edges[peak + 1])), float(width / 2.355)
 
 
 def segment_liver(
     image: Volume,
     *,
     seed_lps_mm: ArrayLike | None = None,
-    band_k: float = 2.0,
+    band_k: float = 2.5,
     erosion_mm: float = 8.0,
     working_spacing_mm: float = 2.5,
 ) -> LiverSegmentation:
@@ -176,6 +200,28 @@ def _sitk_reference(geometry: Geometry) -> sitk.Image:
     return ref
 
 
+def _peaks(values: NDArray[np.floating], *, n: int) -> list[tuple[float, float]]:
+    """Up to ``n`` (centre, sigma) of the highest local maxima of the smoothed histogram of ``values``."""
+    lo, hi = np.percentile(values, [0.5, 99.5])
+    if hi <= lo:
+        return [(float(lo), 0.0)]
+    hist, edges = np.histogram(values, bins=128, range=(float(lo), float(hi)))
+    smooth_hist = ndimage.gaussian_filter1d(hist.astype(float), 1.5)
+    maxima = [
+        i
+        for i in range(len(smooth_hist))
+        if smooth_hist[i] > 0
+        and (i == 0 or smooth_hist[i] >= smooth_hist[i - 1])
+        and (i == len(smooth_hist) - 1 or smooth_hist[i] > smooth_hist[i + 1])
+    ]
+    maxima.sort(key=lambda i: -smooth_hist[i])
+    out = []
+    for i in maxima[:n]:
+        sub = values[(values >= edges[max(i - 20, 0)]) & (values <= edges[min(i + 21, 128)])]
+        out.append(_peak(sub))
+    return out
+
+
 def _segment_liver_grid(
     image: Volume, seed_lps_mm: ArrayLike | None, *, band_k: float, erosion_mm: float
 ) -> LiverSegmentation:
@@ -211,12 +257,10 @@ def _segment_liver_grid(
     right = body & (x_lps < mid_x)
     inner = np.asarray(ndimage.binary_erosion(body, _ball(15.0, (1e9, spacing[1], spacing[2]))))
     candidates = right & inner
-    homog = candidates & (local_sd < np.percentile(local_sd[candidates], 40)) if candidates.any() else candidates
-    vals = smooth[homog]
-    auto_center = _mode(vals) if vals.size >= 100 else None
-    auto_spread = (
-        max(float(np.median(np.abs(vals - auto_center))) * 1.4826, floor) if auto_center is not None else 0.0
-    )
+    homog = candidates & (local_sd <= np.percentile(local_sd[candidates], 40)) if candidates.any() else candidates
+    erosion = _ball(erosion_mm, spacing)
+    seed: NDArray[np.int64] | None = None
+    seed_peak = (0.0, 0.0)
     if seed_lps_mm is not None:
         seed = point_to_index(image, seed_lps_mm, what="liver seed")
         if not body[tuple(seed)]:
@@ -228,44 +272,78 @@ def _segment_liver_grid(
         ball = np.zeros(raw.shape, dtype=bool)
         ball[tuple(seed)] = True
         ball = np.asarray(ndimage.binary_dilation(ball, _ball(25.0, spacing))) & body
-        near = ball & (local_sd < np.percentile(local_sd[ball], 40))
-        center = _mode(smooth[near])
-        if auto_center is not None and abs(center - auto_center) <= band_k * auto_spread:
-            center, spread = auto_center, auto_spread  # the seed agrees with the automatic model
-        else:
-            spread = max(float(np.median(np.abs(smooth[ball] - center))) * 1.4826, floor)
-        automatic = False
-    else:
-        if auto_center is None:
-            raise InputError(
-                f"No liver candidate was found automatically in {image.source or 'the image'}; give a seed point "
-                "in the liver (--seed X,Y,Z)."
-            )
-        center, spread = auto_center, auto_spread
-        automatic = True
-    band = (np.abs(smooth - center) <= band_k * spread) & body
-    core = np.asarray(ndimage.binary_erosion(band, _ball(erosion_mm, spacing), border_value=1))
-    lab, n = ndimage.label(core)
-    if n == 0:
+        near = ball & (local_sd <= np.percentile(local_sd[ball], 40))
+        seed_peak = _peak(smooth[near])
+    elif int(homog.sum()) < 100:
         raise InputError(
-            f"No region of liver-like intensity ({center:.0f} ± {band_k * spread:.0f}) survives a "
-            f"{erosion_mm:.0f} mm erosion in {image.source or 'the image'}; give a seed in the liver or a smaller "
-            "erosion."
+            f"No liver candidate was found automatically in {image.source or 'the image'}; give a seed point "
+            "in the liver (--seed X,Y,Z)."
         )
-    if not automatic:
-        keep = lab[tuple(seed)]
-        if keep == 0:
-            dist, (iz, iy, ix) = ndimage.distance_transform_edt(lab == 0, sampling=spacing, return_indices=True)
-            keep = lab[iz[tuple(seed)], iy[tuple(seed)], ix[tuple(seed)]]
-            warnings.append(
-                f"the seed is {dist[tuple(seed)]:.0f} mm from the nearest liver-like core; the nearest one was used"
-            )
-    else:
-        sizes_r = ndimage.sum_labels(right, lab, index=np.arange(1, n + 1))
-        keep = int(np.argmax(sizes_r)) + 1
-        seed = np.argwhere(lab == keep)
-        seed = seed[len(seed) // 2]
-    comp = lab == keep
+    # air-like classes (lungs, bowel gas) are not candidates: centre in the lowest quarter between the air
+    # outside the body and the median of the body
+    outside = ~body
+    air = float(np.median(smooth[outside])) if outside.any() else float(smooth.min())
+    dark_limit = air + 0.25 * (float(np.median(smooth[body])) - air)
+    peaks = [pk for pk in _peaks(smooth[homog], n=N_CANDIDATES) if pk[0] > dark_limit] if homog.any() else []
+    if seed is not None:
+        # the classes that contain the intensity at the seed, and the seed's own peak
+        peaks = [pk for pk in peaks if abs(pk[0] - seed_peak[0]) <= band_k * max(pk[1], floor)] + [seed_peak]
+    # each candidate intensity class: band, erosion (cuts bridges to touching organs), components; the liver is
+    # the largest core lying mostly (>= 60 %) in the patient's right half; with a seed, the core at the seed
+    best: tuple[float, float, float, NDArray[np.bool_], NDArray[np.bool_]] | None = None
+    for center_c, width in peaks:
+        spread_c = max(width, floor)
+        band_c = (np.abs(smooth - center_c) <= band_k * spread_c) & body
+        core = np.asarray(ndimage.binary_erosion(band_c, erosion, border_value=1))
+        lab, n = ndimage.label(core)
+        if n == 0:
+            continue
+        if seed is not None:
+            keep = int(lab[tuple(seed)])
+            dist_mm = 0.0
+            if keep == 0:
+                dist, (iz, iy, ix) = ndimage.distance_transform_edt(
+                    lab == 0, sampling=spacing, return_indices=True
+                )
+                keep = int(lab[iz[tuple(seed)], iy[tuple(seed)], ix[tuple(seed)]])
+                dist_mm = float(dist[tuple(seed)])
+            # nearest core first, then the largest
+            score = -dist_mm + 1e-9 * float(np.count_nonzero(lab == keep))
+        else:
+            idx = np.arange(1, n + 1)
+            vol_r = ndimage.sum_labels(right, lab, index=idx)
+            vol_all = ndimage.sum_labels(np.ones_like(right), lab, index=idx)
+            ok = vol_r >= 0.6 * vol_all
+            if not ok.any():
+                continue
+            vol_r = np.where(ok, vol_r, 0.0)
+            keep = int(np.argmax(vol_r)) + 1
+            score = float(vol_r[keep - 1])
+        if best is None or score > best[0]:
+            best = (score, center_c, spread_c, lab == keep, band_c)
+    if best is None:
+        raise InputError(
+            f"No liver-like region survives a {erosion_mm:.0f} mm erosion in {image.source or 'the image'}; give a "
+            "seed in the liver (--seed X,Y,Z) or check that the image covers the upper abdomen."
+        )
+    score, center, spread, comp, band = best
+    if seed is not None and -score > erosion_mm + 2 * max(spacing):
+        warnings.append(f"the seed is {-score:.0f} mm from the nearest liver-like core; the nearest one was used")
+    # refit the intensity model on the liver core found (its texture and enhancement), then redo the core
+    for _ in range(REFIT_ITERATIONS):
+        core_vals = raw[comp]
+        center = float(np.median(core_vals))
+        spread = max(float(np.median(np.abs(core_vals - center))) * 1.4826 * REFIT_SCALE, spread)
+        band = (np.abs(smooth - center) <= band_k * spread) & body
+        lab, _ = ndimage.label(np.asarray(ndimage.binary_erosion(band, erosion, border_value=1)))
+        overlap = np.bincount(lab[comp], minlength=int(lab.max()) + 1)
+        overlap[0] = 0
+        if overlap.max() > 0:
+            comp = lab == int(np.argmax(overlap))
+    automatic = seed is None
+    if seed is None:
+        inside = np.argwhere(comp)
+        seed = inside[len(inside) // 2]
     liver = np.asarray(ndimage.binary_dilation(comp, _ball(erosion_mm + max(spacing), spacing))) & band
     liver |= comp
     lab2, _ = ndimage.label(liver)
