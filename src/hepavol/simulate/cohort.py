@@ -21,6 +21,8 @@ from hepavol.simulate.writer import (
     MANIFEST_COLUMNS,
     check_output_folder,
     clinical_row,
+    write_csv,
+    write_json,
     write_scan,
 )
 
@@ -181,10 +183,8 @@ def simulate_patient(
                 "lesions": lesion_records,
             }
         )
-    from hepavol.cli._output import write_csv
-
     manifest = folder / "manifest.csv"
-    write_csv(rows, MANIFEST_COLUMNS, str(manifest))
+    write_csv(rows, MANIFEST_COLUMNS, manifest)
     truth = patient.truth
     record: dict[str, Any] = {
         "patient_id": patient.patient_id,
@@ -269,10 +269,8 @@ def simulate_cohort(
         done.append(result)
         if progress is not None:
             progress(i + 1, n_patients, result)
-    from hepavol.cli._output import write_csv, write_json
-
     clinical = folder / "clinical.csv"
-    write_csv([clinical_row(p.patient.clinical) for p in done], CLINICAL_COLUMNS, str(clinical))
+    write_csv([clinical_row(p.patient.clinical) for p in done], CLINICAL_COLUMNS, clinical)
     truth_path = folder / "truth.json"
     config_dict = asdict(config)
     write_json(
@@ -302,6 +300,6 @@ def simulate_cohort(
             },
             "patients": [p.truth for p in done],
         },
-        str(truth_path),
+        truth_path,
     )
     return SimulatedCohort(folder=folder, clinical_csv=clinical, truth_json=truth_path, patients=tuple(done))

@@ -15,7 +15,10 @@ Every file is written atomically (a series or SEG appears complete or not at all
 
 from __future__ import annotations
 
+import csv
 import datetime
+import io
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from hepavol._atomic import write_text_atomic
 from hepavol._version import __version__
 from hepavol.errors import InputError
 from hepavol.simulate.patient import ClinicalRecord, VirtualPatient
@@ -51,6 +55,21 @@ CLINICAL_COLUMNS = (
 )
 MANIFEST_COLUMNS = ("date", "image", "seg", "patient_id")
 FORMATS = ("nifti", "dicom")
+
+
+def write_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str], path: Path) -> None:
+    """Write rows as CSV with a header, atomically (``None`` as an empty cell)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row.get(k) is None else row[k] for k in columns})
+    write_text_atomic(path, buf.getvalue())
+
+
+def write_json(obj: Any, path: Path) -> None:
+    """Write strict JSON (no NaN), indented, atomically."""
+    write_text_atomic(path, json.dumps(obj, indent=2, allow_nan=False, ensure_ascii=False) + "\n")
 
 
 def clinical_row(record: ClinicalRecord) -> dict[str, Any]:
