@@ -313,6 +313,8 @@ class _Segmenter:
         self.pseudo_recist = True
         self.collapse = 0.5
         self.refine_mm = 1.0
+        self.floor_fraction = 0.003
+        self.line_range = True
         self.protect_region = False
         self.end_fraction = 0.2
         self.z_factor = 1.3
@@ -345,15 +347,18 @@ class _Segmenter:
         return self._smoothed[z]
 
     def band(self, z: int) -> NDArray[np.bool_]:
-        return np.asarray(np.abs(self.smoothed(z) - self.center) <= self.k * self.spread)
+        """Voxels whose smoothed intensity lies within ``k`` spreads of the lesion's intensity range."""
+        sm = self.smoothed(z)
+        return np.asarray((sm >= self.low - self.k * self.spread) & (sm <= self.high + self.k * self.spread))
 
     def _set_model(self, values: NDArray[np.float64], z: int) -> None:
         med, mad = _robust_stats(values)
         sl = self.roi[z]
         lo, hi = np.percentile(sl, [1, 99])
-        floor = max(0.5 * _noise_sigma(sl), 0.01 * float(hi - lo), 1e-6)
+        floor = max(0.5 * _noise_sigma(sl), self.floor_fraction * float(hi - lo), 1e-6)
         self.center = med
         self.spread = max(mad, floor)
+        self.low = self.high = med
 
     # ------------------------------------------------------------------ seed slice
     def _seed_slice_from_points(self, z: int, pts: list[NDArray[np.int64]]) -> NDArray[np.bool_]:
@@ -412,6 +417,13 @@ class _Segmenter:
         line[rc[:, 0], rc[:, 1]] = True
         central = (s >= 0.2) & (s <= 0.8)
         self._set_model(self.roi[z][rc[central, 0], rc[central, 1]], z)
+        if self.line_range:
+            # a lesion with a rim, a necrotic or cystic centre, calcifications: every intensity met along the
+            # line (5th-95th percentile between 10 % and 90 % of its length) belongs to the lesion
+            along = self.smoothed(z)[rc[(s >= 0.1) & (s <= 0.9), 0], rc[(s >= 0.1) & (s <= 0.9), 1]]
+            self.low, self.high = (float(v) for v in np.percentile(along, [5, 95]))
+            self.low = min(self.low, self.center)
+            self.high = max(self.high, self.center)
         self.radius_mm = length / 2
         band = self.band(z) & allowed
         center = mid / sp
@@ -429,7 +441,12 @@ class _Segmenter:
 
     def far(self, z: int) -> NDArray[np.bool_]:
         """Voxels clearly not lesion (fat, air, contrast-filled vessels, bone): far outside the intensity band."""
-        return np.asarray(np.abs(self.smoothed(z) - self.center) > self.far_k * self.spread)
+        lo = self.low - self.far_k * self.spread
+        hi = self.high + self.far_k * self.spread
+        sm = self.smoothed(z)
+        raw = self.roi[z]
+        # far in the smoothed image (robust to noise) and in the raw one (sharp borders in noise-free images)
+        return np.asarray(((sm < lo) | (sm > hi)) & ((raw < lo) | (raw > hi)))
 
     def _random_walk(self, z: int, fg: NDArray[np.bool_], bg: NDArray[np.bool_]) -> NDArray[np.bool_]:
         """Random-walker segmentation (Grady 2006) of slice ``z`` between foreground and background markers.

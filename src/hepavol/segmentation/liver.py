@@ -307,8 +307,18 @@ def _segment_liver_grid(
                 )
                 keep = int(lab[iz[tuple(seed)], iy[tuple(seed)], ix[tuple(seed)]])
                 dist_mm = float(dist[tuple(seed)])
-            # nearest core first, then the largest
-            score = -dist_mm + 1e-9 * float(np.count_nonzero(lab == keep))
+            # the largest core within reach of the seed (a click on a vessel or a tumour inside the liver still
+            # gives the liver), else the nearest one
+            reach = np.zeros(raw.shape, dtype=bool)
+            reach[tuple(seed)] = True
+            reach = np.asarray(ndimage.binary_dilation(reach, _ball(erosion_mm + 10.0, spacing)))
+            ids = np.unique(lab[reach & (lab > 0)])
+            if ids.size:
+                sizes_all = ndimage.sum_labels(np.ones_like(reach), lab, index=ids)
+                keep = int(ids[int(np.argmax(sizes_all))])
+                score = float(np.max(sizes_all))
+            else:
+                score = -dist_mm
         else:
             idx = np.arange(1, n + 1)
             vol_r = ndimage.sum_labels(right, lab, index=idx)

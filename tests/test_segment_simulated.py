@@ -1,0 +1,67 @@
+"""Segmentation against the truth of ``hepavol.simulate`` phantoms (analytic liver and lesion ellipsoids).
+
+The simulator writes the label map (liver 1, tumour 2) and the lesion instance map whose voxels are those with
+their centre inside each analytic ellipsoid (docs/simulate.md); those maps are the reference here.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _segment_helpers import centroid_lps, dice, recist_line_lps
+from hepavol.segmentation import segment_lesion, segment_liver
+from hepavol.simulate import RenderedScan, render_scan, sample_patient
+from hepavol.volume import Volume
+
+# (patient index, modality) of the cohort with seed 1: patient 2 is CT, patient 1 is T2-like MR.
+PATIENTS = {"CT": 2, "MR": 1}
+
+
+@pytest.fixture(scope="module", params=sorted(PATIENTS))
+def scan(request: pytest.FixtureRequest) -> tuple[str, RenderedScan]:
+    patient = sample_patient(PATIENTS[request.param], seed=1)
+    assert patient.modality == request.param
+    return request.param, render_scan(patient, 0, size="small")
+
+
+def test_liver_on_simulated_scan(scan: tuple[str, RenderedScan]) -> None:
+    """Issue 8: Dice >= 0.90 against the simulator's liver (tumours included), automatic seed."""
+    _, rendered = scan
+    truth = np.asarray(rendered.labels.array) >= 1
+    result = segment_liver(rendered.image)
+    assert dice(result.mask, truth) >= 0.90
+
+
+def _lesion_dice(rendered: RenderedScan, mode: str) -> list[float]:
+    inst = np.asarray(rendered.instances.array)
+    out = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for lesion_id in rendered.lesion_voxel_counts():
+            truth = inst == lesion_id
+            mask = Volume(truth.astype(np.uint8), rendered.image.geometry)
+            if mode == "recist":
+                res = segment_lesion(rendered.image, recist_lps_mm=recist_line_lps(mask))
+            else:
+                res = segment_lesion(rendered.image, seed_lps_mm=centroid_lps(mask))
+            out.append(dice(res.mask, truth))
+    return out
+
+
+def test_lesions_from_recist_on_simulated_scan(scan: tuple[str, RenderedScan]) -> None:
+    """Regression floor: mean Dice from the RECIST lines (measured 2026-11-23: CT 0.821, MR 0.840)."""
+    _, rendered = scan
+    assert np.mean(_lesion_dice(rendered, "recist")) >= 0.78
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 target not reached yet: mean Dice 0.82-0.84 (RECIST) measured")
+def test_lesions_simulated_issue_target(scan: tuple[str, RenderedScan]) -> None:
+    """Issue 8: Dice >= 0.90 against the simulator's truth (mean over the lesions of a scan, RECIST lines)."""
+    _, rendered = scan
+    assert np.mean(_lesion_dice(rendered, "recist")) >= 0.90
