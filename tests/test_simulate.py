@@ -122,6 +122,26 @@ def test_measurement_of_written_labels_matches_truth(cohort: Path, truth: dict) 
         assert sorted(x.voxel_count for x in m.lesions) == sorted(x["mask_voxel_count"] for x in with_voxels)
 
 
+def test_truth_cohort_table_reads_back(cohort: Path, truth: dict) -> None:
+    """truth_cohort.csv is a valid ``hepavol cohort`` table holding the true values of the eligible patients."""
+    import datetime as dt
+
+    from hepavol.cohort import read_cohort_table
+
+    table = read_cohort_table(cohort / "truth_cohort.csv")
+    eligible = [p for p in truth["patients"] if p["eligible"]]
+    assert [r.patient_id for r in table.patients] == [p["patient_id"] for p in eligible]
+    for row, p in zip(table.patients, eligible):
+        base, early = p["scans"][0], p["scans"][1]
+        assert row.modality == p["modality"]
+        assert row.baseline_volume_ml == pytest.approx(base["total_tumour_volume_ml"], abs=1e-6)
+        assert row.early_volume_ml == pytest.approx(early["total_tumour_volume_ml"], abs=1e-6)
+        assert row.baseline_sld_mm == pytest.approx(base["sum_of_diameters_mm"])
+        assert row.early_date == dt.date.fromisoformat(early["date"])
+        assert row.pfs_event == p["pfs_event"]
+        assert (row.pfs_date - row.baseline_date).days == p["pfs_days"]
+
+
 def test_pfs_truth_is_consistent(truth: dict) -> None:
     for p in truth["patients"]:
         responses = [s["overall_response"] for s in p["scans"][1:]]

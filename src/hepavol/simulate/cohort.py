@@ -24,6 +24,7 @@ from hepavol.simulate.writer import (
     write_csv,
     write_json,
     write_scan,
+    write_truth_cohort_table,
 )
 
 SIZES = ("small", "full")
@@ -49,6 +50,7 @@ class SimulatedCohort:
     folder: Path
     clinical_csv: Path
     truth_json: Path
+    truth_cohort_csv: Path
     patients: tuple[SimulatedPatient, ...]
 
 
@@ -251,8 +253,9 @@ def simulate_cohort(
 ) -> SimulatedCohort:
     """Simulate ``n_patients`` virtual patients into the new or empty folder ``out``.
 
-    Writes every patient's scans and ``manifest.csv`` (see :func:`simulate_patient`), then ``clinical.csv`` and
-    ``truth.json`` for the cohort. ``progress(done, total, patient)`` is called after each patient.
+    Writes every patient's scans and ``manifest.csv`` (see :func:`simulate_patient`), then ``clinical.csv``,
+    ``truth.json`` and ``truth_cohort.csv`` (the eligible patients' true values as a ``hepavol cohort`` table) for
+    the cohort. ``progress(done, total, patient)`` is called after each patient.
 
     Raises
     ------
@@ -271,6 +274,7 @@ def simulate_cohort(
             progress(i + 1, n_patients, result)
     clinical = folder / "clinical.csv"
     write_csv([clinical_row(p.patient.clinical) for p in done], CLINICAL_COLUMNS, clinical)
+    write_truth_cohort_table([p.patient for p in done], folder / "truth_cohort.csv")
     truth_path = folder / "truth.json"
     config_dict = asdict(config)
     write_json(
@@ -302,4 +306,10 @@ def simulate_cohort(
         },
         truth_path,
     )
-    return SimulatedCohort(folder=folder, clinical_csv=clinical, truth_json=truth_path, patients=tuple(done))
+    return SimulatedCohort(
+        folder=folder,
+        clinical_csv=clinical,
+        truth_json=truth_path,
+        truth_cohort_csv=folder / "truth_cohort.csv",
+        patients=tuple(done),
+    )

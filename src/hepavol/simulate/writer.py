@@ -72,6 +72,49 @@ def write_json(obj: Any, path: Path) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, allow_nan=False, ensure_ascii=False) + "\n")
 
 
+def write_truth_cohort_table(patients: Sequence[VirtualPatient], path: Path) -> int:
+    """Write the eligible patients' true values as a ``hepavol cohort`` table; returns the number of rows.
+
+    Columns are those of :data:`hepavol.cohort.table.COLUMNS`: true total tumour volume and true RECIST sum of
+    diameters at baseline and at the early scan (the second scan, 3-6 months), baseline lesion count, true liver
+    volume, true PFS per RECIST (event date or last scan), Ki-67, CgA, extra-abdominal disease and grade. Running
+    ``hepavol cohort`` on it gives the study's analysis on error-free measurements.
+    """
+    from hepavol.cohort.table import CohortTable, PatientRecord, write_cohort_table
+
+    rows: list[PatientRecord] = []
+    for p in patients:
+        if not p.clinical.eligible:
+            continue
+        t = p.truth
+        base = t.scans[0]
+        early = t.scans[1] if len(t.scans) > 1 else None
+        pfs_date = p.scans[0].date + datetime.timedelta(days=t.pfs_days)
+        rows.append(
+            PatientRecord(
+                line=len(rows) + 2,
+                patient_id=p.patient_id,
+                modality=p.modality,
+                baseline_date=base.date,
+                early_date=None if early is None else early.date,
+                baseline_volume_ml=round(base.total_tumour_volume_ml, 6),
+                early_volume_ml=None if early is None else round(early.total_tumour_volume_ml, 6),
+                baseline_sld_mm=base.sum_of_diameters_mm,
+                early_sld_mm=None if early is None else early.sum_of_diameters_mm,
+                lesion_count=float(len(base.lesions)),
+                liver_volume_ml=round(p.anatomy.liver_volume_ml, 1),
+                pfs_event=t.pfs_event,
+                pfs_date=pfs_date,
+                ki67_percent=p.clinical.ki67_percent,
+                cga_ug_l=p.clinical.cga_ug_per_l,
+                extra_abdominal=p.clinical.extra_abdominal_disease,
+                grade=p.clinical.grade,
+            )
+        )
+    write_cohort_table(CohortTable(tuple(rows), str(path)), path)
+    return len(rows)
+
+
 def clinical_row(record: ClinicalRecord) -> dict[str, Any]:
     """One ``clinical.csv`` row (booleans as ``yes``/``no``, reasons joined with ``; ``)."""
     row: dict[str, Any] = {}
