@@ -1,20 +1,26 @@
 """Semi-automatic 3D segmentation of one lesion from a click or from a RECIST line (classical image analysis).
 
-Method (measured on the DeepLesion/FLARE 2025 cases, see ``benchmarks/segment.py``):
+Method (figures in ``benchmarks/segment.py``):
 
-1. The intensity model of the lesion is estimated where the user pointed (a disk of a few mm around the seed, or
-   the central part of the RECIST line): robust centre (median) and spread (1.4826 × MAD, with a floor from the
-   image noise). Nothing assumes Hounsfield units, so CT in HU, windowed CT (0-255) and MR all work.
-2. On the seed slice, the lesion is the set of voxels of the (lightly smoothed) image within ``k`` spreads of the
-   centre that is star-shaped around the seed: rays are cast in the slice, each stops where the intensity leaves
-   the lesion band, and rays much longer than their neighbours (a leak into a touching organ or vessel of similar
-   intensity) are cut back to a robust radius. A RECIST line fixes the extent instead: the lesion lies between the
-   perpendiculars through the line's end points and within one line length of both (the line is its longest
-   diameter), and the line itself is foreground.
-3. The mask is propagated slice by slice up and down: the eroded mask of the previous slice is the marker, growth
-   is limited per slice, and the propagation stops where the footprint no longer matches the lesion intensities.
-4. Leak checks: a region that fills its search window or becomes much longer than wide is reported as a leak
-   (``LesionSegmentation.leaked``) and cut back to a plausible size, never returned as half the abdomen.
+1. Intensity model where the user pointed: median and spread (1.4826 × MAD, floored by the image noise) of a
+   6 mm disk around the seed, or of the central part of a RECIST line, whose 5th-95th percentile range is also
+   accepted as lesion (rims, necrotic or cystic centres). Nothing assumes Hounsfield units: CT in HU, windowed CT
+   (0-255) and MR all work.
+2. Key slice. From a seed: rays cast in the slice stop where the smoothed intensity leaves the lesion band; rays
+   much longer than the robust radius (a leak into touching tissue of similar intensity) are cut back and
+   reported. A random walker (Grady, IEEE TPAMI 2006; ``skimage.segmentation.random_walker``) then places the
+   border between the seed (foreground) and background markers: beyond 1.3 × those rays, and every voxel far
+   (3.5 spreads) from the lesion intensities. From a RECIST line: the line is the foreground marker and the
+   lesion must lie between the perpendiculars through its end points and within one line length of both (the
+   line is its longest diameter). If the random walk collapses inside a heterogeneous lesion, the long axis of
+   the intensity region is used as a RECIST line.
+3. Propagation slice by slice up and down: the eroded previous slice is the foreground marker, growth per slice is
+   limited, an ellipsoid prior (half-extent 1.3 × the lesion radius) bounds the slice axis, and the propagation
+   stops where the footprint no longer has lesion intensities (one last partial-volume slice may be added).
+4. The border moves outwards to the half-way intensity between lesion and surroundings (partial volume).
+5. Leak checks: a region without a boundary within the search radius, cut back in many directions, or still open
+   at the end of the ellipsoid prior is flagged (``LesionSegmentation.leaked`` and a warning), never returned as
+   half the abdomen.
 """
 
 from __future__ import annotations
@@ -280,6 +286,24 @@ def segment_lesion(
 class _Segmenter:
     """Working state of one lesion segmentation (a region of interest around the seed, smoothed lazily)."""
 
+    # Tuning constants, chosen on the six DeepLesion cases and the simulator phantoms (benchmarks/segment.py).
+    SMOOTH_SIGMA_MM = 0.75  # in-plane Gaussian applied before intensity tests
+    SEED_DISK_MM = 6.0  # radius of the first intensity sample around a seed
+    FLOOR_FRACTION = 0.003  # floor of the spread: this fraction of the slice's 1-99 % intensity range
+    FAR_K = 3.5  # background markers: smoothed and raw intensity further than this many spreads from the lesion
+    BETA = 500.0  # random-walker edge weight, intensities in units of the lesion spread
+    RW_PIXEL_MM = 0.7  # the random walker runs on pixels of about this size
+    BG_FACTOR = 1.3  # seed slice: background beyond 1.3 x the (leak-limited) rays + BG_MARGIN_MM
+    BG_MARGIN_MM = 2.0
+    COLLAPSE = 0.5  # random-walk region below half the intensity-band region: heterogeneous lesion, long-axis mode
+    GROW_FACTOR = 0.6  # growth allowed from one slice to the next: 0.6 x slice spacing, 1-4 mm
+    LIMIT_MM = 2.0  # no slice extends beyond the key-slice lesion + 2 mm
+    Z_FACTOR = 1.3  # half-extent along the slice axis at most 1.3 x the lesion radius (ellipsoid prior)
+    MARGIN_MM = 3.0  # margin of that ellipsoid prior in the slice
+    MIN_MARKER = 0.5  # propagate while >= 50 % of the eroded previous slice is lesion-like
+    END_FRACTION = 0.2  # partial-volume end slice when >= 20 % of the footprint is nearer the lesion intensity
+    REFINE_MM = 1.0  # final border moves outwards by up to 1 mm (at least 2 pixels) to the half-way intensity
+
     def __init__(self, image: Volume, *, band_k: float, max_diameter_mm: float) -> None:
         self.image = image
         self.k = band_k
@@ -287,38 +311,12 @@ class _Segmenter:
         g = image.geometry
         self.sz, self.sy, self.sx = g.spacing_mm
         self.sp2 = (self.sy, self.sx)
-        self.smooth_sigma_mm = 0.75
         self._smoothed: dict[int, NDArray[np.float64]] = {}
         self.warnings: list[str] = []
         self.leaked = False
-        self.grow_factor = 0.6
-        self.limit_mm = 2.0
-        self.min_marker = 0.5
         self.z_leak = False
         self.border_hit = False
-        self.refine = True
-        self.refine_steps = 2
-        self.method = "rw"
-        self.beta = 500.0
-        self.far_k = 3.5
-        self.rw_pixel_mm = 0.7
-        self.bg_factor = 1.3
-        self.bg_margin_mm = 2.0
         self._rw_pass = False
-        self.end_slices = True
-        self.seed_disk_mm = 6.0
-        self.refit_model = True
-        self.post_smooth_mm = 0.0
-        self.fg_core = 0.0
-        self.pseudo_recist = True
-        self.collapse = 0.5
-        self.refine_mm = 1.0
-        self.floor_fraction = 0.003
-        self.line_range = True
-        self.protect_region = False
-        self.end_fraction = 0.2
-        self.z_factor = 1.3
-        self.margin_mm = 3.0
 
     # ------------------------------------------------------------------ region of interest
     def _set_roi(self, center: NDArray[np.float64], half_inplane_mm: float, half_z_mm: float) -> None:
@@ -340,7 +338,7 @@ class _Segmenter:
         if z not in self._smoothed:
             self._smoothed[z] = np.asarray(
                 ndimage.gaussian_filter(
-                    self.roi[z], sigma=(self.smooth_sigma_mm / self.sy, self.smooth_sigma_mm / self.sx)
+                    self.roi[z], sigma=(self.SMOOTH_SIGMA_MM / self.sy, self.SMOOTH_SIGMA_MM / self.sx)
                 ),
                 dtype=np.float64,
             )
@@ -355,7 +353,7 @@ class _Segmenter:
         med, mad = _robust_stats(values)
         sl = self.roi[z]
         lo, hi = np.percentile(sl, [1, 99])
-        floor = max(0.5 * _noise_sigma(sl), self.floor_fraction * float(hi - lo), 1e-6)
+        floor = max(0.5 * _noise_sigma(sl), self.FLOOR_FRACTION * float(hi - lo), 1e-6)
         self.center = med
         self.spread = max(mad, floor)
         self.low = self.high = med
@@ -381,15 +379,9 @@ class _Segmenter:
             self.radius_mm = 0.25 * max_len
         region = band & _star_mask(shape2, center, self.sp2, rays)
         region = self._clean(region, marker, radius)
-        if self.method == "rw" and self._rw_pass:
-            fg = marker & band
-            if self.fg_core > 0:
-                fg |= np.asarray(ndimage.binary_erosion(region, _disk(self.fg_core * radius, self.sp2)))
-            outer = _star_mask(shape2, center, self.sp2, rays * self.bg_factor + self.bg_margin_mm)
-            far = self.far(z)
-            if self.protect_region:
-                far &= ~region
-            region = self._random_walk(z, fg, ~outer | far)
+        if self._rw_pass:
+            outer = _star_mask(shape2, center, self.sp2, rays * self.BG_FACTOR + self.BG_MARGIN_MM)
+            region = self._random_walk(z, marker & band, ~outer | self.far(z))
         return region
 
     def _seed_slice_from_line(self, a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.bool_]:
@@ -413,36 +405,25 @@ class _Segmenter:
         s = np.linspace(0.0, 1.0, n)
         line_pts = a[1:][None, :] + s[:, None] * (b[1:] - a[1:])[None, :]
         rc = np.rint(line_pts).astype(int)
-        line = np.zeros(shape2, dtype=bool)
-        line[rc[:, 0], rc[:, 1]] = True
         central = (s >= 0.2) & (s <= 0.8)
         self._set_model(self.roi[z][rc[central, 0], rc[central, 1]], z)
-        if self.line_range:
-            # a lesion with a rim, a necrotic or cystic centre, calcifications: every intensity met along the
-            # line (5th-95th percentile between 10 % and 90 % of its length) belongs to the lesion
-            along = self.smoothed(z)[rc[(s >= 0.1) & (s <= 0.9), 0], rc[(s >= 0.1) & (s <= 0.9), 1]]
-            self.low, self.high = (float(v) for v in np.percentile(along, [5, 95]))
-            self.low = min(self.low, self.center)
-            self.high = max(self.high, self.center)
+        # a lesion with a rim, a necrotic or cystic centre, calcifications: every intensity met along the line
+        # (5th-95th percentile between 10 % and 90 % of its length) belongs to the lesion
+        inner = (s >= 0.1) & (s <= 0.9)
+        along = self.smoothed(z)[rc[inner, 0], rc[inner, 1]]
+        low, high = np.percentile(along, [5, 95])
+        self.low = min(float(low), self.center)
+        self.high = max(float(high), self.center)
         self.radius_mm = length / 2
-        band = self.band(z) & allowed
-        center = mid / sp
-        lengths = _ray_lengths(band | line, center, self.sp2, length)
-        rays, _ = _regularise_rays(lengths, factor=1.3)
-        region = (band & _star_mask(shape2, center, self.sp2, rays)) | line
-        if self.method == "rw":
-            fg = line & (s_mask := np.zeros(shape2, dtype=bool))
-            inner = (s >= 0.1) & (s <= 0.9)
-            s_mask[rc[inner, 0], rc[inner, 1]] = True
-            fg = s_mask
-            bg = ~np.asarray(ndimage.binary_dilation(allowed, _disk(1.0, self.sp2))) | (self.far(z) & ~fg)
-            return self._random_walk(z, fg, bg)
-        return self._clean(region, line, length / 2) | line
+        fg = np.zeros(shape2, dtype=bool)
+        fg[rc[inner, 0], rc[inner, 1]] = True
+        bg = ~np.asarray(ndimage.binary_dilation(allowed, _disk(1.0, self.sp2))) | (self.far(z) & ~fg)
+        return self._random_walk(z, fg, bg)
 
     def far(self, z: int) -> NDArray[np.bool_]:
         """Voxels clearly not lesion (fat, air, contrast-filled vessels, bone): far outside the intensity band."""
-        lo = self.low - self.far_k * self.spread
-        hi = self.high + self.far_k * self.spread
+        lo = self.low - self.FAR_K * self.spread
+        hi = self.high + self.FAR_K * self.spread
         sm = self.smoothed(z)
         raw = self.roi[z]
         # far in the smoothed image (robust to noise) and in the raw one (sharp borders in noise-free images)
@@ -462,7 +443,7 @@ class _Segmenter:
         if not fg.any():
             return fg
         data = (self.smoothed(z) - self.center) / self.spread
-        f = max(1, int(self.rw_pixel_mm / min(self.sp2)))
+        f = max(1, int(self.RW_PIXEL_MM / min(self.sp2)))
         labels = np.zeros(data.shape, dtype=np.int32)
         labels[bg] = 2
         labels[fg] = 1
@@ -481,7 +462,7 @@ class _Segmenter:
             return fg
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            prob = random_walker(work, work_labels, beta=self.beta, mode="cg_j", tol=1e-3, return_full_prob=True)[
+            prob = random_walker(work, work_labels, beta=self.BETA, mode="cg_j", tol=1e-3, return_full_prob=True)[
                 0
             ]
         if f > 1:
@@ -507,13 +488,13 @@ class _Segmenter:
     # ------------------------------------------------------------------ propagation
     def _propagate(self, z0: int, region0: NDArray[np.bool_]) -> dict[int, NDArray[np.bool_]]:
         out = {z0: region0}
-        grow_mm = min(max(self.grow_factor * self.sz, 1.0), 4.0)
+        grow_mm = min(max(self.GROW_FACTOR * self.sz, 1.0), 4.0)
         grow = _disk(grow_mm, self.sp2)
-        limit0 = np.asarray(ndimage.binary_dilation(region0, _disk(self.limit_mm, self.sp2)))
+        limit0 = np.asarray(ndimage.binary_dilation(region0, _disk(self.LIMIT_MM, self.sp2)))
         pix = max(self.sp2)
         c0 = np.argwhere(region0).mean(axis=0)
         rays0 = _ray_lengths(region0, c0, self.sp2, self.max_diameter_mm)
-        z_half_mm = self.z_factor * self.radius_mm
+        z_half_mm = self.Z_FACTOR * self.radius_mm
         for step in (1, -1):
             prev = region0
             z = z0
@@ -530,11 +511,10 @@ class _Segmenter:
                     core = prev
                 band = self.band(z)
                 marker = core & band
-                if marker.sum() < self.min_marker * core.sum():
-                    if self.end_slices:
-                        end = self._end_slice(z, prev, core)
-                        if end is not None:
-                            out[z] = end
+                if marker.sum() < self.MIN_MARKER * core.sum():
+                    end = self._end_slice(z, prev, core)
+                    if end is not None:
+                        out[z] = end
                     break
                 dz_mm = abs(z - z0) * self.sz
                 if dz_mm > z_half_mm + 0.5 * self.sz:
@@ -542,19 +522,14 @@ class _Segmenter:
                         self.z_leak = True
                     break
                 shrink = math.sqrt(max(0.0, 1.0 - (dz_mm / (z_half_mm + 0.5 * self.sz)) ** 2))
-                ellipsoid = _star_mask(prev.shape, c0, self.sp2, rays0 * shrink + self.margin_mm)
+                ellipsoid = _star_mask(prev.shape, c0, self.sp2, rays0 * shrink + self.MARGIN_MM)
                 allowed = np.asarray(ndimage.binary_dilation(prev, grow)) & limit0 & ellipsoid
                 center = np.argwhere(marker).mean(axis=0)
                 len_band = _ray_lengths(band & allowed, center, self.sp2, self.max_diameter_mm)
                 len_allowed = _ray_lengths(allowed, center, self.sp2, self.max_diameter_mm)
                 found = float(np.mean(len_band < len_allowed - pix))
                 last_found = found
-                if self.method == "rw":
-                    region = self._random_walk(z, marker, ~allowed | self.far(z))
-                else:
-                    rays, _ = _regularise_rays(len_band, factor=1.5)
-                    cand = band & allowed & _star_mask(band.shape, center, self.sp2, rays)
-                    region = self._clean(cand, marker, eq_r_mm)
+                region = self._random_walk(z, marker, ~allowed | self.far(z))
                 if region.sum() < 3:
                     break
                 out[z] = region
@@ -572,7 +547,7 @@ class _Segmenter:
         sm = self.smoothed(z)
         half = np.abs(sm - self.center) < np.abs(sm - outside)
         seed = core & half
-        if seed.sum() < self.end_fraction * core.sum():
+        if seed.sum() < self.END_FRACTION * core.sum():
             return None
         region = _component_touching(half & prev, seed)
         region = _fill(np.asarray(ndimage.binary_opening(region, _disk(1.0, self.sp2))))
@@ -615,33 +590,25 @@ class _Segmenter:
             region0 = self._seed_slice_from_points(z0, local)
             # refine the model on the first estimate of the lesion, then redo the seed slice
             if region0.sum() >= 20:
-                if self.refit_model:
-                    self._set_model(self.roi[z0][region0], z0)
+                self._set_model(self.roi[z0][region0], z0)
                 band_region = region0
                 self._rw_pass = True
                 region0 = self._seed_slice_from_points(z0, local)
-                if self.pseudo_recist and region0.sum() < self.collapse * band_region.sum():
+                if region0.sum() < self.COLLAPSE * band_region.sum():
+                    # the random walk collapsed inside a heterogeneous lesion: use its long axis as a RECIST line
                     a, b = _longest_diameter(band_region, self.sp2)
                     region0 = self._seed_slice_from_line(
                         np.array([z0, *a], dtype=float), np.array([z0, *b], dtype=float)
                     )
             self._report_seed_slice()
             seed_index = tuple(int(v) for v in seed)
-        slices = self._propagate(z0, region0)
-        if self.refine:
-            slices = self._refine(slices)
-        if self.post_smooth_mm > 0:
-            sig = (self.post_smooth_mm / self.sy, self.post_smooth_mm / self.sx)
-            slices = {
-                z: _fill(np.asarray(ndimage.gaussian_filter(reg.astype(float), sig) >= 0.5))
-                for z, reg in slices.items()
-            }
+        slices = self._refine(self._propagate(z0, region0))
         if excludes:
             slices = self._apply_excludes(slices, z0, region0, excludes)
         if self.z_leak:
             self.leaked = True
             self.warnings.append(
-                f"the region leaked along the slice axis: it did not close within ±{self.z_factor * self.radius_mm:.0f} "
+                f"the region leaked along the slice axis: it did not close within ±{self.Z_FACTOR * self.radius_mm:.0f} "
                 "mm of the seed slice (a vessel or another elongated structure?) and was cut there. Check it."
             )
         if self.border_hit:
@@ -685,14 +652,14 @@ class _Segmenter:
             sm = 0.5 * (self.smoothed(z) + self.roi[z])
             closer = np.abs(sm - inside) < np.abs(sm - outside)
             grown = reg
-            for _ in range(max(self.refine_steps, math.ceil(self.refine_mm / min(self.sp2)))):
+            for _ in range(max(2, math.ceil(self.REFINE_MM / min(self.sp2)))):
                 grown = grown | (np.asarray(ndimage.binary_dilation(grown, one)) & closer)
             out[z] = _fill(grown)
         return out
 
     def _seed_values(self, local: list[NDArray[np.int64]]) -> NDArray[np.float64]:
         vals = []
-        d = _disk(self.seed_disk_mm, self.sp2)
+        d = _disk(self.SEED_DISK_MM, self.sp2)
         hy, hx = d.shape[0] // 2, d.shape[1] // 2
         for p in local:
             sl = self.roi[p[0]]
