@@ -148,8 +148,14 @@ def _ray_lengths(
     spacing_rc: tuple[float, float],
     max_len_mm: float,
     n_rays: int = N_RAYS,
+    *,
+    skip_mm: float = 0.0,
 ) -> NDArray[np.float64]:
-    """Distance (mm) from ``center_rc`` along ``n_rays`` directions to the first voxel outside ``inside``."""
+    """Distance (mm) from ``center_rc`` along ``n_rays`` directions to the first voxel outside ``inside``.
+
+    With ``skip_mm``, voxels outside ``inside`` within that distance of the centre before the ray first enters
+    ``inside`` are skipped (a seed on a calcification or a vessel inside the lesion).
+    """
     step = 0.5 * min(spacing_rc)
     radii = np.arange(0.0, max_len_mm + step, step)
     ang = np.linspace(0.0, 2 * np.pi, n_rays, endpoint=False)
@@ -161,6 +167,9 @@ def _ray_lengths(
     vals = np.zeros(r.shape, dtype=bool)
     vals[valid] = inside[r[valid], c[valid]]
     vals[:, 0] = True
+    if skip_mm > 0:
+        entered = np.maximum.accumulate(vals & (radii[None, :] > 0), axis=1)
+        vals |= ~entered & (radii[None, :] <= skip_mm)
     out = ~vals
     first = np.where(out.any(axis=1), out.argmax(axis=1), radii.size)
     return np.asarray(radii[np.clip(first - 1, 0, radii.size - 1)], dtype=float)
@@ -365,11 +374,16 @@ class _Segmenter:
         for p in pts:
             if p[0] == z:
                 marker[p[1], p[2]] = True
-        marker = np.asarray(ndimage.binary_dilation(marker, _disk(2.0, self.sp2))) | marker
+        seed_px = marker
+        marker = (
+            np.asarray(ndimage.binary_dilation(seed_px, _disk(max(2.0, 1.5 * max(self.sp2)), self.sp2))) | marker
+        )
         band = self.band(z)
+        if not (marker & band).any():  # the click is on a calcification or a vessel inside the lesion
+            marker = np.asarray(ndimage.binary_dilation(seed_px, _disk(self.SEED_DISK_MM, self.sp2))) & band
         center = np.array(pts[0][1:], dtype=float)
         max_len = self.max_diameter_mm / 2
-        lengths = _ray_lengths(band, center, self.sp2, max_len)
+        lengths = _ray_lengths(band, center, self.sp2, max_len, skip_mm=self.SEED_DISK_MM)
         rays, radius = _regularise_rays(lengths, factor=1.5)
         self.radius_mm = radius
         self._no_boundary = radius >= 0.9 * max_len
