@@ -13,7 +13,8 @@ Method (figures in ``benchmarks/segment.py``):
    (3.5 spreads) from the lesion intensities. From a RECIST line: the line is the foreground marker and the
    lesion must lie between the perpendiculars through its end points and within one line length of both (the
    line is its longest diameter). If the random walk collapses inside a heterogeneous lesion, the long axis of
-   the intensity region is used as a RECIST line.
+   the intensity region is used as a RECIST line; if the layer around the result differs clearly from both the
+   lesion and the tissue beyond (a target lesion: necrotic or cystic centre, solid rim), it is added.
 3. Propagation slice by slice up and down: the eroded previous slice is the foreground marker, growth per slice is
    limited, an ellipsoid prior (half-extent 1.3 × the lesion radius) bounds the slice axis, and the propagation
    stops where the footprint no longer has lesion intensities (one last partial-volume slice may be added).
@@ -311,6 +312,9 @@ class _Segmenter:
     MARGIN_MM = 3.0  # margin of that ellipsoid prior in the slice
     MIN_MARKER = 0.5  # propagate while >= 50 % of the eroded previous slice is lesion-like
     END_FRACTION = 0.2  # partial-volume end slice when >= 20 % of the footprint is nearer the lesion intensity
+    RIM_ITERATIONS = 1  # a rim is added at most this many times (target lesions)
+    RIM_MM = 2.5  # width of the layer tested as a rim
+    RIM_K = 3.0  # the rim differs from the lesion and from the tissue beyond by at least 3 spreads
     REFINE_MM = 1.0  # final border moves outwards by up to 1 mm (at least 2 pixels) to the half-way intensity
 
     def __init__(self, image: Volume, *, band_k: float, max_diameter_mm: float) -> None:
@@ -396,6 +400,32 @@ class _Segmenter:
         if self._rw_pass:
             outer = _star_mask(shape2, center, self.sp2, rays * self.BG_FACTOR + self.BG_MARGIN_MM)
             region = self._random_walk(z, marker & band, ~outer | self.far(z))
+        return region
+
+    def _grow_rim(self, z: int, pts: list[NDArray[np.int64]], region: NDArray[np.bool_]) -> NDArray[np.bool_]:
+        """Add a rim around the region (a target lesion: necrotic or cystic centre, solid rim) when the layer just
+        outside it differs clearly from both the region and the tissue further out."""
+        for _ in range(self.RIM_ITERATIONS):
+            if not region.any():
+                break
+            near = np.asarray(ndimage.binary_dilation(region, _disk(self.RIM_MM, self.sp2))) & ~region
+            far_ring = np.asarray(ndimage.binary_dilation(region, _disk(3 * self.RIM_MM, self.sp2)))
+            far_ring &= ~np.asarray(ndimage.binary_dilation(region, _disk(2 * self.RIM_MM, self.sp2)))
+            if not near.any() or not far_ring.any():
+                break
+            sm = self.smoothed(z)
+            m_near, m_far = float(np.median(sm[near])), float(np.median(sm[far_ring]))
+            if (
+                abs(m_near - m_far) < self.RIM_K * self.spread
+                or abs(m_near - self.center) < self.RIM_K * self.spread
+            ):
+                break
+            self.low = min(self.low, m_near)
+            self.high = max(self.high, m_near)
+            grown = self._seed_slice_from_points(z, pts)
+            if grown.sum() <= region.sum():
+                break
+            region = grown
         return region
 
     def _seed_slice_from_line(self, a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.bool_]:
@@ -614,6 +644,8 @@ class _Segmenter:
                     region0 = self._seed_slice_from_line(
                         np.array([z0, *a], dtype=float), np.array([z0, *b], dtype=float)
                     )
+                else:
+                    region0 = self._grow_rim(z0, local, region0)
             self._report_seed_slice()
             seed_index = tuple(int(v) for v in seed)
         slices = self._refine(self._propagate(z0, region0))
