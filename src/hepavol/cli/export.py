@@ -1,0 +1,119 @@
+"""``hepavol export seg|sr SOURCE --seg SEG --out FILE.dcm``: results as DICOM SEG and TID 1500 SR."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "write a segmentation as DICOM SEG, or its measurements as a DICOM SR (TID 1500)"
+DESCRIPTION = """\
+Export results as DICOM objects that PACS and viewers (OHIF, 3D Slicer) show.
+
+  hepavol export seg SOURCE --seg SEG --out seg.dcm
+      Binary DICOM Segmentation on the SOURCE series: one segment for the liver (liver label only) and one per
+      lesion (L1, L2, ... from the largest, each with a TrackingUID), coded with SNOMED CT.
+  hepavol export sr SOURCE --seg SEG --out sr.dcm [--seg-out seg.dcm]
+      Comprehensive 3D SR, TID 1500: per lesion a volumetric group (volume in mm3, referencing its SEG segment)
+      and a planar group (RECIST long and short axes as polylines on the source slice); per timepoint the total
+      tumour volume and the sum of long axes; optionally the RECIST and volumetric responses.
+      SEG is a DICOM SEG on SOURCE (then referenced as it is), or a label map (then a SEG is built and written
+      to --seg-out, which is required so that the SR's references resolve).
+
+SOURCE is the DICOM series folder the segmentation was drawn on (single-frame CT or MR).
+"""
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", metavar="SOURCE", help="DICOM series folder the segmentation was made on")
+    p.add_argument("--seg", required=True, metavar="SEG", help="label map file or DICOM SEG file")
+    p.add_argument("--out", required=True, metavar="FILE", help="output DICOM file (written atomically)")
+    p.add_argument("--liver-label", type=int, default=1, metavar="N", help="label of the liver (default 1)")
+    p.add_argument(
+        "--tumor-label", type=int, action="append", metavar="N", help="label of tumour voxels (default 2)"
+    )
+    p.add_argument(
+        "--instances", action="store_true", help="every label other than 0 and the liver label is one lesion"
+    )
+    p.add_argument("--connectivity", type=int, choices=(6, 18, 26), default=26, help="lesion connectivity")
+    p.add_argument("--series", metavar="UID", help="SeriesInstanceUID when the folder holds several series")
+    p.add_argument(
+        "--resample-seg", action="store_true", help="resample a label map on another grid (nearest neighbour)"
+    )
+
+
+def register(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], parents: list[argparse.ArgumentParser]
+) -> None:
+    p = subparsers.add_parser(
+        "export",
+        parents=parents,
+        help=HELP,
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="export_kind", metavar="{seg,sr}", required=True)
+    ps = sub.add_parser("seg", help="write a DICOM SEG", description="Write a binary DICOM Segmentation.")
+    _common(ps)
+    ps.set_defaults(func=run)
+    pr = sub.add_parser("sr", help="write a TID 1500 SR", description="Write a TID 1500 measurement report.")
+    _common(pr)
+    pr.add_argument("--seg-out", metavar="FILE", help="where to write the SEG built from a label-map --seg")
+    pr.add_argument("--time-point", metavar="ID", help="time point id (TID 1502), e.g. baseline, FU1")
+    pr.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=None, help="time point type")
+    pr.add_argument("--recist-response", choices=("CR", "PR", "SD", "PD"), help="RECIST 1.1 target response")
+    pr.add_argument("--volumetric-response", choices=("CR", "PR", "SD", "PD"), help="volumetric response")
+    pr.set_defaults(func=run)
+    p.set_defaults(func=lambda args: p.error("choose 'seg' or 'sr'"))
+
+
+def run(args: argparse.Namespace) -> int:
+    from hepavol.errors import InputError
+    from hepavol.io import read_dicom_series, read_segmentation
+    from hepavol.io.dicom_series import is_dicom_file, read_dicom_file_header
+    from hepavol.io.seg_write import write_dicom_seg
+
+    image = read_dicom_series(args.source, series_uid=args.series)
+    seg_path = Path(args.seg)
+    header = read_dicom_file_header(seg_path) if seg_path.is_file() and is_dicom_file(seg_path) else None
+    is_seg = header is not None and header.sop_class_uid == "1.2.840.10008.5.1.4.1.1.66.4"
+    options = {
+        "liver_label": args.liver_label,
+        "tumor_labels": tuple(args.tumor_label or (2,)),
+        "instances": args.instances,
+        "connectivity": args.connectivity,
+    }
+    if args.export_kind == "seg":
+        labels = read_segmentation(seg_path, reference=image.geometry, resample=args.resample_seg)
+        done = write_dicom_seg(image, labels, args.out, **options)
+        lesions = sum(1 for s in done.segments if s.kind == "lesion")
+        print(f"wrote {args.out}: DICOM SEG with {len(done.segments)} segment(s) ({lesions} lesion(s))")
+        return 0
+
+    from hepavol.io.sr_write import TimePoint, write_dicom_sr
+
+    if not is_seg:
+        if not args.seg_out:
+            raise InputError(
+                f"--seg '{seg_path}' is a label map: the SR references the segments of a DICOM SEG, so pass "
+                "--seg-out FILE.dcm to write that SEG too (or export it first with 'hepavol export seg')."
+            )
+        labels = read_segmentation(seg_path, reference=image.geometry, resample=args.resample_seg)
+        write_dicom_seg(image, labels, args.seg_out, **options)
+        print(f"wrote {args.seg_out}: DICOM SEG")
+        seg_path = Path(args.seg_out)
+    tp = None
+    if args.time_point or args.baseline is not None:
+        tp = TimePoint(time_point_id=args.time_point or "1", baseline=args.baseline)
+    sr = write_dicom_sr(
+        image,
+        seg_path,
+        args.out,
+        time_point=tp,
+        recist_response=args.recist_response,
+        volumetric_response=args.volumetric_response,
+    )
+    print(
+        f"wrote {args.out}: TID 1500 SR, {len(sr.lesions)} lesion(s), total tumour volume "
+        f"{sr.total_tumor_volume_mm3:.0f} mm3, sum of long axes {sr.sum_of_diameters_mm:.1f} mm"
+    )
+    return 0

@@ -1,0 +1,492 @@
+"""Write a TID 1500 Measurement Report (Comprehensive 3D SR) for one timepoint, via highdicom.sr.
+
+Content (DICOM PS3.16 template ids):
+
+- One **volumetric group** (TID 1411) per lesion: tracking identifier and TrackingUID of the lesion's SEG segment,
+  the referenced segment, finding type Neoplasm, Secondary (SCT 14799000), finding site Liver, and its volume
+  in mm³ (SCT 118565006 "Volume", UCUM ``mm3``, method "Sum of segmented voxel method for volume", DCM 126030).
+- One **planar group** (TID 1410) per lesion: the same tracking identifier, the SEG frame of the lesion on its
+  RECIST slice, and the long and short axes (SCT 103339001 "Long Axis" / 103340004 "Short Axis", UCUM ``mm``)
+  each inferred from a two-point SCOORD POLYLINE on that source image (so viewers draw a bidirectional
+  measurement). SCOORD coordinates are (column, row) image coordinates with (0, 0) at the outer corner of the
+  first pixel: hepavol's end points are pixel corners, so they land on integers.
+- One **timepoint group** (TID 1501) with the total tumour volume (mm³) and the sum of the lesions' long axes
+  (mm) -- codes of the private scheme ``99HEPAVOL`` since PS3.16 has none -- and, when given, the RECIST 1.1 and
+  volumetric target responses as qualitative evaluations "Current Response" (DCM 112048) with values from CID 6144
+  (Target Lesion Complete Response / Partial Response / Stable Disease / Progressive Disease).
+- Every group includes the time point context (TID 1502): time point id, type (Baseline or Posttreatment) and
+  order when given.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hepavol._atomic import write_bytes_atomic
+from hepavol._version import __version__
+from hepavol.errors import InputError
+from hepavol.io.seg_write import LESION_CATEGORY, LESION_TYPE, LIVER_TYPE, dataset_bytes, load_source_datasets
+from hepavol.volume import Volume
+
+__all__ = [
+    "SegSegment",
+    "SrExport",
+    "TimePoint",
+    "build_measurement_report",
+    "read_seg_segments",
+    "write_dicom_sr",
+]
+
+#: Private codes for the per-timepoint totals (PS3.16 has no concept for them).
+TOTAL_TUMOR_VOLUME = ("TTV", "99HEPAVOL", "Total tumor volume")
+SUM_OF_DIAMETERS = ("SOD", "99HEPAVOL", "Sum of diameters")
+VOLUMETRIC_METHOD = ("VOLRESP", "99HEPAVOL", "Volumetric response")
+_RESPONSE_CODES = {
+    "CR": ("112041", "DCM", "Target Lesion Complete Response"),
+    "PR": ("112042", "DCM", "Target Lesion Partial Response"),
+    "SD": ("112044", "DCM", "Target Lesion Stable Disease"),
+    "PD": ("112043", "DCM", "Target Lesion Progressive Disease"),
+}
+#: Device UID of hepavol as SR observer (a fixed UID derived from the name).
+_DEVICE_UID_SOURCE = "hepavol-device"
+
+
+def _code(value: str, scheme: str, meaning: str) -> Any:
+    from pydicom.sr.coding import Code
+
+    return Code(value, scheme, meaning)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimePoint:
+    """Time point context (TID 1502): an id such as ``"baseline"`` or ``"FU1"``, and whether it is the baseline.
+
+    The optional Time Point Order (NUM) is not written: PixelMed's validator takes it for a measurement (TID 1419
+    row 5) and reports an error; the id and type identify the time point.
+    """
+
+    time_point_id: str
+    baseline: bool | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SegSegment:
+    """A segment of a DICOM SEG as the SR needs it."""
+
+    segment_number: int
+    segment_label: str
+    kind: str  # "liver", "lesion" or "other"
+    tracking_id: str
+    tracking_uid: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SrExport:
+    """What :func:`write_dicom_sr` wrote."""
+
+    path: Path | None
+    sop_instance_uid: str
+    series_instance_uid: str
+    lesions: tuple[dict[str, Any], ...]
+    total_tumor_volume_mm3: float
+    sum_of_diameters_mm: float
+    dataset: Any  # highdicom.sr.Comprehensive3DSR
+
+
+def read_seg_segments(seg: Any) -> list[SegSegment]:
+    """The segments of a SEG dataset: liver (type SCT 10200004), lesion (category SCT 49755003) or other."""
+    out = []
+    for item in seg.SegmentSequence:
+        number = int(item.SegmentNumber)
+        cat = item.SegmentedPropertyCategoryCodeSequence[0].CodeValue
+        typ = item.SegmentedPropertyTypeCodeSequence[0].CodeValue
+        kind = "liver" if typ == LIVER_TYPE[0] else "lesion" if cat == LESION_CATEGORY[0] else "other"
+        out.append(
+            SegSegment(
+                segment_number=number,
+                segment_label=str(getattr(item, "SegmentLabel", f"segment {number}")),
+                kind=kind,
+                tracking_id=str(getattr(item, "TrackingID", "") or f"segment {number}"),
+                tracking_uid=str(getattr(item, "TrackingUID", "") or ""),
+            )
+        )
+    return out
+
+
+def _frame_of(seg: Any, segment_number: int, sop_instance_uid: str) -> int | None:
+    """1-based frame number of ``segment_number`` on source image ``sop_instance_uid``."""
+    shared = seg.SharedFunctionalGroupsSequence[0] if "SharedFunctionalGroupsSequence" in seg else None
+    for i, frame in enumerate(seg.PerFrameFunctionalGroupsSequence, start=1):
+        ident = frame if "SegmentIdentificationSequence" in frame else shared
+        if ident is None or int(ident.SegmentIdentificationSequence[0].ReferencedSegmentNumber) != segment_number:
+            continue
+        for der in getattr(frame, "DerivationImageSequence", []):
+            for src in der.SourceImageSequence:
+                if src.ReferencedSOPInstanceUID == sop_instance_uid:
+                    return i
+    return None
+
+
+def _pixel_xy(volume: Volume, point_lps: Sequence[float], slice_index: int) -> tuple[float, float]:
+    """(column, row) SCOORD image coordinates of an LPS point on slice ``slice_index``."""
+    k, r, c = volume.geometry.lps_to_index(tuple(float(v) for v in point_lps))
+    if abs(k - slice_index) > 1e-3:
+        raise AssertionError(f"point {point_lps} lies at slice {k}, not on slice {slice_index}")
+    return float(np.round(c + 0.5, 6)), float(np.round(r + 0.5, 6))
+
+
+def _add_scoords(group: Any, scoords: dict[str, Any]) -> None:
+    """Attach a SCOORD (INFERRED FROM) to each NUM item of ``group`` whose concept code is a key of ``scoords``."""
+    from highdicom.sr import ContentSequence
+
+    for item in group[0].ContentSequence:
+        code = item.ConceptNameCodeSequence[0].CodeValue
+        if item.ValueType == "NUM" and code in scoords:
+            if "ContentSequence" not in item:
+                item.ContentSequence = ContentSequence(is_root=False, is_sr=False)
+            item.ContentSequence.append(scoords.pop(code))
+    if scoords:
+        raise AssertionError(f"no NUM item for {sorted(scoords)}")
+
+
+def _method_as_concept_modifier(group: Any) -> None:
+    """TID 1501 row 5: Measurement Method is HAS CONCEPT MOD (highdicom 0.28 writes CONTAINS)."""
+    for item in group[0].ContentSequence:
+        if item.ValueType == "CODE" and item.ConceptNameCodeSequence[0].CodeValue == "370129005":
+            item.RelationshipType = "HAS CONCEPT MOD"
+
+
+def _drop_segment_number_beside_frame(group: Any) -> None:
+    """Remove ReferencedSegmentNumber where ReferencedFrameNumber is present (PS3.3 Table 10-3: one or the other).
+
+    highdicom's ReferencedSegmentationFrame writes both; dciodvfy rejects that. The frame alone identifies the
+    segment (each SEG frame belongs to one segment).
+    """
+    for item in group[0].ContentSequence:
+        if item.ValueType != "IMAGE":
+            continue
+        for ref in item.ReferencedSOPSequence:
+            if "ReferencedFrameNumber" in ref and "ReferencedSegmentNumber" in ref:
+                del ref.ReferencedSegmentNumber
+
+
+def build_measurement_report(
+    image: Volume,
+    source_datasets: Sequence[Any],
+    seg: Any,
+    labels: Volume,
+    *,
+    time_point: TimePoint | None = None,
+    recist_response: str | None = None,
+    volumetric_response: str | None = None,
+    series_instance_uid: str | None = None,
+    sop_instance_uid: str | None = None,
+    series_number: int = 301,
+) -> tuple[Any, list[dict[str, Any]], float, float]:
+    """Build the TID 1500 SR of one timepoint from the source series and a SEG on it.
+
+    Parameters
+    ----------
+    image : Volume
+        The source series (as read by :func:`hepavol.io.read_dicom_series`).
+    source_datasets : sequence of pydicom.Dataset
+        Its slices in the volume's order.
+    seg : pydicom.Dataset
+        The DICOM SEG (hepavol's or another with liver/lesion codes) on that series.
+    labels : Volume
+        ``read_segmentation(seg_file, reference=image.geometry)``: label = segment number.
+    time_point : TimePoint, optional
+        Time point context; the StudyDate of the source when omitted.
+    recist_response, volumetric_response : {"CR", "PR", "SD", "PD"}, optional
+        Target responses at this timepoint, written as qualitative evaluations.
+    series_instance_uid, sop_instance_uid : str, optional
+        UIDs to use; new ones otherwise.
+    series_number : int
+        SeriesNumber of the SR.
+
+    Returns
+    -------
+    sr : highdicom.sr.Comprehensive3DSR
+    lesions : list of dict
+        Per lesion: tracking id/uid, segment number, volume_mm3, long/short axis mm, slice index, SCOORDs.
+    total_tumor_volume_mm3, sum_of_diameters_mm : float
+    """
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+    from pydicom.uid import generate_uid
+
+    from hepavol.measurement import measure_scan
+
+    segments = read_seg_segments(seg)
+    lesion_segs = {s.segment_number: s for s in segments if s.kind == "lesion"}
+    if not lesion_segs:
+        raise InputError(
+            "The SEG has no lesion segment (segmented property category Morphologically Abnormal Structure, "
+            "SCT 49755003); an SR measurement report needs at least one lesion."
+        )
+    liver = [s.segment_number for s in segments if s.kind == "liver"]
+    arr = np.asarray(labels.array)
+    keep = np.isin(arr, np.asarray([*lesion_segs, *liver], dtype=arr.dtype))
+    label_map = labels.with_array(np.where(keep, arr, 0).astype(np.uint16))
+    liver_label = liver[0] if liver else int(max(s.segment_number for s in segments)) + 1
+    scan = measure_scan(label_map, image, liver_label=liver_label, instances=True)
+
+    responses = {}
+    for name, value in (("recist_response", recist_response), ("volumetric_response", volumetric_response)):
+        if value is not None:
+            key = str(value).upper()
+            if key not in _RESPONSE_CODES:
+                raise InputError(
+                    f"Argument '{name}' must be one of {sorted(_RESPONSE_CODES)} (target lesion response), but it "
+                    f"is {value!r}."
+                )
+            responses[name] = _code(*_RESPONSE_CODES[key])
+
+    tp = time_point or TimePoint(time_point_id=str(getattr(source_datasets[0], "StudyDate", "") or "1"))
+    tp_type = None
+    if tp.baseline is not None:
+        tp_type = codes.cid6146.Baseline if tp.baseline else codes.cid6146.Posttreatment
+    tpc = hd.sr.TimePointContext(
+        time_point=tp.time_point_id,
+        time_point_type=tp_type,
+    )
+    liver_site = hd.sr.FindingSite(anatomic_location=_code(*LIVER_TYPE))
+    finding = _code(*LESION_TYPE)
+    mm = _code("mm", "UCUM", "millimeter")
+    mm3 = _code("mm3", "UCUM", "cubic millimeter")
+    long_code = _code("103339001", "SCT", "Long Axis")
+    short_code = _code("103340004", "SCT", "Short Axis")
+    seg_class = str(seg.SOPClassUID)
+    seg_uid = str(seg.SOPInstanceUID)
+    groups: list[Any] = []
+    lesions: list[dict[str, Any]] = []
+    src0 = source_datasets[0]
+    for les in sorted(scan.lesions, key=lambda m: m.label):
+        info = lesion_segs[les.label]
+        tracking_uid = info.tracking_uid or generate_uid()
+        tracking = hd.sr.TrackingIdentifier(uid=tracking_uid, identifier=info.tracking_id)
+        volume_mm3 = les.volume_ml * 1000.0
+        groups.append(
+            hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+                tracking_identifier=tracking,
+                referenced_segment=hd.sr.ReferencedSegment(
+                    sop_class_uid=seg_class,
+                    sop_instance_uid=seg_uid,
+                    segment_number=les.label,
+                    source_series=hd.sr.SourceSeriesForSegmentation(str(src0.SeriesInstanceUID)),
+                ),
+                time_point_context=tpc,
+                finding_type=finding,
+                finding_sites=[liver_site],
+                measurements=[
+                    hd.sr.Measurement(
+                        name=codes.SCT.Volume,
+                        value=volume_mm3,
+                        unit=mm3,
+                        method=codes.DCM.SumOfSegmentedVoxelMethodForVolume,
+                    )
+                ],
+            )
+        )
+        src = source_datasets[les.slice_index]
+        frame = _frame_of(seg, les.label, str(src.SOPInstanceUID))
+        if frame is None:
+            raise InputError(
+                f"The SEG has no frame of segment {les.label} ({info.tracking_id}) on source image "
+                f"{src.SOPInstanceUID} (slice {les.slice_index}); the SEG does not match the series."
+            )
+        source_ref = hd.sr.SourceImageForSegmentation.from_source_image(src)
+        long_xy = [_pixel_xy(image, p, les.slice_index) for p in les.long_axis_endpoints_mm]
+        short_xy = [_pixel_xy(image, p, les.slice_index) for p in les.short_axis_endpoints_mm]
+
+        def scoord(xy: list[tuple[float, float]], src: Any = src) -> Any:
+            return hd.sr.CoordinatesForMeasurement(
+                graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+                graphic_data=np.asarray(xy, dtype=float),
+                source_image=hd.sr.SourceImageForRegion.from_source_image(src),
+            )
+
+        planar = hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+            tracking_identifier=tracking,
+            referenced_segment=hd.sr.ReferencedSegmentationFrame(
+                sop_class_uid=seg_class,
+                sop_instance_uid=seg_uid,
+                frame_number=frame,
+                segment_number=les.label,
+                source_image=source_ref,
+            ),
+            time_point_context=tpc,
+            finding_type=finding,
+            finding_sites=[liver_site],
+            measurements=[
+                hd.sr.Measurement(name=long_code, value=les.long_axis_mm, unit=mm),
+                hd.sr.Measurement(name=short_code, value=les.short_axis_mm, unit=mm),
+            ],
+        )
+        # TID 300 allows "INFERRED FROM SCOORD" (TID 320) under each NUM; highdicom refuses referenced
+        # coordinates in a planar group's measurements, so the SCOORDs are added to the NUM items here.
+        _add_scoords(planar, {long_code.value: scoord(long_xy), short_code.value: scoord(short_xy)})
+        _drop_segment_number_beside_frame(planar)
+        groups.append(planar)
+        lesions.append(
+            {
+                "tracking_id": info.tracking_id,
+                "tracking_uid": tracking_uid,
+                "segment_number": les.label,
+                "volume_mm3": volume_mm3,
+                "long_axis_mm": les.long_axis_mm,
+                "short_axis_mm": les.short_axis_mm,
+                "slice_index": les.slice_index,
+                "source_sop_instance_uid": str(src.SOPInstanceUID),
+                "long_axis_xy": long_xy,
+                "short_axis_xy": short_xy,
+            }
+        )
+    total_mm3 = float(sum(d["volume_mm3"] for d in lesions))
+    sod_mm = float(sum(d["long_axis_mm"] for d in lesions))
+    evaluations = []
+    if "recist_response" in responses:
+        evaluations.append(
+            hd.sr.QualitativeEvaluation(name=codes.DCM.CurrentResponse, value=responses["recist_response"])
+        )
+    summary = [
+        hd.sr.MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(
+                uid=generate_uid(), identifier=f"timepoint {tp.time_point_id} RECIST 1.1"
+            ),
+            time_point_context=tpc,
+            method=codes.DCM.RECIST1Point1,
+            finding_sites=[liver_site],
+            measurements=[hd.sr.Measurement(name=_code(*SUM_OF_DIAMETERS), value=sod_mm, unit=mm)],
+            qualitative_evaluations=evaluations or None,
+        ),
+        hd.sr.MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(
+                uid=generate_uid(), identifier=f"timepoint {tp.time_point_id} volumetric"
+            ),
+            time_point_context=tpc,
+            method=_code(*VOLUMETRIC_METHOD),
+            finding_sites=[liver_site],
+            measurements=[hd.sr.Measurement(name=_code(*TOTAL_TUMOR_VOLUME), value=total_mm3, unit=mm3)],
+            qualitative_evaluations=[
+                hd.sr.QualitativeEvaluation(name=codes.DCM.CurrentResponse, value=responses["volumetric_response"])
+            ]
+            if "volumetric_response" in responses
+            else None,
+        ),
+    ]
+    for group in summary:
+        _method_as_concept_modifier(group)
+    modality = str(getattr(source_datasets[0], "Modality", "CT")).upper()
+    procedure = codes.cid100.MRIUnspecifiedBodyRegion if modality == "MR" else codes.cid100.CTUnspecifiedBodyRegion
+    observer = hd.sr.ObserverContext(
+        observer_type=codes.DCM.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=generate_uid(entropy_srcs=[_DEVICE_UID_SOURCE]),
+            name="hepavol",
+            manufacturer_name="hepavol",
+            model_name=f"hepavol {__version__}",
+        ),
+    )
+    report = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
+        procedure_reported=procedure,
+        imaging_measurements=[*groups, *summary],
+        title=codes.DCM.ImagingMeasurementReport,
+    )
+    sr = hd.sr.Comprehensive3DSR(
+        evidence=[*source_datasets, seg],
+        content=report[0],
+        series_instance_uid=series_instance_uid or generate_uid(),
+        series_number=series_number,
+        sop_instance_uid=sop_instance_uid or generate_uid(),
+        instance_number=1,
+        manufacturer="hepavol",
+        is_complete=True,
+        series_description="hepavol measurement report",
+    )
+    return sr, lesions, total_mm3, sod_mm
+
+
+def write_dicom_sr(
+    image: Volume,
+    seg_path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | None,
+    *,
+    time_point: TimePoint | None = None,
+    recist_response: str | None = None,
+    volumetric_response: str | None = None,
+) -> SrExport:
+    """Write the TID 1500 SR of one timepoint for a DICOM SEG on a DICOM series (atomically).
+
+    Parameters
+    ----------
+    image : Volume
+        The source series, read with :func:`hepavol.io.read_dicom_series`.
+    seg_path : str or os.PathLike
+        The DICOM SEG file on that series (e.g. written by :func:`hepavol.io.seg_write.write_dicom_seg`).
+    path : str or os.PathLike or None
+        Output file; ``None`` builds the object without writing it.
+    time_point, recist_response, volumetric_response
+        See :func:`build_measurement_report`.
+
+    Returns
+    -------
+    SrExport
+
+    Raises
+    ------
+    InputError
+        If the SEG is not a DICOM SEG, has no lesion segment, or does not reference this series.
+    """
+    import pydicom
+
+    from hepavol.io.segmentation import read_segmentation
+
+    seg = pydicom.dcmread(seg_path)
+    if str(getattr(seg, "SOPClassUID", "")) != "1.2.840.10008.5.1.4.1.1.66.4":
+        raise InputError(f"'{seg_path}' is not a DICOM Segmentation; an SR references the segments of a SEG.")
+    sources = load_source_datasets(image)
+    series_uid = str(sources[0].SeriesInstanceUID)
+    referenced = {
+        str(s.SeriesInstanceUID) for s in getattr(seg, "ReferencedSeriesSequence", []) if "SeriesInstanceUID" in s
+    }
+    if referenced and series_uid not in referenced:
+        raise InputError(
+            f"The SEG '{seg_path}' references series {sorted(referenced)}, not the source series {series_uid}. "
+            "Give the series the segmentation was made on."
+        )
+    if not any(s.kind == "lesion" for s in read_seg_segments(seg)):
+        raise InputError(
+            f"The SEG '{seg_path}' has no lesion segment (segmented property category Morphologically Abnormal "
+            "Structure, SCT 49755003); an SR measurement report needs at least one lesion."
+        )
+    labels = read_segmentation(seg_path, reference=image.geometry)
+    sr, lesions, total_mm3, sod_mm = build_measurement_report(
+        image,
+        sources,
+        seg,
+        labels,
+        time_point=time_point,
+        recist_response=recist_response,
+        volumetric_response=volumetric_response,
+    )
+    out = None
+    if path is not None:
+        out = Path(path)
+        write_bytes_atomic(out, dataset_bytes(sr))
+    return SrExport(
+        path=out,
+        sop_instance_uid=str(sr.SOPInstanceUID),
+        series_instance_uid=str(sr.SeriesInstanceUID),
+        lesions=tuple(lesions),
+        total_tumor_volume_mm3=total_mm3,
+        sum_of_diameters_mm=sod_mm,
+        dataset=sr,
+    )

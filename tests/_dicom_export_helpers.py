@@ -1,0 +1,72 @@
+"""Helpers for the DICOM SEG/SR and PACS tests: a small CT series with a liver and two lesions, and validators."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hepavol.geometry import Geometry
+from hepavol.volume import Volume
+
+#: PixelMed's SR validator on Java 17 needs the XPath limits lifted (see shared NOTES.md).
+PIXELMED_JAR = Path("/usr/share/java/pixelmed.jar")
+_JAVA_FLAGS = [
+    "-Djdk.xml.xpathExprOpLimit=0",
+    "-Djdk.xml.xpathTotalOpLimit=0",
+    "-Djdk.xml.xpathExprGrpLimit=0",
+]
+
+
+def case_volumes(direction: Any) -> tuple[Volume, Volume]:
+    """A 12×40×48 CT (HU) and its label map: liver (1) box, lesion A 5×12×14 voxels (840), lesion B 2×5×4 (40).
+
+    Spacing 2.5 × 0.8 × 0.8 mm, so lesion A is 840 × 1.6 = 1344 mm³ and lesion B 40 × 1.6 = 64 mm³; lesion A's
+    long axis is the diagonal of its 12 × 14 pixel rectangle, √((12·0.8)² + (14·0.8)²) = 14.7513 mm.
+    """
+    g = Geometry(
+        shape=(12, 40, 48), spacing_mm=(2.5, 0.8, 0.8), origin_lps_mm=(-20.0, -15.0, -100.0), direction=direction
+    )
+    lab = np.zeros(g.shape, np.uint8)
+    lab[2:10, 5:35, 5:40] = 1
+    lab[3:8, 10:22, 10:24] = 2
+    lab[5:7, 25:30, 30:34] = 2
+    img = np.where(lab == 1, 60, np.where(lab == 2, 20, -100)).astype(np.int16)
+    img[0, 0, :7] = 500  # asymmetric marker
+    return Volume(img, g, "ct"), Volume(lab, g, "labels")
+
+
+def require(tool: str) -> str:
+    """Path of a Debian tool that ``make test`` installs; fail (not skip) when it is missing."""
+    path = shutil.which(tool)
+    assert path, f"{tool} is missing: run 'make test' (installs the Makefile's APT_PACKAGES) or apt-get install it"
+    return path
+
+
+def dciodvfy_errors(path: Path) -> list[str]:
+    """Error lines of dciodvfy (dicom3tools) for a file."""
+    exe = require("dciodvfy")
+    out = subprocess.run([exe, str(path)], capture_output=True, text=True, timeout=60)
+    return [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")]
+
+
+def pixelmed_report(path: Path) -> str:
+    """Output of PixelMed's DicomSRValidator (Debian pixelmed-apps) for an SR file."""
+    java = require("java")
+    assert PIXELMED_JAR.exists(), "pixelmed.jar missing: apt-get install pixelmed-apps (in APT_PACKAGES)"
+    cmd = [java, *_JAVA_FLAGS, "-cp", str(PIXELMED_JAR), "com.pixelmed.validate.DicomSRValidator", str(path)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    return out.stdout + out.stderr
+
+
+def template_of(group: Any) -> str:
+    """Which TID 1500 measurement group a container is: 1410 planar, 1411 volumetric, 1501 other."""
+    codes = {item.ConceptNameCodeSequence[0].CodeValue for item in group.ContentSequence}
+    if "121191" in codes:  # Referenced Segment
+        return "1411"
+    if "121214" in codes:  # Referenced Segmentation Frame
+        return "1410"
+    return "1501"
