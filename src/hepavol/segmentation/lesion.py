@@ -629,8 +629,7 @@ class _Segmenter:
             local = [seed - self.lo]
             z0 = int(local[0][0])
             self._check_seed(local[0])
-            disk_vals = self._seed_values(local)
-            self._set_model(disk_vals, z0)
+            self._set_model(self._seed_values(local), z0)
             region0 = self._seed_slice_from_points(z0, local)
             # refine the model on the first estimate of the lesion, then redo the seed slice
             if region0.sum() >= 20:
@@ -703,21 +702,31 @@ class _Segmenter:
             out[z] = _fill(grown)
         return out
 
+    def _disk_values(self, p: NDArray[np.int64], radius_mm: float) -> NDArray[np.float64]:
+        sl = self.roi[p[0]]
+        d = _disk(radius_mm, self.sp2)
+        rr, cc = np.nonzero(d)
+        rr = rr + p[1] - d.shape[0] // 2
+        cc = cc + p[2] - d.shape[1] // 2
+        ok = (rr >= 0) & (rr < sl.shape[0]) & (cc >= 0) & (cc < sl.shape[1])
+        return np.asarray(sl[rr[ok], cc[ok]], dtype=np.float64)
+
     def _seed_values(self, local: list[NDArray[np.int64]]) -> NDArray[np.float64]:
-        vals = []
-        d = _disk(self.SEED_DISK_MM, self.sp2)
-        hy, hx = d.shape[0] // 2, d.shape[1] // 2
-        for p in local:
-            sl = self.roi[p[0]]
-            r0, c0 = p[1] - hy, p[2] - hx
-            win = np.zeros_like(sl, dtype=bool)
-            rr, cc = np.nonzero(d)
-            rr = rr + r0
-            cc = cc + c0
-            ok = (rr >= 0) & (rr < sl.shape[0]) & (cc >= 0) & (cc < sl.shape[1])
-            win[rr[ok], cc[ok]] = True
-            vals.append(sl[win])
-        return np.concatenate(vals)
+        """Intensities around the seed: the largest disk (6 mm down to 1 pixel) whose median agrees with the
+        intensity at the seed itself (3 x 3 median), so a lesion smaller than the disk is not swamped by liver."""
+        p = local[0]
+        pixel = max(self.sp2)
+        at_seed = float(np.median(self._disk_values(p, 1.01 * pixel)))
+        vals = self._disk_values(p, 1.01 * pixel)
+        for radius in (self.SEED_DISK_MM, 4.0, 2.5, 1.5 * pixel):
+            if radius < 1.01 * pixel:
+                continue
+            candidate = self._disk_values(p, radius)
+            med, mad = _robust_stats(candidate)
+            if abs(med - at_seed) <= max(mad, 1e-9):
+                vals = candidate
+                break
+        return vals
 
     def _apply_excludes(
         self,
