@@ -24,7 +24,7 @@ def phantom(tmp_path: Path) -> tuple[Path, np.ndarray, np.ndarray]:
     g = Geometry(
         shape=(40, 70, 70),
         spacing_mm=(1.5, 0.9, 0.9),
-        origin_lps_mm=(-30.0, -30.0, -40.0),
+        origin_lps_mm=(-60.0, -30.0, -40.0),
         direction=((0.0, 0.0, 1.0), (0.0, 1.0, 0.0), (1.0, 0.0, 0.0)),
     )
     idx = np.indices(g.shape).reshape(3, -1).T
@@ -52,13 +52,14 @@ def test_lesion_two_seeds_index_and_lps(
         ["segment", "lesion", str(path), "--index", "--seed", "20,20,20", "--out", str(out), "--preview", str(png)]
     )
     assert code == 0
+    # LPS coordinates start with a minus sign here: the "--seed=..." form
+    assert c2[0] < 0
     code = main(
         [
             "segment",
             "lesion",
             str(path),
-            "--seed",
-            ",".join(f"{v:.3f}" for v in c2),
+            "--seed=" + ",".join(f"{v:.3f}" for v in c2),
             "--add-to",
             str(out),
             "--out",

@@ -10,10 +10,12 @@ DESCRIPTION = """\
 Segment lesions or the liver by classical image analysis (no model weights, CPU). Points are DICOM LPS
 positions in mm ("X,Y,Z"), or voxel indices "slice,row,column" with --index. The output is a label map
 (NIfTI/NRRD/MHA by suffix): liver 1, lesions 2..n as instances, usable by `hepavol measure`.
+Write points that start with a minus sign with "=" (--seed=-60,-20,-110), as argparse requires.
 
   hepavol segment liver ct.nii.gz --out seg.nii.gz --preview liver.png
-  hepavol segment lesion ct.nii.gz --seed -60,-20,-110 --add-to seg.nii.gz --out seg.nii.gz
-  hepavol segment lesion ct.nii.gz --recist -70,-25,-110:-45,-18,-110 --out lesion.nii.gz
+  hepavol segment lesion ct.nii.gz --seed=-60,-20,-110 --add-to seg.nii.gz --out seg.nii.gz
+  hepavol segment lesion ct.nii.gz --recist=-70,-25,-110:-45,-18,-110 --out lesion.nii.gz
+  hepavol segment lesion ct.nii.gz --index --seed 40,250,300 --out lesion.nii.gz --preview check.png
 """
 
 
@@ -28,7 +30,7 @@ def _point(text: str, option: str) -> tuple[float, float, float]:
     if len(values) != 3:
         raise InputError(
             f"{option} {text!r} is not three comma-separated numbers; write it as X,Y,Z (LPS mm) or "
-            "slice,row,column with --index, e.g. -60.5,-20,-110."
+            f"slice,row,column with --index, e.g. {option}=-60.5,-20,-110."
         )
     return (values[0], values[1], values[2])
 
