@@ -112,12 +112,19 @@ def render(
     return Volume(image, GRID), Volume(labels, GRID), Volume(instances.reshape(shape), GRID)
 
 
-def write_patient(folder: Path, *, patient_id: str | None = "PHANTOM-1", scans: int = len(DATES)) -> Path:
+def write_patient(
+    folder: Path,
+    *,
+    patient_id: str | None = "PHANTOM-1",
+    scans: int = len(DATES),
+    lesions: tuple[PhantomLesion, ...] = LESIONS,
+    poses: tuple[Pose, ...] = POSES,
+) -> Path:
     """Write the phantom's scans as NIfTI and a manifest; return the manifest path."""
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
     for t in range(scans):
-        image, labels, _ = render(t)
+        image, labels, _ = render(t, lesions=lesions, poses=poses)
         day = DATES[t].strftime("%Y%m%d")
         write_image(image, folder / day / "image.nii.gz")
         write_image(labels, folder / day / "seg.nii.gz")

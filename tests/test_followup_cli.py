@@ -103,3 +103,17 @@ def test_timepoint_without_liver(patient: Path, tmp_path: Path) -> None:
 def test_unknown_target_id(patient: Path) -> None:
     with pytest.raises(InputError, match=r"target lesion\(s\) L9 are not baseline lesions .* L1, L2, L3, L4, L5"):
         run_followup(patient, targets=["L1", "L9"])
+
+
+def test_affine_registration_option(patient: Path, tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    assert main(["follow-up", str(patient), "--affine", "--json", str(out)]) == 0
+    d = json.loads(out.read_text())
+    follow = d["registration"][1]
+    assert follow["kind"] == "affine"
+    assert follow["liver_dice_after"] > 0.95
+    # Truth pose of the follow-up (tests/_followup_helpers.py POSES[1]): translation (25, -20, 10) mm, no scaling.
+    matrix = np.array(follow["matrix"])
+    np.testing.assert_allclose(matrix[:3, 3], [25.0, -20.0, 10.0], atol=2.5)
+    np.testing.assert_allclose(np.linalg.det(matrix[:3, :3]), 1.0, atol=0.03)
+    assert [tp["overall_response"] for tp in d["timepoints"]] == [None, "PR"]

@@ -31,10 +31,11 @@ from __future__ import annotations
 
 import datetime
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
-from tests._followup_helpers import DATES, LESIONS, POSES, render, write_patient
+from tests._followup_helpers import DATES, LESIONS, POSES, PhantomLesion, Pose, render, write_patient
 
 from hepavol.followup import FollowUpResult, run_followup
 from hepavol.response.growth import DAYS_PER_MONTH
@@ -193,3 +194,50 @@ def test_json_has_exactly_the_issue_keys(result: FollowUpResult) -> None:
     new = next(les for les in d["lesions"] if les["lesion_id"] == "L6")
     assert [m["date"] for m in new["measurements"]] == ["2024-05-01", "2024-07-01"]
     assert [r["kind"] for r in d["registration"]] == ["identity", "rigid", "rigid", "rigid"]
+
+
+SPLIT_MERGE = (
+    PhantomLesion("A", (30.0, 0.0, 0.0), (12.0, 0.0, 0.0)),
+    PhantomLesion("A1", (22.0, 0.0, 0.0), (0.0, 6.0, 10.5)),  # A splits into A1 and A2 ...
+    PhantomLesion("A2", (40.0, 0.0, 0.0), (0.0, 6.0, 10.5)),
+    PhantomLesion("B", (-10.0, 0.0, 0.0), (8.0, 8.0, 10.5)),
+    PhantomLesion("M", (5.0, 0.0, 0.0), (0.0, 0.0, 10.5)),  # ... and everything coalesces at the third scan
+)
+SPLIT_MERGE_POSES = (
+    POSES[0],
+    Pose((1.0, 0.0, 2.0), (20.0, -10.0, 5.0)),
+    Pose((0.0, 2.0, -2.0), (-25.0, 15.0, 0.0)),
+)
+
+
+def test_fragments_add_up_and_merged_targets_are_measured_once(tmp_path: Path) -> None:
+    """RECIST 1.1 (SCIENCE.md §1.2): a fragmented lesion's LDs add up; coalesced lesions are measured as one.
+
+    Truth: targets A (24 mm) and B (16 mm), sum 40. Scan 2: A in two fragments of 12 mm, B 16: sum 40, SD.
+    Scan 3: one blob from x = -20.5 to 50.5 mm (71 mm), both targets in it: sum 71 vs nadir 40 (+78 %): PD.
+    """
+    manifest = write_patient(tmp_path, scans=3, lesions=SPLIT_MERGE, poses=SPLIT_MERGE_POSES)
+    result = run_followup(manifest, keep_scans=True)
+    assert result.targets == ("L1", "L2")
+    a, b = result.tracking.tracks
+    assert len(a.keys[1]) == 2  # A's two fragments on scan 2
+    assert b.keys[1] != ()
+    kinds = [(e.timepoint_index, e.kind) for e in result.tracking.events]
+    assert (1, "split") in kinds
+    assert (2, "merged") in kinds
+    assert {a.status, b.status} == {"merged", "present"}
+
+    def ld(t: int, keys: tuple[str, ...]) -> float:
+        return sum(les.long_axis_mm for les in result.scans[t].measurement.lesions if les.lesion_id in keys)
+
+    def d1(v: float) -> float:  # RECIST values are rounded half-up to 0.1 mm before summing
+        return math.floor(v * 10 + 0.5) / 10
+
+    sums = [tp.sum_of_diameters_mm for tp in result.timepoints]
+    assert sums[1] == pytest.approx(d1(ld(1, a.keys[1])) + d1(ld(1, b.keys[1])), abs=1e-9)
+    blob = result.scans[2].measurement.lesions
+    assert len(blob) == 1
+    assert sums[2] == pytest.approx(d1(blob[0].long_axis_mm), abs=1e-9)
+    assert 40 - 1 <= sums[1] <= 40 + 10  # truth 40 mm, pixel-edge convention adds up to ~2 pixels per lesion
+    assert 71 - 1 <= sums[2] <= 71 + 5
+    assert [tp.overall_response for tp in result.timepoints] == [None, "SD", "PD"]
