@@ -76,6 +76,36 @@ def test_lesion_two_seeds_index_and_lps(
     assert "    3" in printed
 
 
+def test_touching_lesions_in_one_call_stay_apart(tmp_path: Path) -> None:
+    """Two merged spheres (r = 8 mm, centres 12 mm apart, same intensity) seeded in one call get one label each.
+
+    Reference: the half of the union nearer each centre. Seeded one at a time without the other seed as an
+    exclude point, the first lesion takes both spheres (measured Dice 0.65 and 0.0); with it, 0.90 and 0.91.
+    """
+    g = Geometry(
+        shape=(30, 60, 60),
+        spacing_mm=(1.5, 0.9, 0.9),
+        origin_lps_mm=(0.0, 0.0, 0.0),
+        direction=((0.0, 0.0, 1.0), (0.0, 1.0, 0.0), (1.0, 0.0, 0.0)),
+    )
+    lps = g.index_to_lps(np.indices(g.shape).reshape(3, -1).T)
+    c1 = g.index_to_lps(np.array([15, 30, 21.0]))
+    c2 = c1 + np.array([12.0, 0.0, 0.0])  # +x = along the columns
+    d1 = np.linalg.norm(lps - c1, axis=1).reshape(g.shape)
+    d2 = np.linalg.norm(lps - c2, axis=1).reshape(g.shape)
+    union = (d1 <= 8.0) | (d2 <= 8.0)
+    t1, t2 = union & (d1 < d2), union & (d2 <= d1)
+    arr = np.where(union, 40.0, 100.0) + np.random.default_rng(4).normal(0, 8.0, g.shape)
+    path = tmp_path / "touching.nii.gz"
+    write_image(Volume(arr.astype(np.int16), g), path)
+    out = tmp_path / "seg.nii.gz"
+    seeds = [",".join(f"{v:.2f}" for v in c) for c in (c1, c2)]
+    assert main(["segment", "lesion", str(path), "--seed", seeds[0], "--seed", seeds[1], "--out", str(out)]) == 0
+    labels = np.asarray(read_image(out).array)
+    assert dice(labels == 2, t1) >= 0.85
+    assert dice(labels == 3, t2) >= 0.85
+
+
 def test_lesion_recist_option(phantom: tuple[Path, np.ndarray, np.ndarray], tmp_path: Path) -> None:
     path, t1, _ = phantom
     out = tmp_path / "seg.nii.gz"

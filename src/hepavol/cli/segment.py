@@ -69,7 +69,10 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
         "lesion",
         parents=[*parents, common],
         help="one lesion per --seed or --recist",
-        description="Segment lesions in 3D: each --seed point or --recist line gives one lesion (labels 2..n).",
+        description=(
+            "Segment lesions in 3D: each --seed point or --recist line gives one lesion (labels 2..n). Lesions given "
+            "in one call are kept apart: voxels nearer another lesion's seed (or line centre) are not included."
+        ),
     )
     les.add_argument("--seed", action="append", default=[], metavar="X,Y,Z", help="a point inside a lesion")
     les.add_argument(
@@ -131,20 +134,27 @@ def run(args: argparse.Namespace) -> int:
         if not args.seed and not args.recist:
             raise InputError("segment lesion needs at least one --seed X,Y,Z or --recist X1,Y1,Z1:X2,Y2,Z2.")
         excludes = [to_lps(t, "--exclude") for t in args.exclude]
+        seeds = [np.asarray(to_lps(t, "--seed"), dtype=float) for t in args.seed]
+        lines = []
+        for text in args.recist:
+            a, b = _line(text)
+            lines.append((g.index_to_lps(np.array(a)), g.index_to_lps(np.array(b))) if args.index else (a, b))
+        # every other lesion's seed (or line centre) is an exclude point: touching lesions stay apart
+        centres = seeds + [0.5 * (np.asarray(a, dtype=float) + np.asarray(b, dtype=float)) for a, b in lines]
         results = []
-        for text in args.seed:
+        for i, seed_lps in enumerate(seeds):
+            others = [c for j, c in enumerate(centres) if j != i]
             results.append(
                 segment_lesion(
                     image,
-                    seed_lps_mm=to_lps(text, "--seed"),
-                    exclude_lps_mm=excludes,
+                    seed_lps_mm=seed_lps,
+                    exclude_lps_mm=excludes + others,
                     max_diameter_mm=args.max_diameter,
                 )
             )
-        for text in args.recist:
-            a, b = _line(text)
-            ends = (g.index_to_lps(np.array(a)), g.index_to_lps(np.array(b))) if args.index else (a, b)
-            results.append(segment_lesion(image, recist_lps_mm=ends, exclude_lps_mm=excludes))
+        for k, ends in enumerate(lines):
+            others = [c for j, c in enumerate(centres) if j != len(seeds) + k]
+            results.append(segment_lesion(image, recist_lps_mm=ends, exclude_lps_mm=excludes + others))
         labels = compose_label_map(g.shape, lesions=[r.mask for r in results], base=base)
         first = max(int(base.max()) + 1 if base is not None else 0, 2)
         preview_slice = results[0].seed_index[0]
