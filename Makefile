@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages used by the tests (reference tools, validators, servers). Installed with apt-get as root.
-APT_PACKAGES ?= r-base-core r-cran-survival chromium dicom3tools dcmtk pixelmed-apps
+APT_PACKAGES ?= r-base-core r-cran-survival chromium dicom3tools dcmtk pixelmed-apps orthanc orthanc-dicomweb
 PYTEST_ARGS ?=
 
 .PHONY: demo test lint typecheck pytest system-deps benchmark clean
