@@ -321,3 +321,16 @@ def test_cli_export_seg_and_sr(tmp_path: Path, capsys: pytest.CaptureFixture[str
         for i in se.ReferencedSOPSequence
     }
     assert pydicom.dcmread(tmp_path / "seg2.dcm").SOPInstanceUID in uids
+
+
+def test_single_segment_seg_reads_back(tmp_path: Path) -> None:
+    """One lesion and no liver: highdicom puts the segment identification in the shared functional groups."""
+    image, labels = _case(tmp_path)
+    only_lesion = np.where(np.asarray(labels.array) == 2, 2, 0).astype(np.uint8)
+    one, _ = ndimage.label(only_lesion)
+    biggest = np.bincount(one.ravel())[1:].argmax() + 1
+    single = Volume(np.where(one == biggest, 2, 0).astype(np.uint8), labels.geometry)
+    path = tmp_path / "single.dcm"
+    write_dicom_seg(image, single, path)
+    back = read_segmentation(path, reference=image.geometry)
+    assert np.count_nonzero(back.array) == np.count_nonzero(single.array)

@@ -288,12 +288,16 @@ def _read_dicom_seg(p: Path, *, reference: Geometry | None, resample: bool) -> V
             stacklevel=3,
         )
     numbers: list[int] = []
+    shared = seg.get("SharedFunctionalGroupsSequence")
+    shared_item = shared[0] if shared else None
     for i, item in enumerate(per_frame):
         if seg_type == "LABELMAP":
             numbers.append(0)
             continue
         try:
-            numbers.append(int(item.SegmentIdentificationSequence[0].ReferencedSegmentNumber))
+            # A single-segment SEG may carry the segment identification in the shared functional groups.
+            holder = item if "SegmentIdentificationSequence" in item else shared_item
+            numbers.append(int(holder.SegmentIdentificationSequence[0].ReferencedSegmentNumber))  # type: ignore[union-attr]
         except (AttributeError, IndexError) as exc:
             raise InputError(
                 f"DICOM SEG '{p}' frame {i + 1} has no SegmentIdentificationSequence/ReferencedSegmentNumber."
