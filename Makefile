@@ -45,6 +45,7 @@ test: lint typecheck pytest
 benchmark: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/measure.py
 	$(BIN)/python benchmarks/load.py
+	$(BIN)/python benchmarks/segment.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -212,8 +212,7 @@ def measure_scan(
     # (numpy releases the GIL in comparisons and counts).
     with ThreadPoolExecutor(max_workers=1) as pool:
         liver_future = pool.submit(_count_label, labels, liver_label)
-        tumor = _tumor_mask(labels, liver_label, tumor_set, instances)
-        box = _bounding_box(tumor)
+        box = _tumor_bounding_box(labels, liver_label, tumor_set, instances)
         liver_count = liver_future.result()
 
     lesions: list[_Lesion] = []
@@ -224,7 +223,8 @@ def measure_scan(
         )
         offset = tuple(s.start for s in grown)
         crop_labels = labels[grown]
-        crop_tumor = tumor[grown]
+        # The tumour mask is built only inside the box: memory stays proportional to the lesions' extent.
+        crop_tumor = _tumor_mask(crop_labels, liver_label, tumor_set, instances)
         if instances:
             component_map = np.where(crop_tumor, crop_labels, 0)
         else:
@@ -359,17 +359,29 @@ def _tumor_mask(
     return mask
 
 
-def _bounding_box(mask: NDArray[np.bool_]) -> tuple[slice, slice, slice] | None:
-    """Bounding box of the True voxels, found with a pass per axis on ever smaller crops."""
-    z = np.flatnonzero(mask.any(axis=(1, 2)))
-    if z.size == 0:
+def _tumor_bounding_box(
+    labels: NDArray[Any], liver_label: int, tumor_set: list[int], instances: bool, *, slab: int = 16
+) -> tuple[slice, slice, slice] | None:
+    """Bounding box of the tumour voxels, found slab by slab so that no full-size mask is allocated."""
+    n = labels.shape[0]
+    z_any = np.zeros(n, dtype=bool)
+    y_any = np.zeros(labels.shape[1], dtype=bool)
+    x_any = np.zeros(labels.shape[2], dtype=bool)
+    for start in range(0, n, slab):
+        mask = _tumor_mask(labels[start : start + slab], liver_label, tumor_set, instances)
+        rows = mask.any(axis=2)
+        z_any[start : start + slab] = rows.any(axis=1)
+        if z_any[start : start + slab].any():
+            y_any |= rows.any(axis=0)
+            x_any |= mask.any(axis=(0, 1))
+    if not z_any.any():
         return None
-    sz = slice(int(z[0]), int(z[-1]) + 1)
-    sub = mask[sz]
-    y = np.flatnonzero(sub.any(axis=(0, 2)))
-    sy = slice(int(y[0]), int(y[-1]) + 1)
-    x = np.flatnonzero(sub[:, sy].any(axis=(0, 1)))
-    return sz, sy, slice(int(x[0]), int(x[-1]) + 1)
+    z, y, x = (np.flatnonzero(a) for a in (z_any, y_any, x_any))
+    return (
+        slice(int(z[0]), int(z[-1]) + 1),
+        slice(int(y[0]), int(y[-1]) + 1),
+        slice(int(x[0]), int(x[-1]) + 1),
+    )
 
 
 def _slice_thickness_mm(seg: Volume, image: Volume | None) -> float:

@@ -51,8 +51,7 @@ REAL_CASES: list[tuple[str, str, str, dict[str, object]]] = [
 #: Later parts of the demo, each an optional module with ``run_<name>_demo(out, workdir)``.
 SECTIONS = [
     ("RECIST 1.1 on a small bundled read table", "hepavol.cli._demo_recist", "run_recist_demo"),
-    ("Simulated NET cohort", "hepavol.cli._demo_simulate", "run_simulate_demo"),
-    ("Semi-automatic segmentation", "hepavol.cli._demo_segment", "run_segment_demo"),
+    ("Longitudinal follow-up of one simulated patient", "hepavol.cli._demo_followup", "run_followup_demo"),
     ("Cohort analysis (simulated study)", "hepavol.cli._demo_cohort", "run_cohort_demo"),
 ]
 
