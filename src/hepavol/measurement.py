@@ -369,7 +369,7 @@ def _tumor_bounding_box(
     x_any = np.zeros(labels.shape[2], dtype=bool)
     for start in range(0, n, slab):
         mask = _tumor_mask(labels[start : start + slab], liver_label, tumor_set, instances)
-        rows = mask.any(axis=2)
+        rows: NDArray[np.bool_] = np.any(mask, axis=2)
         z_any[start : start + slab] = rows.any(axis=1)
         if z_any[start : start + slab].any():
             y_any |= rows.any(axis=0)
