@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hepavol.cli._options import add_label_options
+
 HELP = "write a segmentation as DICOM SEG, or its measurements as a DICOM SR (TID 1500)"
 DESCRIPTION = """\
 Export results as DICOM objects that PACS and viewers (OHIF, 3D Slicer) show.
@@ -27,14 +29,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", metavar="SOURCE", help="DICOM series folder the segmentation was made on")
     p.add_argument("--seg", required=True, metavar="SEG", help="label map file or DICOM SEG file")
     p.add_argument("--out", required=True, metavar="FILE", help="output DICOM file (written atomically)")
-    p.add_argument("--liver-label", type=int, default=1, metavar="N", help="label of the liver (default 1)")
-    p.add_argument(
-        "--tumor-label", type=int, action="append", metavar="N", help="label of tumour voxels (default 2)"
-    )
-    p.add_argument(
-        "--instances", action="store_true", help="every label other than 0 and the liver label is one lesion"
-    )
-    p.add_argument("--connectivity", type=int, choices=(6, 18, 26), default=26, help="lesion connectivity")
+    add_label_options(p)
     p.add_argument("--series", metavar="UID", help="SeriesInstanceUID when the folder holds several series")
     p.add_argument(
         "--resample-seg", action="store_true", help="resample a label map on another grid (nearest neighbour)"

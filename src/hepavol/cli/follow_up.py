@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from hepavol.cli._options import add_label_options
+
 if TYPE_CHECKING:
     from hepavol.followup.pipeline import FollowUpResult
 
@@ -46,14 +48,7 @@ def register(
     p.add_argument("--json", metavar="PATH", help="write the result as JSON to PATH ('-' for standard output)")
     p.add_argument("--report", metavar="DIR", help="write an HTML report (report.html) into DIR")
     p.add_argument("--targets", metavar="ID,ID", help="baseline lesion ids to use as RECIST targets (e.g. L1,L3)")
-    p.add_argument("--liver-label", type=int, default=1, metavar="N", help="label of the liver (default 1)")
-    p.add_argument(
-        "--tumor-label",
-        type=int,
-        action="append",
-        metavar="N",
-        help="label of tumour voxels; repeat for several (default 2)",
-    )
+    add_label_options(p, lesion_options=False)
     p.add_argument("--affine", action="store_true", help="add an affine stage to the rigid registration")
     p.add_argument(
         "--max-distance",

@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from hepavol.cli._options import add_label_options
+
 HELP = "measure the lesions, the liver and the tumour burden of one scan"
 DESCRIPTION = """\
 Measure one scan from its segmentation. Lesions are the connected components of the tumour label(s) (or, with
@@ -30,24 +32,7 @@ def register(
     )
     p.add_argument("image", metavar="IMAGE", help="DICOM series folder, or .nii/.nii.gz/.nrrd/.mha/.mhd file")
     p.add_argument("--seg", required=True, metavar="SEG", help="label map file or DICOM SEG file")
-    p.add_argument("--liver-label", type=int, default=1, metavar="N", help="label of the liver (default 1)")
-    p.add_argument(
-        "--tumor-label",
-        type=int,
-        action="append",
-        metavar="N",
-        help="label of tumour voxels; repeat for several (default 2)",
-    )
-    p.add_argument(
-        "--instances", action="store_true", help="every label other than 0 and the liver label is one lesion"
-    )
-    p.add_argument(
-        "--connectivity",
-        type=int,
-        choices=(6, 18, 26),
-        default=26,
-        help="voxel connectivity of lesions (default 26)",
-    )
+    add_label_options(p)
     p.add_argument(
         "--series", metavar="UID", help="SeriesInstanceUID to read when the folder holds several series"
     )
