@@ -83,44 +83,26 @@ def test_deeplesion_lesion_volume(data_dir: Path, capsys: pytest.CaptureFixture[
     assert out["liver_volume_ml"] is None
 
 
-def test_totalsegmentator_ct_liver(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """TotalSegmentator example CT: label 5 = liver, 1043 mL (data README); equal to SimpleITK's voxel count."""
-    seg = data_dir / TS / "example_seg.nii.gz"
+@pytest.mark.parametrize(
+    ("image", "seg", "liver_ml"),
+    [
+        ("example_ct_sm.nii.gz", "example_seg.nii.gz", 1043),
+        ("example_mr_sm.nii.gz", "example_seg_mr.nii.gz", 499),
+    ],
+    ids=["CT", "MR"],
+)
+def test_totalsegmentator_liver(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], image: str, seg: str, liver_ml: float
+) -> None:
+    """TotalSegmentator examples: label 5 = liver, CT 1043 mL, MR 499 mL (data README); equal to SimpleITK's count."""
+    seg_path = data_dir / TS / seg
     out = _measure_json(
-        [
-            str(data_dir / TS / "example_ct_sm.nii.gz"),
-            "--seg",
-            str(seg),
-            "--liver-label",
-            "5",
-            "--tumor-label",
-            "250",
-        ],
-        capsys,
+        [str(data_dir / TS / image), "--seg", str(seg_path), "--liver-label", "5", "--tumor-label", "250"], capsys
     )
-    assert out["liver_volume_ml"] == pytest.approx(1043, abs=0.5)
-    assert out["liver_volume_ml"] == pytest.approx(_sitk_label_volume_ml(seg, 5), rel=1e-9)
+    assert out["liver_volume_ml"] == pytest.approx(liver_ml, abs=0.5)
+    assert out["liver_volume_ml"] == pytest.approx(_sitk_label_volume_ml(seg_path, 5), rel=1e-9)
     assert out["lesion_count"] == 0
     assert out["total_tumor_volume_ml"] == 0
-
-
-def test_totalsegmentator_mr_liver(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """TotalSegmentator example MR: liver 499 mL (data README)."""
-    seg = data_dir / TS / "example_seg_mr.nii.gz"
-    out = _measure_json(
-        [
-            str(data_dir / TS / "example_mr_sm.nii.gz"),
-            "--seg",
-            str(seg),
-            "--liver-label",
-            "5",
-            "--tumor-label",
-            "250",
-        ],
-        capsys,
-    )
-    assert out["liver_volume_ml"] == pytest.approx(499, abs=0.5)
-    assert out["liver_volume_ml"] == pytest.approx(_sitk_label_volume_ml(seg, 5), rel=1e-9)
 
 
 def test_jpeg2000_dicom_series_with_nifti_liver(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
