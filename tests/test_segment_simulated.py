@@ -54,14 +54,11 @@ def _lesion_dice(rendered: RenderedScan, mode: str) -> list[float]:
     return out
 
 
-def test_lesions_from_recist_on_simulated_scan(scan: tuple[str, RenderedScan]) -> None:
-    """Regression floor: mean Dice from the RECIST lines (measured 2026-11-23: CT 0.821, MR 0.840)."""
-    _, rendered = scan
-    assert np.mean(_lesion_dice(rendered, "recist")) >= 0.78
-
-
-@pytest.mark.xfail(strict=True, reason="issue 8 target not reached yet: mean Dice 0.82-0.84 (RECIST) measured")
 def test_lesions_simulated_issue_target(scan: tuple[str, RenderedScan]) -> None:
-    """Issue 8: Dice >= 0.90 against the simulator's truth (mean over the lesions of a scan, RECIST lines)."""
+    """Issue 8: Dice >= 0.90 against the simulator's truth (mean over the lesions of a scan, RECIST lines).
+
+    Measured: CT 0.906 (14 lesions, 5 to 514 voxels), MR 0.906 (7 lesions); the reference is the simulator's
+    instance map (voxel centres inside the analytic ellipsoids), not anything computed by hepavol.
+    """
     _, rendered = scan
     assert np.mean(_lesion_dice(rendered, "recist")) >= 0.90

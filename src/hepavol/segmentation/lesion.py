@@ -303,6 +303,15 @@ class _Segmenter:
     FAR_K = 3.5  # background markers: smoothed and raw intensity further than this many spreads from the lesion
     BETA = 500.0  # random-walker edge weight, intensities in units of the lesion spread
     RW_PIXEL_MM = 0.7  # the random walker runs on pixels of about this size
+    # Intensities enter the random walk in units of max(spread, RW_TEXTURE_K x the robust step between
+    # neighbouring pixels near the foreground marker). Chosen on the simulator phantoms only (46 lesions, RECIST
+    # lines): K = 1, 2, 3 give mean Dice 0.881, 0.890, 0.894 (0.858 without); the DeepLesion cases, whose noise
+    # exceeds their texture, are unchanged (RECIST mean 0.786-0.787).
+    RW_TEXTURE_K = 2.0
+    # Surrounding tissue from a RECIST line: median intensity from 1.5 pixels to 1.5 pixels + 4 mm beyond its
+    # ends. The intensity band stops half-way between the lesion range and it (design choice: the nearer class).
+    BEYOND_START_PX = 1.5
+    BEYOND_MM = 4.0
     BG_FACTOR = 1.3  # seed slice: background beyond 1.3 x the (leak-limited) rays + BG_MARGIN_MM
     BG_MARGIN_MM = 2.0
     COLLAPSE = 0.5  # random-walk region below half the intensity-band region: heterogeneous lesion, long-axis mode
@@ -330,6 +339,7 @@ class _Segmenter:
         self.z_leak = False
         self.border_hit = False
         self._rw_pass = False
+        self.background: float | None = None  # intensity of the tissue around the lesion, when known
 
     # ------------------------------------------------------------------ region of interest
     def _set_roi(self, center: NDArray[np.float64], half_inplane_mm: float, half_z_mm: float) -> None:
@@ -360,7 +370,13 @@ class _Segmenter:
     def band(self, z: int) -> NDArray[np.bool_]:
         """Voxels whose smoothed intensity lies within ``k`` spreads of the lesion's intensity range."""
         sm = self.smoothed(z)
-        return np.asarray((sm >= self.low - self.k * self.spread) & (sm <= self.high + self.k * self.spread))
+        lo, hi = self.low - self.k * self.spread, self.high + self.k * self.spread
+        if self.background is not None:  # never nearer the surrounding tissue than the lesion range
+            if self.background > self.high:
+                hi = min(hi, 0.5 * (self.high + self.background))
+            elif self.background < self.low:
+                lo = max(lo, 0.5 * (self.low + self.background))
+        return np.asarray((sm >= lo) & (sm <= hi))
 
     def _set_model(self, values: NDArray[np.float64], z: int) -> None:
         med, mad = _robust_stats(values)
@@ -459,10 +475,27 @@ class _Segmenter:
         self.low = min(float(low), self.center)
         self.high = max(float(high), self.center)
         self.radius_mm = length / 2
+        self.background = self._beyond_ends(z, a[1:], b[1:])
         fg = np.zeros(shape2, dtype=bool)
         fg[rc[inner, 0], rc[inner, 1]] = True
         bg = ~np.asarray(ndimage.binary_dilation(allowed, _disk(1.0, self.sp2))) | (self.far(z) & ~fg)
         return self._random_walk(z, fg, bg)
+
+    def _beyond_ends(self, z: int, a: NDArray[np.float64], b: NDArray[np.float64]) -> float | None:
+        """Median smoothed intensity just beyond both ends of a RECIST line (1.5 pixels to 1.5 pixels + 4 mm
+        along its extensions): tissue outside the lesion, since the line's end points lie on its border."""
+        sp = np.array(self.sp2)
+        step = (b - a) / max(float(np.linalg.norm((b - a) * sp)), 1e-9)  # pixels per mm along the line
+        start = self.BEYOND_START_PX * float(sp.max())
+        dist = np.arange(start, start + self.BEYOND_MM + 1e-9, 0.5 * float(sp.min()))
+        pts = np.concatenate(
+            [a[None, :] - dist[:, None] * step[None, :], b[None, :] + dist[:, None] * step[None, :]]
+        )
+        rc = np.rint(pts).astype(int)
+        ok = (rc[:, 0] >= 0) & (rc[:, 0] < self.roi.shape[1]) & (rc[:, 1] >= 0) & (rc[:, 1] < self.roi.shape[2])
+        if not ok.any():
+            return None
+        return float(np.median(self.smoothed(z)[rc[ok, 0], rc[ok, 1]]))
 
     def far(self, z: int) -> NDArray[np.bool_]:
         """Voxels clearly not lesion (fat, air, contrast-filled vessels, bone): far outside the intensity band."""
@@ -472,6 +505,20 @@ class _Segmenter:
         raw = self.roi[z]
         # far in the smoothed image (robust to noise) and in the raw one (sharp borders in noise-free images)
         return np.asarray(((sm < lo) | (sm > hi)) & ((raw < lo) | (raw > hi)))
+
+    def _texture_scale(self, sm: NDArray[np.float64], fg: NDArray[np.bool_], bg: NDArray[np.bool_]) -> float:
+        """Typical step between neighbouring pixels inside the lesion (near the foreground marker), times
+        RW_TEXTURE_K: the random walk must not cut along texture (MR, heterogeneous lesions), only real borders."""
+        near = np.asarray(ndimage.binary_dilation(fg, _disk(2.0 * max(self.sp2), self.sp2))) & ~bg
+        steps = np.concatenate(
+            [
+                np.abs(np.diff(sm, axis=0))[near[1:] & near[:-1]],
+                np.abs(np.diff(sm, axis=1))[near[:, 1:] & near[:, :-1]],
+            ]
+        )
+        if steps.size < 10:
+            return 0.0
+        return self.RW_TEXTURE_K * 1.4826 * float(np.median(steps))
 
     def _random_walk(self, z: int, fg: NDArray[np.bool_], bg: NDArray[np.bool_]) -> NDArray[np.bool_]:
         """Random-walker segmentation (Grady 2006) of slice ``z`` between foreground and background markers.
@@ -486,7 +533,8 @@ class _Segmenter:
         fg = fg & ~bg
         if not fg.any():
             return fg
-        data = (self.smoothed(z) - self.center) / self.spread
+        sm = self.smoothed(z)
+        data = (sm - self.center) / max(self.spread, self._texture_scale(sm, fg, bg))
         f = max(1, int(self.RW_PIXEL_MM / min(self.sp2)))
         labels = np.zeros(data.shape, dtype=np.int32)
         labels[bg] = 2
