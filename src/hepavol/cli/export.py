@@ -1,8 +1,9 @@
-"""``hepavol export seg|sr SOURCE --seg SEG --out FILE.dcm``: results as DICOM SEG and TID 1500 SR."""
+"""``hepavol export seg|sr SOURCE --seg SEG --out FILE.dcm`` and ``export sr --manifest``: DICOM SEG and SR."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from hepavol.cli._options import add_label_options
@@ -20,15 +21,32 @@ Export results as DICOM objects that PACS and viewers (OHIF, 3D Slicer) show.
       tumour volume and the sum of long axes; optionally the RECIST and volumetric responses.
       SEG is a DICOM SEG on SOURCE (then referenced as it is), or a label map (then a SEG is built and written
       to --seg-out, which is required so that the SR's references resolve).
+  hepavol export sr --manifest MANIFEST --out DIR
+      Run the follow-up of MANIFEST (as 'hepavol follow-up': CSV date,image,seg, images DICOM series folders)
+      and write per scan DIR/<date>_SEG.dcm (liver + one segment per tracked lesion on that scan) and
+      DIR/<date>_SR.dcm (TID 1500 referencing it; time point baseline, FU1, FU2, ...; RECIST sum of target
+      diameters, target, non-target and overall responses; total tumour volume and volumetric response). Each
+      lesion keeps its follow-up id (TrackingID L1, L2, ...) and TrackingUID on every scan. A lesion in
+      fragments is one segment (one planar group per fragment); a lesion merged into another is part of that
+      lesion's segment; disappeared and merged lesions are not in that scan's SEG and SR.
 
 SOURCE is the DICOM series folder the segmentation was drawn on (single-frame CT or MR).
 """
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("source", metavar="SOURCE", help="DICOM series folder the segmentation was made on")
-    p.add_argument("--seg", required=True, metavar="SEG", help="label map file or DICOM SEG file")
-    p.add_argument("--out", required=True, metavar="FILE", help="output DICOM file (written atomically)")
+def _common(p: argparse.ArgumentParser, *, manifest: bool = False) -> None:
+    if manifest:
+        p.add_argument(
+            "source", nargs="?", metavar="SOURCE", help="DICOM series folder the segmentation was made on"
+        )
+        p.add_argument("--seg", metavar="SEG", help="label map file or DICOM SEG file")
+        p.add_argument(
+            "--out", required=True, metavar="FILE", help="output DICOM file (with --manifest: output folder)"
+        )
+    else:
+        p.add_argument("source", metavar="SOURCE", help="DICOM series folder the segmentation was made on")
+        p.add_argument("--seg", required=True, metavar="SEG", help="label map file or DICOM SEG file")
+        p.add_argument("--out", required=True, metavar="FILE", help="output DICOM file (written atomically)")
     add_label_options(p)
     p.add_argument("--series", metavar="UID", help="SeriesInstanceUID when the folder holds several series")
     p.add_argument(
@@ -50,8 +68,24 @@ def register(
     ps = sub.add_parser("seg", help="write a DICOM SEG", description="Write a binary DICOM Segmentation.")
     _common(ps)
     ps.set_defaults(func=run)
-    pr = sub.add_parser("sr", help="write a TID 1500 SR", description="Write a TID 1500 measurement report.")
-    _common(pr)
+    pr = sub.add_parser(
+        "sr",
+        help="write a TID 1500 SR (one scan, or every scan of a follow-up with --manifest)",
+        description="Write a TID 1500 measurement report; with --manifest one SEG and one SR per scan.",
+    )
+    _common(pr, manifest=True)
+    pr.add_argument(
+        "--manifest", metavar="MANIFEST", help="follow-up manifest (CSV date,image,seg); --out is then a folder"
+    )
+    pr.add_argument("--targets", metavar="ID,ID", help="with --manifest: baseline lesion ids to use as targets")
+    pr.add_argument("--affine", action="store_true", help="with --manifest: affine stage in the registration")
+    pr.add_argument(
+        "--max-distance",
+        type=float,
+        default=20.0,
+        metavar="MM",
+        help="with --manifest: largest centroid distance for two non-overlapping lesions to match (20)",
+    )
     pr.add_argument("--seg-out", metavar="FILE", help="where to write the SEG built from a label-map --seg")
     pr.add_argument("--time-point", metavar="ID", help="time point id (TID 1502), e.g. baseline, FU1")
     pr.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=None, help="time point type")
@@ -61,8 +95,69 @@ def register(
     p.set_defaults(func=lambda args: p.error("choose 'seg' or 'sr'"))
 
 
+def _run_manifest(args: argparse.Namespace) -> int:
+    from hepavol.cli._output import format_table
+    from hepavol.errors import InputError
+    from hepavol.io.followup_dicom import write_followup_dicom
+
+    single = {
+        "SOURCE": args.source,
+        "--seg": args.seg,
+        "--seg-out": args.seg_out,
+        "--time-point": args.time_point,
+        "--baseline/--no-baseline": args.baseline,
+        "--recist-response": args.recist_response,
+        "--volumetric-response": args.volumetric_response,
+        "--series": args.series,
+        "--instances": args.instances or None,
+    }
+    given = [name for name, value in single.items() if value is not None]
+    if given:
+        raise InputError(
+            f"--manifest exports every scan of a follow-up and takes no {', '.join(given)}: the images and "
+            "segmentations come from the manifest, time points and responses from the follow-up. Give either "
+            "SOURCE --seg SEG (one scan) or --manifest MANIFEST."
+        )
+    targets = None if args.targets is None else [t for t in args.targets.split(",") if t.strip()]
+    done = write_followup_dicom(
+        args.manifest,
+        args.out,
+        targets=targets,
+        liver_label=args.liver_label,
+        tumor_labels=tuple(args.tumor_label or (2,)),
+        affine=args.affine,
+        resample_seg=args.resample_seg,
+        max_distance_mm=args.max_distance,
+    )
+    for warning in done.result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    rows = [
+        [
+            t.date.isoformat(),
+            t.time_point_id,
+            t.seg.path.name if t.seg.path else "-",
+            t.sr_path.name,
+            len(t.lesions),
+            t.timepoint.total_tumor_volume_ml,
+            t.timepoint.sum_of_diameters_mm,
+            t.timepoint.overall_response or "-",
+            t.timepoint.volumetric_response or "-",
+        ]
+        for t in done.timepoints
+    ]
+    headers = ["date", "time_point", "SEG", "SR", "lesions", "TTV_ml", "sum_mm", "RECIST", "vol_resp"]
+    print(f"wrote {2 * len(rows)} DICOM file(s) to {args.out}")
+    print(format_table(rows, headers))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from hepavol.errors import InputError
+
+    if getattr(args, "manifest", None):
+        return _run_manifest(args)
+    if args.export_kind == "sr" and (args.source is None or args.seg is None):
+        raise InputError("export sr needs SOURCE and --seg SEG (one scan), or --manifest MANIFEST (a follow-up).")
     from hepavol.io import read_dicom_series, read_segmentation
     from hepavol.io.dicom_series import is_dicom_file, read_dicom_file_header
     from hepavol.io.seg_write import write_dicom_seg

@@ -192,6 +192,7 @@ def build_segmentation(
     kinds: Sequence[tuple[str, int]],
     *,
     tracking_uids: Mapping[str, str] | None = None,
+    lesion_ids: Sequence[str] | None = None,
     series_instance_uid: str | None = None,
     sop_instance_uid: str | None = None,
     series_number: int = 300,
@@ -210,6 +211,9 @@ def build_segmentation(
         ``kinds[i]`` describes segment ``i + 1``.
     tracking_uids : mapping of str to str, optional
         TrackingUID to use for a lesion id (``"L1"`` ...); new UIDs for the others.
+    lesion_ids : sequence of str, optional
+        The lesion ids (TrackingID, segment label ``Lesion <id>``) of the lesion segments in order; ``L1, L2, ...``
+        when omitted. A follow-up passes the ids of its tracks.
     series_instance_uid, sop_instance_uid : str, optional
         UIDs to use; new ones otherwise.
     series_number : int
@@ -237,6 +241,13 @@ def build_segmentation(
             "Check --liver-label / --tumor-label (or --instances)."
         )
     given = dict(tracking_uids or {})
+    n_lesions = sum(1 for kind, _ in kinds if kind == "lesion")
+    ids = [f"L{k}" for k in range(1, n_lesions + 1)] if lesion_ids is None else [str(i) for i in lesion_ids]
+    if len(ids) != n_lesions or len(set(ids)) != len(ids) or "liver" in ids:
+        raise InputError(
+            f"Argument 'lesion_ids' must hold {n_lesions} distinct ids other than 'liver' (one per lesion "
+            f"segment), but it is {ids}."
+        )
     descriptions = []
     infos = []
     algo = None
@@ -256,8 +267,8 @@ def build_segmentation(
             category, prop = _code(*LIVER_CATEGORY), liver
             regions = None
         else:
+            tid = ids[lesion_no]
             lesion_no += 1
-            tid = f"L{lesion_no}"
             label = f"Lesion {tid}"
             category, prop = _code(*LESION_CATEGORY), _code(*LESION_TYPE)
             regions = [liver]

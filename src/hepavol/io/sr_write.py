@@ -10,10 +10,13 @@ Content (DICOM PS3.16 template ids):
   each inferred from a two-point SCOORD POLYLINE on that source image (so viewers draw a bidirectional
   measurement). SCOORD coordinates are (column, row) image coordinates with (0, 0) at the outer corner of the
   first pixel: hepavol's end points are pixel corners, so they land on integers.
-- One **timepoint group** (TID 1501) with the total tumour volume (mm³) and the sum of the lesions' long axes
-  (mm) -- codes of the private scheme ``99HEPAVOL`` since PS3.16 has none -- and, when given, the RECIST 1.1 and
-  volumetric target responses as qualitative evaluations "Current Response" (DCM 112048) with values from CID 6144
-  (Target Lesion Complete Response / Partial Response / Stable Disease / Progressive Disease).
+- Two **timepoint groups** (TID 1501): RECIST 1.1 (method DCM 126081) with the sum of diameters (mm) and the
+  volumetric one with the total tumour volume (mm³) -- concepts of the private scheme ``99HEPAVOL`` since PS3.16
+  has none. When given, the responses are qualitative evaluations: the RECIST target and non-target responses and
+  the volumetric response as "Current Response" (DCM 112048) with values from CID 6144 (Target Lesion Complete
+  Response / Partial Response / Stable Disease / Progressive Disease; Non-Target Lesion Complete Response /
+  Incomplete Response or Stable Disease / Progressive Disease), and the RECIST overall response (CR, PR, SD, PD,
+  NE, non-CR/non-PD) as a ``99HEPAVOL`` code, since CID 6144 has no overall response.
 - Every group includes the time point context (TID 1502): time point id, type (Baseline or Posttreatment) and
   order when given.
 """
@@ -32,13 +35,17 @@ from hepavol._atomic import write_bytes_atomic
 from hepavol._version import __version__
 from hepavol.errors import InputError
 from hepavol.io.seg_write import LESION_CATEGORY, LESION_TYPE, LIVER_TYPE, dataset_bytes, load_source_datasets
+from hepavol.measurement import LesionMeasurement
 from hepavol.volume import Volume
 
 __all__ = [
+    "LesionFinding",
     "SegSegment",
     "SrExport",
     "TimePoint",
+    "TimePointAssessment",
     "build_measurement_report",
+    "build_report",
     "read_seg_segments",
     "write_dicom_sr",
 ]
@@ -52,6 +59,21 @@ _RESPONSE_CODES = {
     "PR": ("112042", "DCM", "Target Lesion Partial Response"),
     "SD": ("112044", "DCM", "Target Lesion Stable Disease"),
     "PD": ("112043", "DCM", "Target Lesion Progressive Disease"),
+}
+_NON_TARGET_CODES = {
+    "CR": ("112045", "DCM", "Non-Target Lesion Complete Response"),
+    "NON_CR_NON_PD": ("112046", "DCM", "Non-Target Lesion Incomplete Response or Stable Disease"),
+    "PD": ("112047", "DCM", "Non-Target Lesion Progressive Disease"),
+}
+#: RECIST 1.1 overall response (private: CID 6144 codes target and non-target responses only).
+OVERALL_RESPONSE = ("OVRESP", "99HEPAVOL", "RECIST 1.1 overall response")
+_OVERALL_CODES = {
+    "CR": ("CR", "99HEPAVOL", "Complete response"),
+    "PR": ("PR", "99HEPAVOL", "Partial response"),
+    "SD": ("SD", "99HEPAVOL", "Stable disease"),
+    "PD": ("PD", "99HEPAVOL", "Progressive disease"),
+    "NE": ("NE", "99HEPAVOL", "Not evaluable"),
+    "NON_CR_NON_PD": ("NONCRNONPD", "99HEPAVOL", "Non-CR/non-PD"),
 }
 #: Device UID of hepavol as SR observer (a fixed UID derived from the name).
 _DEVICE_UID_SOURCE = "hepavol-device"
@@ -73,6 +95,39 @@ class TimePoint:
 
     time_point_id: str
     baseline: bool | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimePointAssessment:
+    """The per-timepoint content of a report: totals and responses (None = not written).
+
+    ``target_response`` and ``volumetric_response`` take CR, PR, SD or PD; ``non_target_response`` CR,
+    NON_CR_NON_PD or PD; ``overall_response`` CR, PR, SD, PD, NE or NON_CR_NON_PD (RECIST 1.1). Other values
+    (NE, ND) of the lesion responses are not written. ``sum_of_diameters_mm`` None omits the measurement.
+    """
+
+    total_tumor_volume_mm3: float
+    sum_of_diameters_mm: float | None
+    target_response: str | None = None
+    non_target_response: str | None = None
+    overall_response: str | None = None
+    volumetric_response: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class LesionFinding:
+    """One lesion of a report: its SEG segment, identity, volume and in-plane axes.
+
+    ``planar`` holds one measurement per connected piece drawn on the image (one planar group each, all with
+    the lesion's tracking identifier): one for a lesion in one piece, several for a lesion in fragments, whose
+    long axes add up (RECIST 1.1). Their end points are in the LPS frame of the source series.
+    """
+
+    tracking_id: str
+    tracking_uid: str
+    segment_number: int
+    volume_mm3: float
+    planar: tuple[LesionMeasurement, ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -176,6 +231,16 @@ def _drop_segment_number_beside_frame(group: Any) -> None:
                 del ref.ReferencedSegmentNumber
 
 
+def _response(name: str, value: str | None, table: dict[str, tuple[str, str, str]]) -> Any:
+    """The code of a response value, None for None; InputError naming the argument for an unknown value."""
+    if value is None:
+        return None
+    key = str(value).upper()
+    if key not in table:
+        raise InputError(f"Argument '{name}' must be one of {sorted(table)}, but it is {value!r}.")
+    return _code(*table[key])
+
+
 def build_measurement_report(
     image: Volume,
     source_datasets: Sequence[Any],
@@ -190,6 +255,9 @@ def build_measurement_report(
     series_number: int = 301,
 ) -> tuple[Any, list[dict[str, Any]], float, float]:
     """Build the TID 1500 SR of one timepoint from the source series and a SEG on it.
+
+    Each lesion segment is measured as one lesion (:func:`hepavol.measurement.measure_scan` with
+    ``instances=True``); the timepoint's sum of diameters is the sum of all lesions' long axes.
 
     Parameters
     ----------
@@ -217,8 +285,6 @@ def build_measurement_report(
         Per lesion: tracking id/uid, segment number, volume_mm3, long/short axis mm, slice index, SCOORDs.
     total_tumor_volume_mm3, sum_of_diameters_mm : float
     """
-    import highdicom as hd
-    from pydicom.sr.codedict import codes
     from pydicom.uid import generate_uid
 
     from hepavol.measurement import measure_scan
@@ -230,23 +296,108 @@ def build_measurement_report(
             "The SEG has no lesion segment (segmented property category Morphologically Abnormal Structure, "
             "SCT 49755003); an SR measurement report needs at least one lesion."
         )
+    _response("recist_response", recist_response, _RESPONSE_CODES)
+    _response("volumetric_response", volumetric_response, _RESPONSE_CODES)
     liver = [s.segment_number for s in segments if s.kind == "liver"]
     arr = np.asarray(labels.array)
     keep = np.isin(arr, np.asarray([*lesion_segs, *liver], dtype=arr.dtype))
     label_map = labels.with_array(np.where(keep, arr, 0).astype(np.uint16))
     liver_label = liver[0] if liver else int(max(s.segment_number for s in segments)) + 1
     scan = measure_scan(label_map, image, liver_label=liver_label, instances=True)
+    findings = [
+        LesionFinding(
+            tracking_id=lesion_segs[les.label].tracking_id,
+            tracking_uid=lesion_segs[les.label].tracking_uid or generate_uid(),
+            segment_number=les.label,
+            volume_mm3=les.volume_ml * 1000.0,
+            planar=(les,),
+        )
+        for les in sorted(scan.lesions, key=lambda m: m.label)
+    ]
+    total_mm3 = float(sum(f.volume_mm3 for f in findings))
+    sod_mm = float(sum(les.long_axis_mm for f in findings for les in f.planar))
+    sr, lesions = build_report(
+        image,
+        source_datasets,
+        seg,
+        findings,
+        TimePointAssessment(
+            total_tumor_volume_mm3=total_mm3,
+            sum_of_diameters_mm=sod_mm,
+            target_response=recist_response,
+            volumetric_response=volumetric_response,
+        ),
+        time_point=time_point,
+        series_instance_uid=series_instance_uid,
+        sop_instance_uid=sop_instance_uid,
+        series_number=series_number,
+    )
+    return sr, lesions, total_mm3, sod_mm
 
-    responses = {}
-    for name, value in (("recist_response", recist_response), ("volumetric_response", volumetric_response)):
-        if value is not None:
-            key = str(value).upper()
-            if key not in _RESPONSE_CODES:
-                raise InputError(
-                    f"Argument '{name}' must be one of {sorted(_RESPONSE_CODES)} (target lesion response), but it "
-                    f"is {value!r}."
-                )
-            responses[name] = _code(*_RESPONSE_CODES[key])
+
+def build_report(
+    image: Volume,
+    source_datasets: Sequence[Any],
+    seg: Any,
+    findings: Sequence[LesionFinding],
+    assessment: TimePointAssessment,
+    *,
+    time_point: TimePoint | None = None,
+    series_instance_uid: str | None = None,
+    sop_instance_uid: str | None = None,
+    series_number: int = 301,
+    series_description: str = "hepavol measurement report",
+) -> tuple[Any, list[dict[str, Any]]]:
+    """Build the TID 1500 SR of one timepoint from measured lesions and the SEG holding their segments.
+
+    Parameters
+    ----------
+    image : Volume
+        The source series (as read by :func:`hepavol.io.read_dicom_series`).
+    source_datasets : sequence of pydicom.Dataset
+        Its slices in the volume's order.
+    seg : pydicom.Dataset or highdicom.seg.Segmentation
+        The DICOM SEG on that series; ``findings[i].segment_number`` are its segments.
+    findings : sequence of LesionFinding
+        The lesions, in report order (a volumetric group, then one planar group per piece, each). May be empty
+        (a follow-up scan on which every lesion has gone: the timepoint groups are still written).
+    assessment : TimePointAssessment
+        Totals and responses of the timepoint group.
+    time_point : TimePoint, optional
+        Time point context; the StudyDate of the source when omitted.
+    series_instance_uid, sop_instance_uid : str, optional
+        UIDs to use; new ones otherwise.
+    series_number : int
+        SeriesNumber of the SR.
+    series_description : str
+        SeriesDescription of the SR.
+
+    Returns
+    -------
+    sr : highdicom.sr.Comprehensive3DSR
+    lesions : list of dict
+        Per lesion: tracking id/uid, segment number, volume_mm3, and per planar piece its long/short axis (mm),
+        slice index, source SOP instance and SCOORD end points (``planar``); the first piece's values are also
+        given at the top level.
+
+    Raises
+    ------
+    InputError
+        An unknown response value, or a lesion without a frame of its segment on its RECIST slice.
+    """
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+    from pydicom.uid import generate_uid
+
+    target_code = _response("target_response", assessment.target_response, _RESPONSE_CODES)
+    volumetric_code = _response("volumetric_response", assessment.volumetric_response, _RESPONSE_CODES)
+    non_target = assessment.non_target_response
+    non_target_code = (
+        _response("non_target_response", non_target, _NON_TARGET_CODES)
+        if non_target is not None and str(non_target).upper() not in ("NE", "ND")
+        else None
+    )
+    overall_code = _response("overall_response", assessment.overall_response, _OVERALL_CODES)
 
     tp = time_point or TimePoint(time_point_id=str(getattr(source_datasets[0], "StudyDate", "") or "1"))
     tp_type = None
@@ -267,18 +418,15 @@ def build_measurement_report(
     groups: list[Any] = []
     lesions: list[dict[str, Any]] = []
     src0 = source_datasets[0]
-    for les in sorted(scan.lesions, key=lambda m: m.label):
-        info = lesion_segs[les.label]
-        tracking_uid = info.tracking_uid or generate_uid()
-        tracking = hd.sr.TrackingIdentifier(uid=tracking_uid, identifier=info.tracking_id)
-        volume_mm3 = les.volume_ml * 1000.0
+    for item in findings:
+        tracking = hd.sr.TrackingIdentifier(uid=item.tracking_uid, identifier=item.tracking_id)
         groups.append(
             hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
                 tracking_identifier=tracking,
                 referenced_segment=hd.sr.ReferencedSegment(
                     sop_class_uid=seg_class,
                     sop_instance_uid=seg_uid,
-                    segment_number=les.label,
+                    segment_number=item.segment_number,
                     source_series=hd.sr.SourceSeriesForSegmentation(str(src0.SeriesInstanceUID)),
                 ),
                 time_point_context=tpc,
@@ -287,85 +435,102 @@ def build_measurement_report(
                 measurements=[
                     hd.sr.Measurement(
                         name=codes.SCT.Volume,
-                        value=volume_mm3,
+                        value=item.volume_mm3,
                         unit=mm3,
                         method=codes.DCM.SumOfSegmentedVoxelMethodForVolume,
                     )
                 ],
             )
         )
-        src = source_datasets[les.slice_index]
-        frame = _frame_of(seg, les.label, str(src.SOPInstanceUID))
-        if frame is None:
-            raise InputError(
-                f"The SEG has no frame of segment {les.label} ({info.tracking_id}) on source image "
-                f"{src.SOPInstanceUID} (slice {les.slice_index}); the SEG does not match the series."
-            )
-        source_ref = hd.sr.SourceImageForSegmentation.from_source_image(src)
-        long_xy = [_pixel_xy(image, p, les.slice_index) for p in les.long_axis_endpoints_mm]
-        short_xy = [_pixel_xy(image, p, les.slice_index) for p in les.short_axis_endpoints_mm]
+        pieces = []
+        for les in item.planar:
+            src = source_datasets[les.slice_index]
+            frame = _frame_of(seg, item.segment_number, str(src.SOPInstanceUID))
+            if frame is None:
+                raise InputError(
+                    f"The SEG has no frame of segment {item.segment_number} ({item.tracking_id}) on source image "
+                    f"{src.SOPInstanceUID} (slice {les.slice_index}); the SEG does not match the series."
+                )
+            source_ref = hd.sr.SourceImageForSegmentation.from_source_image(src)
+            long_xy = [_pixel_xy(image, p, les.slice_index) for p in les.long_axis_endpoints_mm]
+            short_xy = [_pixel_xy(image, p, les.slice_index) for p in les.short_axis_endpoints_mm]
 
-        def scoord(xy: list[tuple[float, float]], src: Any = src) -> Any:
-            return hd.sr.CoordinatesForMeasurement(
-                graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
-                graphic_data=np.asarray(xy, dtype=float),
-                source_image=hd.sr.SourceImageForRegion.from_source_image(src),
-            )
+            def scoord(xy: list[tuple[float, float]], src: Any = src) -> Any:
+                return hd.sr.CoordinatesForMeasurement(
+                    graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+                    graphic_data=np.asarray(xy, dtype=float),
+                    source_image=hd.sr.SourceImageForRegion.from_source_image(src),
+                )
 
-        planar = hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
-            tracking_identifier=tracking,
-            referenced_segment=hd.sr.ReferencedSegmentationFrame(
-                sop_class_uid=seg_class,
-                sop_instance_uid=seg_uid,
-                frame_number=frame,
-                segment_number=les.label,
-                source_image=source_ref,
-            ),
-            time_point_context=tpc,
-            finding_type=finding,
-            finding_sites=[liver_site],
-            measurements=[
-                hd.sr.Measurement(name=long_code, value=les.long_axis_mm, unit=mm),
-                hd.sr.Measurement(name=short_code, value=les.short_axis_mm, unit=mm),
-            ],
-        )
-        # TID 300 allows "INFERRED FROM SCOORD" (TID 320) under each NUM; highdicom refuses referenced
-        # coordinates in a planar group's measurements, so the SCOORDs are added to the NUM items here.
-        _add_scoords(planar, {long_code.value: scoord(long_xy), short_code.value: scoord(short_xy)})
-        _drop_segment_number_beside_frame(planar)
-        groups.append(planar)
+            planar = hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+                tracking_identifier=tracking,
+                referenced_segment=hd.sr.ReferencedSegmentationFrame(
+                    sop_class_uid=seg_class,
+                    sop_instance_uid=seg_uid,
+                    frame_number=frame,
+                    segment_number=item.segment_number,
+                    source_image=source_ref,
+                ),
+                time_point_context=tpc,
+                finding_type=finding,
+                finding_sites=[liver_site],
+                measurements=[
+                    hd.sr.Measurement(name=long_code, value=les.long_axis_mm, unit=mm),
+                    hd.sr.Measurement(name=short_code, value=les.short_axis_mm, unit=mm),
+                ],
+            )
+            # TID 300 allows "INFERRED FROM SCOORD" (TID 320) under each NUM; highdicom refuses referenced
+            # coordinates in a planar group's measurements, so the SCOORDs are added to the NUM items here.
+            _add_scoords(planar, {long_code.value: scoord(long_xy), short_code.value: scoord(short_xy)})
+            _drop_segment_number_beside_frame(planar)
+            groups.append(planar)
+            pieces.append(
+                {
+                    "long_axis_mm": les.long_axis_mm,
+                    "short_axis_mm": les.short_axis_mm,
+                    "slice_index": les.slice_index,
+                    "source_sop_instance_uid": str(src.SOPInstanceUID),
+                    "long_axis_xy": long_xy,
+                    "short_axis_xy": short_xy,
+                }
+            )
         lesions.append(
             {
-                "tracking_id": info.tracking_id,
-                "tracking_uid": tracking_uid,
-                "segment_number": les.label,
-                "volume_mm3": volume_mm3,
-                "long_axis_mm": les.long_axis_mm,
-                "short_axis_mm": les.short_axis_mm,
-                "slice_index": les.slice_index,
-                "source_sop_instance_uid": str(src.SOPInstanceUID),
-                "long_axis_xy": long_xy,
-                "short_axis_xy": short_xy,
+                "tracking_id": item.tracking_id,
+                "tracking_uid": item.tracking_uid,
+                "segment_number": item.segment_number,
+                "volume_mm3": item.volume_mm3,
+                **(pieces[0] if pieces else {}),
+                "planar": pieces,
             }
         )
-    total_mm3 = float(sum(d["volume_mm3"] for d in lesions))
-    sod_mm = float(sum(d["long_axis_mm"] for d in lesions))
-    evaluations = []
-    if "recist_response" in responses:
-        evaluations.append(
-            hd.sr.QualitativeEvaluation(name=codes.DCM.CurrentResponse, value=responses["recist_response"])
+    recist_evaluations = [
+        hd.sr.QualitativeEvaluation(name=codes.DCM.CurrentResponse, value=code)
+        for code in (target_code, non_target_code)
+        if code is not None
+    ]
+    if overall_code is not None:
+        recist_evaluations.append(hd.sr.QualitativeEvaluation(name=_code(*OVERALL_RESPONSE), value=overall_code))
+    summary = []
+    sod = assessment.sum_of_diameters_mm
+    if sod is not None or recist_evaluations:
+        summary.append(
+            hd.sr.MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=hd.sr.TrackingIdentifier(
+                    uid=generate_uid(), identifier=f"timepoint {tp.time_point_id} RECIST 1.1"
+                ),
+                time_point_context=tpc,
+                method=codes.DCM.RECIST1Point1,
+                finding_sites=[liver_site],
+                measurements=(
+                    [hd.sr.Measurement(name=_code(*SUM_OF_DIAMETERS), value=float(sod), unit=mm)]
+                    if sod is not None
+                    else None
+                ),
+                qualitative_evaluations=recist_evaluations or None,
+            )
         )
-    summary = [
-        hd.sr.MeasurementsAndQualitativeEvaluations(
-            tracking_identifier=hd.sr.TrackingIdentifier(
-                uid=generate_uid(), identifier=f"timepoint {tp.time_point_id} RECIST 1.1"
-            ),
-            time_point_context=tpc,
-            method=codes.DCM.RECIST1Point1,
-            finding_sites=[liver_site],
-            measurements=[hd.sr.Measurement(name=_code(*SUM_OF_DIAMETERS), value=sod_mm, unit=mm)],
-            qualitative_evaluations=evaluations or None,
-        ),
+    summary.append(
         hd.sr.MeasurementsAndQualitativeEvaluations(
             tracking_identifier=hd.sr.TrackingIdentifier(
                 uid=generate_uid(), identifier=f"timepoint {tp.time_point_id} volumetric"
@@ -373,14 +538,18 @@ def build_measurement_report(
             time_point_context=tpc,
             method=_code(*VOLUMETRIC_METHOD),
             finding_sites=[liver_site],
-            measurements=[hd.sr.Measurement(name=_code(*TOTAL_TUMOR_VOLUME), value=total_mm3, unit=mm3)],
-            qualitative_evaluations=[
-                hd.sr.QualitativeEvaluation(name=codes.DCM.CurrentResponse, value=responses["volumetric_response"])
-            ]
-            if "volumetric_response" in responses
-            else None,
-        ),
-    ]
+            measurements=[
+                hd.sr.Measurement(
+                    name=_code(*TOTAL_TUMOR_VOLUME), value=float(assessment.total_tumor_volume_mm3), unit=mm3
+                )
+            ],
+            qualitative_evaluations=(
+                [hd.sr.QualitativeEvaluation(name=codes.DCM.CurrentResponse, value=volumetric_code)]
+                if volumetric_code is not None
+                else None
+            ),
+        )
+    )
     for group in summary:
         _method_as_concept_modifier(group)
     modality = str(getattr(source_datasets[0], "Modality", "CT")).upper()
@@ -409,9 +578,9 @@ def build_measurement_report(
         instance_number=1,
         manufacturer="hepavol",
         is_complete=True,
-        series_description="hepavol measurement report",
+        series_description=series_description,
     )
-    return sr, lesions, total_mm3, sod_mm
+    return sr, lesions
 
 
 def write_dicom_sr(
