@@ -7,10 +7,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages used by the tests (reference tools, validators, servers). Installed with apt-get as root.
-APT_PACKAGES ?= r-base-core r-cran-survival chromium dicom3tools dcmtk pixelmed-apps orthanc orthanc-dicomweb
+APT_PACKAGES ?= r-base-core r-cran-survival chromium dicom3tools dcmtk pixelmed-apps orthanc orthanc-dicomweb postgresql
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck pytest system-deps benchmark clean
+.PHONY: demo test lint typecheck pytest system-deps postgres benchmark clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,13 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
-pytest: $(VENV)/.installed-test system-deps
-	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+# A PostgreSQL server on loopback for the storage tests (they run against SQLite and PostgreSQL).
+HEPAVOL_TEST_POSTGRES ?= postgresql://hepavol_test:hepavol_test@127.0.0.1:5432/postgres
+postgres: system-deps
+	@bash scripts/start-postgres.sh
+
+pytest: $(VENV)/.installed-test system-deps postgres
+	HEPAVOL_TEST_POSTGRES=$(HEPAVOL_TEST_POSTGRES) HEPAVOL_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 

@@ -76,12 +76,16 @@ NON_TARGET_ID = "NT-liver"
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ManifestRow:
-    """One scan of the manifest: its date, image and segmentation (absolute paths) and CSV line number."""
+    """One scan of the manifest: its date, image and segmentation (absolute paths) and CSV line number.
+
+    ``series_uid`` picks one series when ``image`` is a DICOM folder holding several (the study workspace sets it).
+    """
 
     date: datetime.date
     image: Path
     seg: Path
     line: int
+    series_uid: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -271,7 +275,10 @@ class ScanData:
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class FollowUpResult:
-    """The follow-up of one patient (see the module docstring). ``scans`` is filled with ``keep_scans=True``."""
+    """The follow-up of one patient (see the module docstring).
+
+    ``scans`` holds every scan's measurement; their image and lesion map only with ``keep_scans=True``.
+    """
 
     patient_id: str | None
     targets: tuple[str, ...]
@@ -418,7 +425,7 @@ def run_followup(
     baseline_liver: Volume | None = None
     baseline_seg: Volume | None = None
     for t, row in enumerate(m.rows):
-        image = read_image(row.image)
+        image = read_image(row.image, series_uid=row.series_uid)
         seg = read_segmentation(row.seg, reference=image.geometry, resample=resample_seg)
         labels = np.asarray(seg.array)
         liver = (labels == liver_label) | np.isin(labels, np.asarray(tumor_labels))
@@ -675,5 +682,5 @@ def _assess(
         progression_date=recist.progression_date,
         tracking=tracking,
         warnings=tuple(warnings),
-        scans=tuple(scans) if keep_scans else (),
+        scans=tuple(scans),
     )

@@ -239,7 +239,7 @@ def render_report(result: FollowUpResult) -> str:
             f"<td class='l'>{html.escape(lesion.tracking_uid)}</td></tr>"
         )
     out.append("</table>")
-    if result.scans:
+    if result.scans and result.scans[0].image.array.size > 1:  # images kept (keep_scans=True)
         out.append("<h2>Target lesions</h2>")
         out.append(
             "<p class='note'>Axial slice of the long axis on each scan (scan's own frame, radiological display). "

@@ -1,0 +1,350 @@
+"""``hepavol study ...``: the study workspace (database of patients, scans, lesions and clinical data)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hepavol.study.workspace import Workspace
+
+HELP = "a study workspace: import scans and clinical data, check eligibility, run in batch, export the cohort"
+DESCRIPTION = """\
+A study workspace holds a whole cohort in one database (SQLite in the workspace by default, PostgreSQL with --db or
+HEPAVOL_DB): patients under pseudonyms (keyed hash; the key and the mapping never leave the workspace), their
+scans, the series chosen for measurement and why, segmentations, every measurement with its provenance, tracked
+lesions, RECIST 1.1 and volumetric assessments, clinical variables, eligibility decisions and an append-only
+audit trail.
+
+Typical use:
+  hepavol study init mystudy && cd mystudy
+  hepavol study import /data/pacs-export            # DICOM tree: patients, studies, series, DICOM SEG
+  hepavol study import-scans cohort/*/manifest.csv  # or NIfTI/NRRD/MHA scans listed in manifests
+  hepavol study import-clinical clinical.csv --treatments treatments.csv
+  hepavol study eligibility                         # NCT03689231's criteria, flow table
+  hepavol study run --workers 2                     # measure, track, assess (resumable)
+  hepavol study export cohort.csv                   # + cohort_lesions.csv, cohort_timepoints.csv
+The commands act on the workspace in the current folder (or a parent), or on --study DIR.
+"""
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--study", metavar="DIR", help="the study workspace (default: the current folder or a parent)")
+    p.add_argument(
+        "--db",
+        metavar="URL",
+        help="database URL (sqlite:///PATH or postgresql://USER@HOST/DB); default: HEPAVOL_DB, then study.toml",
+    )
+
+
+def register(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], parents: list[argparse.ArgumentParser]
+) -> None:
+    raw = argparse.RawDescriptionHelpFormatter
+    p = subparsers.add_parser("study", parents=parents, help=HELP, description=DESCRIPTION, formatter_class=raw)
+    sub = p.add_subparsers(dest="study_command", metavar="COMMAND", required=True)
+
+    s = sub.add_parser(
+        "init",
+        parents=parents,
+        help="create a study workspace (database and pseudonymisation key)",
+        description="Create a study workspace in the new or empty folder DIR: study.toml (settings), "
+        "pseudonym.key (mode 0600) and the database (hepavol.db, or the PostgreSQL database --db names).",
+    )
+    s.add_argument("dir", metavar="DIR", help="new or empty folder")
+    s.add_argument("--db", metavar="URL", help="PostgreSQL database URL (default: SQLite hepavol.db in DIR)")
+    s.set_defaults(func=run_init)
+
+    s = sub.add_parser(
+        "import",
+        parents=parents,
+        help="import a DICOM folder tree (a PACS export): patients, studies, series, DICOM SEG",
+        description="Walk DICOM_ROOT, group the files into patients, studies and series, choose the series to "
+        "measure in each study (rules in study.toml [series_selection]; the choice and its reason are recorded) "
+        "and import the DICOM SEG objects that reference them. Patient names and ids are replaced by pseudonyms.",
+    )
+    s.add_argument("root", metavar="DICOM_ROOT", help="folder tree with DICOM files")
+    s.add_argument("--workers", type=int, default=4, metavar="N", help="threads reading headers (4)")
+    _common(s)
+    s.set_defaults(func=run_import)
+
+    s = sub.add_parser(
+        "import-scans",
+        parents=parents,
+        help="import scans listed in manifests (NIfTI/NRRD/MHA files or DICOM folders)",
+        description="Import the scans of one or more manifests: CSV with columns date,image[,seg][,patient_id]"
+        "[,modality][,series_uid], paths relative to the manifest (the manifest of hepavol follow-up and of "
+        "hepavol simulate). Re-importing the same files adds nothing.",
+    )
+    s.add_argument("manifests", nargs="+", metavar="MANIFEST")
+    s.add_argument("--patient", metavar="ID", help="patient id when the manifest has no patient_id column")
+    s.add_argument("--modality", choices=["CT", "MR", "ct", "mr"], help="modality of non-DICOM images")
+    _common(s)
+    s.set_defaults(func=run_import_scans)
+
+    s = sub.add_parser(
+        "import-seg",
+        parents=parents,
+        help="attach segmentations (label maps or DICOM SEG) to imported scans",
+        description="Attach segmentations to scans already in the study: a CSV table patient_id,date,seg (paths "
+        "relative to it), or one file with --patient and --date. The new segmentation becomes the one measured.",
+    )
+    s.add_argument(
+        "source", metavar="TABLE_OR_SEG", help="CSV table patient_id,date,seg, or one segmentation file"
+    )
+    s.add_argument("--patient", metavar="ID", help="patient id (original id, as in the import) for one file")
+    s.add_argument("--date", metavar="YYYY-MM-DD", help="scan date for one file")
+    s.add_argument(
+        "--from-hepavol-segment", action="store_true", help="record the masks as made by hepavol segment"
+    )
+    _common(s)
+    s.set_defaults(func=run_import_seg)
+
+    s = sub.add_parser(
+        "import-clinical",
+        parents=parents,
+        help="import clinical variables (Ki-67, grade, CgA, extra-abdominal disease, treatments)",
+        description="Import the clinical variables of the patients (one row per patient, original patient_id "
+        "as in the imaging import) and their dated treatments. Values are validated (units, ranges) with an error "
+        "per row.",
+    )
+    s.add_argument("clinical", metavar="CLINICAL_CSV")
+    s.add_argument("--treatments", metavar="CSV", help="treatments: patient_id,treatment,start_date,end_date")
+    _common(s)
+    s.set_defaults(func=run_import_clinical)
+
+    s = sub.add_parser(
+        "eligibility",
+        parents=parents,
+        help="apply NCT03689231's eligibility criteria; print the flow table",
+        description="Measure every patient's baseline scan (cached) and apply the study's criteria: "
+        "well-differentiated small-intestinal NET; at least one measurable (>= 10 mm) liver metastasis at baseline; "
+        "no invasive liver treatment or systemic therapy other than somatostatin analogues during follow-up; a "
+        "baseline and an early scan 3-6 months later. Stores each decision and prints the flow table.",
+    )
+    s.add_argument("--workers", type=int, default=1, metavar="N", help="processes measuring baselines (1)")
+    s.add_argument("--json", metavar="PATH", help="write the decisions and the flow table as JSON ('-' = stdout)")
+    _common(s)
+    s.set_defaults(func=run_eligibility)
+
+    s = sub.add_parser(
+        "run",
+        parents=parents,
+        help="measure, track and assess every eligible patient (resumable, parallel)",
+        description="Run the follow-up of every eligible patient whose inputs changed or were never analysed: "
+        "measure every scan, register, track lesions, assess RECIST 1.1 and volumetric response, TGR. Each patient "
+        "is stored in one transaction; a failure is recorded and the others go on; a stopped run resumes.",
+    )
+    s.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes on this machine (1)")
+    s.add_argument(
+        "--scheduler", metavar="ADDRESS", help="run on a Dask distributed cluster (e.g. tcp://10.0.0.5:8786)"
+    )
+    s.add_argument("--patient", action="append", metavar="PSEUDONYM", help="only these patients (repeatable)")
+    s.add_argument("--force", action="store_true", help="recompute patients whose inputs have not changed")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _common(s)
+    s.set_defaults(func=run_run)
+
+    s = sub.add_parser("status", parents=parents, help="what the study holds and what is left to do")
+    _common(s)
+    s.set_defaults(func=run_status)
+
+    s = sub.add_parser(
+        "export",
+        parents=parents,
+        help="export the cohort table (and per-lesion, per-time-point tables) as CSV or Parquet",
+        description="Write the per-patient cohort table (the input of hepavol cohort) to PATH, and the per-lesion "
+        "and per-time-point tables beside it (PATH_lesions, PATH_timepoints) unless --lesions/--timepoints name "
+        "them. .csv or .parquet by suffix. Patients appear under their pseudonyms only.",
+    )
+    s.add_argument("path", metavar="COHORT_CSV", help="cohort table (.csv or .parquet)")
+    s.add_argument("--lesions", metavar="PATH", help="per-lesion table (.csv or .parquet)")
+    s.add_argument("--timepoints", metavar="PATH", help="per-time-point table (.csv or .parquet)")
+    _common(s)
+    s.set_defaults(func=run_export)
+
+    s = sub.add_parser("audit", parents=parents, help="print the audit trail (who did what, when)")
+    s.add_argument("--last", type=int, default=50, metavar="N", help="the last N entries (50)")
+    _common(s)
+    s.set_defaults(func=run_audit)
+
+
+def _workspace(args: argparse.Namespace) -> Workspace:
+    from hepavol.study.workspace import find_workspace
+
+    return find_workspace(args.study, db_url=args.db)
+
+
+def run_init(args: argparse.Namespace) -> int:
+    from hepavol.study.workspace import init_workspace
+
+    ws = init_workspace(args.dir, db_url=args.db)
+    print(f"study created in {ws.root} (database {ws.db.display_url})")
+    print(f"keep {ws.key_path.name} safe: it makes the pseudonyms; never share it")
+    ws.close()
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from hepavol.study.dicom_import import import_dicom_tree
+
+    ws = _workspace(args)
+    try:
+        summary = import_dicom_tree(ws, args.root, workers=args.workers, progress=sys.stderr.isatty())
+    finally:
+        ws.close()
+    for warning in summary.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"imported: {summary.describe()}")
+    return 0
+
+
+def run_import_scans(args: argparse.Namespace) -> int:
+    from hepavol.study.importer import import_scans
+
+    ws = _workspace(args)
+    try:
+        summary = import_scans(ws, args.manifests, patient_id=args.patient, modality=args.modality)
+    finally:
+        ws.close()
+    print(f"imported: {summary.describe()}")
+    return 0
+
+
+def run_import_seg(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hepavol.study.importer import import_segmentations
+
+    ws = _workspace(args)
+    source = "hepavol-segment" if args.from_hepavol_segment else None
+    try:
+        if Path(args.source).suffix.lower() == ".csv":
+            summary = import_segmentations(ws, args.source, source=source)
+        else:
+            summary = import_segmentations(
+                ws, seg=args.source, patient_id=args.patient, date=args.date, source=source
+            )
+    finally:
+        ws.close()
+    print(f"imported: {summary.describe()}")
+    return 0
+
+
+def run_import_clinical(args: argparse.Namespace) -> int:
+    from hepavol.study.clinical_import import import_clinical
+
+    ws = _workspace(args)
+    try:
+        result = import_clinical(ws, args.clinical, treatments_path=args.treatments)
+    finally:
+        ws.close()
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(result.describe())
+    return 0
+
+
+def run_eligibility(args: argparse.Namespace) -> int:
+    from hepavol.cli._output import write_json
+    from hepavol.study.screening import run_eligibility as screen
+
+    ws = _workspace(args)
+    try:
+        result = screen(ws, workers=args.workers)
+    finally:
+        ws.close()
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.json:
+        write_json(result.to_dict(), args.json)
+    if args.json != "-":
+        print(result.flow_text)
+    return 0
+
+
+def run_run(args: argparse.Namespace) -> int:
+    from hepavol.pacs._progress import Progress
+    from hepavol.study.runner import plan_run, run_study
+
+    ws = _workspace(args)
+    bar: Progress | None = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = Progress(total, "study run", enabled=not args.no_progress and sys.stderr.isatty())
+        bar.advance()
+
+    try:
+        jobs, _ = plan_run(ws, patients=args.patient, force=args.force)
+        print(f"{len(jobs)} patient(s) to analyse", file=sys.stderr)
+        summary = run_study(
+            ws,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            patients=args.patient,
+            force=args.force,
+            progress=progress,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+        ws.close()
+    for pseudonym, reason in summary.not_ready:
+        print(f"not ready: {pseudonym}: {reason}", file=sys.stderr)
+    for pseudonym, error in summary.failed:
+        print(f"failed: {pseudonym}: {error}", file=sys.stderr)
+    print(
+        f"eligible {summary.eligible}: analysed now {summary.computed}, already up to date {summary.up_to_date}, "
+        f"done by another run {summary.elsewhere}, failed {len(summary.failed)}, not ready {len(summary.not_ready)}"
+    )
+    return 1 if summary.failed else 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from hepavol.study.status import study_status
+
+    ws = _workspace(args)
+    try:
+        print(study_status(ws))
+    finally:
+        ws.close()
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from hepavol.study.export import export_tables
+
+    ws = _workspace(args)
+    try:
+        summary = export_tables(ws, args.path, lesions=args.lesions, timepoints=args.timepoints)
+    finally:
+        ws.close()
+    for pseudonym, reason in summary.left_out:
+        print(f"left out: {pseudonym}: {reason}", file=sys.stderr)
+    print(f"exported {summary.patients} patient(s): " + ", ".join(str(f) for f in summary.files))
+    return 0
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    from hepavol.cli._output import format_table
+    from hepavol.study.audit import entries
+
+    ws = _workspace(args)
+    try:
+        with ws.db.transaction() as session:
+            rows: list[list[Any]] = [
+                [e.at.strftime("%Y-%m-%d %H:%M:%S"), e.actor, e.action, e.entity_key or "", _short(e.details)]
+                for e in entries(session, limit=args.last)
+            ]
+    finally:
+        ws.close()
+    print(format_table(rows, ["time (UTC)", "who", "action", "patient/key", "details"]))
+    return 0
+
+
+def _short(details: dict[str, Any]) -> str:
+    text = ", ".join(f"{k}={v}" for k, v in details.items())
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,322 @@
+"""``hepavol study export``: the per-patient cohort table, and per-lesion and per-time-point tables.
+
+The cohort table has exactly the columns of :data:`hepavol.cohort.table.COLUMNS` (the input of
+``hepavol cohort``), one row per eligible patient with an up-to-date analysis:
+
+- ``baseline_date``/``early_date``: from the eligibility decision (baseline = first scan; early = the first scan
+  3-6 months after it); ``early_*`` are empty when there is no early scan.
+- ``baseline_volume_ml``/``early_volume_ml``: total liver tumour volume of those scans (mL);
+  ``baseline_sld_mm``/``early_sld_mm``: RECIST 1.1 sum of target diameters (mm); ``lesion_count`` and
+  ``liver_volume_ml``: at baseline.
+- ``pfs_event``/``pfs_date``: 1 and the date of RECIST 1.1 progression; else 0 and the date of the last adequate
+  scan (the last with an overall response other than NE; the baseline if none).
+- ``ki67_percent``, ``cga_ug_l``, ``extra_abdominal``, ``grade``: from the clinical import (empty if unknown).
+
+Patients appear under their pseudonym only. Patients that are eligible but not analysed, or whose inputs changed
+since their analysis, are left out and listed in the returned summary (run ``hepavol study run`` first).
+Tables are written atomically as CSV or Parquet (by the file suffix).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hepavol._atomic import write_bytes_atomic
+from hepavol.cohort.table import COLUMNS
+from hepavol.errors import InputError
+from hepavol.study import audit
+from hepavol.study.models import (
+    Analysis,
+    ClinicalRecord,
+    ImagingStudy,
+    LesionMeasurement,
+    Patient,
+    ScanMeasurement,
+    TimepointAssessment,
+)
+from hepavol.study.runner import _job, current_inputs, latest_eligibility
+from hepavol.study.workspace import Workspace
+
+__all__ = [
+    "LESION_COLUMNS",
+    "TIMEPOINT_COLUMNS",
+    "ExportSummary",
+    "cohort_rows",
+    "export_tables",
+    "write_table",
+]
+
+TIMEPOINT_COLUMNS: tuple[str, ...] = (
+    "patient_id",
+    "date",
+    "days_from_baseline",
+    "modality",
+    "total_tumor_volume_ml",
+    "liver_volume_ml",
+    "hepatic_tumor_load_class",
+    "lesion_count",
+    "new_lesion_count",
+    "sum_of_diameters_mm",
+    "target_response",
+    "non_target_response",
+    "overall_response",
+    "volume_change_from_baseline_percent",
+    "volume_change_from_nadir_percent",
+    "volumetric_response",
+    "tgr_recist_percent_per_month",
+    "tgr_volume_percent_per_month",
+    "registration_liver_dice",
+)
+
+LESION_COLUMNS: tuple[str, ...] = (
+    "patient_id",
+    "date",
+    "lesion_id",
+    "scan_lesion_id",
+    "volume_ml",
+    "long_axis_mm",
+    "short_axis_mm",
+    "max_diameter_3d_mm",
+    "mean_hu",
+    "sd_hu",
+    "measurable",
+    "in_liver",
+    "touches_border",
+    "centroid_x_mm",
+    "centroid_y_mm",
+    "centroid_z_mm",
+)
+
+
+@dataclass(slots=True)
+class ExportSummary:
+    """What an export wrote, and which patients it left out and why."""
+
+    files: list[Path] = field(default_factory=list)
+    patients: int = 0
+    left_out: list[tuple[str, str]] = field(default_factory=list)  # (pseudonym, reason)
+
+
+def _current_analyses(ws: Workspace, session: Session) -> tuple[list[tuple[Patient, Any, Analysis]], list[Any]]:
+    """(patient, eligibility, analysis) of eligible patients with an up-to-date analysis; and those left out."""
+    decisions = latest_eligibility(session)
+    rows: list[tuple[Patient, Any, Analysis]] = []
+    left_out: list[tuple[str, str]] = []
+    for patient in session.scalars(select(Patient).order_by(Patient.pseudonym)):
+        decision = decisions.get(patient.id)
+        if decision is None or not decision.eligible:
+            continue
+        scans, problems = current_inputs(session, patient, decision.baseline_date)
+        if problems:
+            left_out.append((patient.pseudonym, "; ".join(problems)))
+            continue
+        job = _job(patient, scans, ws.settings)
+        analysis = session.scalar(
+            select(Analysis).where(Analysis.patient_id == patient.id, Analysis.input_hash == job.input_hash)
+        )
+        if analysis is None:
+            latest = session.scalar(
+                select(Analysis.id).where(Analysis.patient_id == patient.id).order_by(Analysis.id.desc())
+            )
+            reason = "inputs changed since its analysis" if latest is not None else "not analysed"
+            left_out.append((patient.pseudonym, reason + " (run hepavol study run)"))
+            continue
+        rows.append((patient, decision, analysis))
+    return rows, left_out
+
+
+def _bool01(value: bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def cohort_rows(ws: Workspace, session: Session) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """The cohort table's rows (see the module docstring) and the patients left out."""
+    analysed, left_out = _current_analyses(ws, session)
+    out: list[dict[str, Any]] = []
+    for patient, decision, analysis in analysed:
+        tps = {
+            tp.study_date: tp
+            for tp in session.scalars(
+                select(TimepointAssessment).where(TimepointAssessment.analysis_id == analysis.id)
+            )
+        }
+        base = tps.get(decision.baseline_date)
+        if base is None:
+            left_out.append((patient.pseudonym, f"no assessment of the baseline scan {decision.baseline_date}"))
+            continue
+        early = tps.get(decision.early_date) if decision.early_date is not None else None
+        if analysis.progression_date is not None:
+            event, pfs_date = 1, analysis.progression_date
+        else:
+            adequate = [
+                d for d, tp in tps.items() if d == base.study_date or tp.overall_response not in (None, "NE")
+            ]
+            event, pfs_date = 0, max(adequate)
+        clinical = session.scalar(select(ClinicalRecord).where(ClinicalRecord.patient_id == patient.id))
+        study = session.scalar(select(ImagingStudy).where(ImagingStudy.id == base.study_id))
+        modality = study.modality if study is not None else None
+        out.append(
+            {
+                "patient_id": patient.pseudonym,
+                "modality": modality,
+                "baseline_date": base.study_date.isoformat(),
+                "early_date": None if early is None else early.study_date.isoformat(),
+                "baseline_volume_ml": base.total_tumor_volume_ml,
+                "early_volume_ml": None if early is None else early.total_tumor_volume_ml,
+                "baseline_sld_mm": base.sum_of_diameters_mm,
+                "early_sld_mm": None if early is None else early.sum_of_diameters_mm,
+                "lesion_count": base.lesion_count,
+                "liver_volume_ml": base.liver_volume_ml,
+                "pfs_event": event,
+                "pfs_date": pfs_date.isoformat(),
+                "ki67_percent": clinical.ki67_percent if clinical else None,
+                "cga_ug_l": clinical.cga_ug_l if clinical else None,
+                "extra_abdominal": _bool01(clinical.extra_abdominal) if clinical else None,
+                "grade": clinical.grade if clinical else None,
+            }
+        )
+    return out, left_out
+
+
+def timepoint_rows(ws: Workspace, session: Session) -> list[dict[str, Any]]:
+    """One row per scan of every exported patient (RECIST, volumetry, TGR)."""
+    analysed, _ = _current_analyses(ws, session)
+    out = []
+    for patient, _decision, analysis in analysed:
+        tps = session.scalars(
+            select(TimepointAssessment)
+            .where(TimepointAssessment.analysis_id == analysis.id)
+            .order_by(TimepointAssessment.study_date)
+        ).all()
+        if not tps:
+            continue
+        first = tps[0].study_date
+        for tp in tps:
+            study = session.get(ImagingStudy, tp.study_id)
+            out.append(
+                {
+                    "patient_id": patient.pseudonym,
+                    "date": tp.study_date.isoformat(),
+                    "days_from_baseline": (tp.study_date - first).days,
+                    "modality": study.modality if study is not None else None,
+                    **{c: getattr(tp, c) for c in TIMEPOINT_COLUMNS[4:]},
+                }
+            )
+    return out
+
+
+def lesion_rows(ws: Workspace, session: Session) -> list[dict[str, Any]]:
+    """One row per lesion per scan of every exported patient (``lesion_id`` = tracked id, constant over time)."""
+    analysed, _ = _current_analyses(ws, session)
+    out = []
+    for patient, _decision, analysis in analysed:
+        scans = session.scalars(
+            select(ScanMeasurement).where(ScanMeasurement.analysis_id == analysis.id).order_by(ScanMeasurement.id)
+        ).all()
+        for scan in scans:
+            study = session.get(ImagingStudy, scan.study_id)
+            assert study is not None
+            lesions = session.scalars(
+                select(LesionMeasurement)
+                .where(LesionMeasurement.scan_measurement_id == scan.id)
+                .order_by(LesionMeasurement.id)
+            )
+            for les in lesions:
+                x, y, z = les.centroid_mm
+                out.append(
+                    {
+                        "patient_id": patient.pseudonym,
+                        "date": study.study_date.isoformat(),
+                        "lesion_id": les.track_id,
+                        "scan_lesion_id": les.lesion_id,
+                        "volume_ml": les.volume_ml,
+                        "long_axis_mm": les.long_axis_mm,
+                        "short_axis_mm": les.short_axis_mm,
+                        "max_diameter_3d_mm": les.max_diameter_3d_mm,
+                        "mean_hu": les.mean_hu,
+                        "sd_hu": les.sd_hu,
+                        "measurable": int(les.measurable),
+                        "in_liver": _bool01(les.in_liver),
+                        "touches_border": int(les.touches_border),
+                        "centroid_x_mm": x,
+                        "centroid_y_mm": y,
+                        "centroid_z_mm": z,
+                    }
+                )
+    return out
+
+
+def write_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], path: str | os.PathLike[str]) -> Path:
+    """Write rows as CSV (``.csv``) or Parquet (``.parquet``), atomically."""
+    import pandas as pd
+
+    p = Path(path)
+    frame = pd.DataFrame(list(rows), columns=list(columns))
+    suffix = p.suffix.lower()
+    if suffix == ".csv":
+        buffer = io.StringIO()
+        frame.to_csv(buffer, index=False, lineterminator="\n")
+        write_bytes_atomic(p, buffer.getvalue().encode("utf-8"))
+    elif suffix in (".parquet", ".pq"):
+        out = io.BytesIO()
+        frame.to_parquet(out, index=False)
+        write_bytes_atomic(p, out.getvalue())
+    else:
+        raise InputError(f"cannot write '{path}': give a .csv or .parquet file name.")
+    return p
+
+
+def _beside(path: Path, kind: str) -> Path:
+    return path.with_name(f"{path.stem}_{kind}{path.suffix}")
+
+
+def export_tables(
+    ws: Workspace,
+    cohort: str | os.PathLike[str],
+    *,
+    lesions: str | os.PathLike[str] | None = None,
+    timepoints: str | os.PathLike[str] | None = None,
+) -> ExportSummary:
+    """Write the cohort table to ``cohort`` and the lesion and time-point tables (default: beside it, named
+    ``<stem>_lesions`` and ``<stem>_timepoints`` with the same suffix)."""
+    path = Path(cohort)
+    if path.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise InputError(f"cannot write '{cohort}': give a .csv or .parquet file name.")
+    if not path.parent.exists():
+        raise InputError(f"cannot write '{cohort}': the folder '{path.parent}' does not exist.")
+    summary = ExportSummary()
+    with ws.db.transaction() as session:
+        rows, summary.left_out = cohort_rows(ws, session)
+        tp_rows = timepoint_rows(ws, session)
+        lesion_table = lesion_rows(ws, session)
+        summary.patients = len(rows)
+        targets = [
+            (write_table, rows, COLUMNS, path),
+            (write_table, lesion_table, LESION_COLUMNS, Path(lesions) if lesions else _beside(path, "lesions")),
+            (
+                write_table,
+                tp_rows,
+                TIMEPOINT_COLUMNS,
+                Path(timepoints) if timepoints else _beside(path, "timepoints"),
+            ),
+        ]
+        for writer, table, columns, dest in targets:
+            summary.files.append(writer(table, columns, dest))
+        audit.record(
+            session,
+            "export",
+            details={
+                "files": [str(f) for f in summary.files],
+                "patients": summary.patients,
+                "left_out": len(summary.left_out),
+            },
+        )
+    return summary

@@ -1,0 +1,514 @@
+"""Import scans and segmentations into a study: from manifests (NIfTI/NRRD/MHA or DICOM folders) and files.
+
+Every patient identifier is replaced by its pseudonym (keyed hash, :mod:`hepavol.study.pseudonym`) before it
+reaches the database; the original id is kept only in the ``identities`` table. Imports are idempotent: the same
+files imported twice add nothing. A changed file (same path, new content) updates the stored content hash, which
+makes the next ``study run`` recompute that patient. Each patient is imported in one transaction.
+
+Manifest columns (CSV, one row per scan; paths relative to the manifest): ``date`` (YYYY-MM-DD), ``image`` (an
+image file or a DICOM series folder), optional ``seg`` (label map or DICOM SEG), ``patient_id`` (else
+``--patient``), ``modality`` (CT or MR; read from DICOM when the image is DICOM), ``series_uid`` (for a DICOM
+folder holding several series). This is the manifest of ``hepavol follow-up`` and of ``hepavol simulate``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hepavol.errors import InputError
+from hepavol.study import audit
+from hepavol.study.hashing import hash_path
+from hepavol.study.models import Identity, ImagingStudy, Patient, Segmentation, Series
+from hepavol.study.workspace import Workspace
+
+__all__ = ["ImportSummary", "ScanRow", "import_scans", "import_segmentations", "read_scan_manifest"]
+
+_MODALITIES = {"ct": "CT", "mr": "MR", "mri": "MR"}
+
+
+@dataclass(slots=True)
+class ImportSummary:
+    """What an import added (counts) and what it noticed."""
+
+    patients_new: int = 0
+    patients_seen: set[str] = field(default_factory=set)
+    studies_new: int = 0
+    series_new: int = 0
+    series_changed: int = 0
+    segmentations_new: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        return (
+            f"{len(self.patients_seen)} patient(s) ({self.patients_new} new), {self.studies_new} new scan(s), "
+            f"{self.series_new} new series, {self.series_changed} changed, "
+            f"{self.segmentations_new} new segmentation(s)"
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScanRow:
+    """One row of a scan manifest (paths resolved)."""
+
+    source: str  # "file:line" for messages
+    patient_id: str
+    date: dt.date
+    image: Path
+    seg: Path | None
+    modality: str | None
+    series_uid: str | None
+
+
+def _uid(*parts: str) -> str:
+    """A deterministic DICOM UID (2.25 + decimal of 128 bits of SHA-256) for things imported from files."""
+    digest = hashlib.sha256("\0".join(parts).encode()).digest()[:16]
+    return "2.25." + str(int.from_bytes(digest, "big"))
+
+
+def read_scan_manifest(path: str | os.PathLike[str], *, patient_id: str | None = None) -> list[ScanRow]:
+    """Read a scan manifest (see the module docstring).
+
+    Raises
+    ------
+    InputError
+        Missing file or columns, unparseable dates, missing paths, unknown modality, no patient id.
+    """
+    p = Path(path)
+    try:
+        with open(p, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            header = [h.strip() for h in reader.fieldnames or []]
+            rows = [
+                ({(k or "").strip(): (v or "").strip() for k, v in r.items()}, reader.line_num) for r in reader
+            ]
+    except OSError as exc:
+        raise InputError(f"cannot read the manifest '{path}': {exc.strerror}. Check the path.") from None
+    missing = [c for c in ("date", "image") if c not in header]
+    if missing:
+        raise InputError(
+            f"{p}: missing column(s) {missing}; a scan manifest has date,image[,seg][,patient_id][,modality]"
+            f"[,series_uid] (found: {header})."
+        )
+    if not rows:
+        raise InputError(f"{p}: no scans (the manifest has only a header).")
+    out: list[ScanRow] = []
+    for row, line in rows:
+        where = f"{p}, line {line}"
+        pid = row.get("patient_id") or patient_id
+        if not pid:
+            raise InputError(f"{where}: no patient id. Add a patient_id column or give --patient ID.")
+        try:
+            date = dt.date.fromisoformat(row["date"])
+        except ValueError:
+            raise InputError(f"{where}: date '{row['date']}' is not YYYY-MM-DD.") from None
+        image = (p.parent / row["image"]).resolve()
+        if not row["image"] or not image.exists():
+            raise InputError(
+                f"{where}: image '{row['image']}' does not exist (paths are relative to the manifest)."
+            )
+        seg = None
+        if row.get("seg"):
+            seg = (p.parent / row["seg"]).resolve()
+            if not seg.exists():
+                raise InputError(
+                    f"{where}: seg '{row['seg']}' does not exist (paths are relative to the manifest)."
+                )
+        modality = None
+        if row.get("modality"):
+            modality = _MODALITIES.get(row["modality"].lower())
+            if modality is None:
+                raise InputError(f"{where}: modality '{row['modality']}' is not CT or MR.")
+        out.append(
+            ScanRow(
+                source=where,
+                patient_id=pid,
+                date=date,
+                image=image,
+                seg=seg,
+                modality=modality,
+                series_uid=row.get("series_uid") or None,
+            )
+        )
+    return out
+
+
+def _dicom_header(folder: Path, series_uid: str | None) -> dict[str, Any] | None:
+    """StudyInstanceUID, SeriesInstanceUID, Modality, descriptions of the first image of a DICOM folder."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    files = [folder] if folder.is_file() else sorted(f for f in folder.rglob("*") if f.is_file())
+    for f in files:
+        try:
+            ds = pydicom.dcmread(f, stop_before_pixels=True)
+        except (InvalidDicomError, OSError, AttributeError, TypeError, ValueError):
+            continue
+        if "ImagePositionPatient" not in ds and "PerFrameFunctionalGroupsSequence" not in ds:
+            continue
+        if series_uid is not None and ds.get("SeriesInstanceUID") != series_uid:
+            continue
+        return {
+            "study_uid": str(ds.get("StudyInstanceUID", "")) or None,
+            "series_uid": str(ds.get("SeriesInstanceUID", "")) or None,
+            "modality": str(ds.get("Modality", "")) or None,
+            "study_description": str(ds.get("StudyDescription", "")) or None,
+            "series_description": str(ds.get("SeriesDescription", "")) or None,
+            "slice_thickness_mm": float(ds.SliceThickness) if ds.get("SliceThickness") else None,
+        }
+    return None
+
+
+def patient_for(session: Session, pseudonymiser: Any, original_id: str, summary: ImportSummary) -> Patient:
+    """The patient with this original id (created with its pseudonym and identity row if new)."""
+    pseudonym = pseudonymiser.pseudonym(original_id)
+    patient = session.scalar(select(Patient).where(Patient.pseudonym == pseudonym))
+    if patient is None:
+        patient = Patient(pseudonym=pseudonym)
+        session.add(patient)
+        session.flush()
+        session.add(Identity(patient_id=patient.id, original_id=original_id.strip()))
+        summary.patients_new += 1
+        audit.record(session, "import-patient", entity="patient", key=pseudonym)
+    summary.patients_seen.add(pseudonym)
+    return patient
+
+
+def study_for(
+    session: Session,
+    patient: Patient,
+    *,
+    study_uid: str,
+    date: dt.date,
+    modality: str | None,
+    description: str | None,
+    source: str,
+    summary: ImportSummary,
+) -> ImagingStudy:
+    """The imaging study with this UID (created if new; a study of another patient is an error)."""
+    study = session.scalar(select(ImagingStudy).where(ImagingStudy.study_uid == study_uid))
+    if study is None:
+        study = ImagingStudy(
+            patient_id=patient.id,
+            study_uid=study_uid,
+            study_date=date,
+            modality=modality,
+            description=description,
+            source=source,
+        )
+        session.add(study)
+        session.flush()
+        summary.studies_new += 1
+    elif study.patient_id != patient.id:
+        raise InputError(
+            f"study {study_uid} ({date.isoformat()}) is already in the workspace under another patient. The same "
+            "StudyInstanceUID cannot belong to two patients: check the patient ids of the import."
+        )
+    return study
+
+
+def series_for(
+    session: Session,
+    study: ImagingStudy,
+    *,
+    series_uid: str,
+    path: Path,
+    kind: str,
+    content_hash: str,
+    chosen: bool,
+    choice_reason: str | None,
+    attributes: dict[str, Any],
+    summary: ImportSummary,
+) -> Series:
+    """The series with this UID (created if new; its path and hash updated if its content changed)."""
+    series = session.scalar(select(Series).where(Series.series_uid == series_uid))
+    if series is None:
+        series = Series(
+            study_id=study.id,
+            series_uid=series_uid,
+            path=str(path),
+            kind=kind,
+            content_hash=content_hash,
+            chosen=chosen,
+            choice_reason=choice_reason,
+            **attributes,
+        )
+        session.add(series)
+        session.flush()
+        summary.series_new += 1
+        if chosen:
+            for other in study.series:
+                if other.id != series.id and other.chosen:
+                    other.chosen = False
+    elif series.content_hash != content_hash or series.path != str(path):
+        audit.record(
+            session,
+            "series-changed",
+            entity="series",
+            key=series_uid,
+            details={"old_hash": series.content_hash, "new_hash": content_hash},
+        )
+        series.content_hash = content_hash
+        series.path = str(path)
+        summary.series_changed += 1
+    return series
+
+
+def add_segmentation(
+    session: Session,
+    series: Series,
+    *,
+    path: Path,
+    source: str,
+    content_hash: str,
+    liver_label: int,
+    tumor_labels: Sequence[int],
+    sop_instance_uid: str | None,
+    summary: ImportSummary,
+    pseudonym: str,
+) -> Segmentation:
+    """Add a segmentation to a series and make it the active one (unless the same content is already there)."""
+    existing = session.scalar(
+        select(Segmentation).where(Segmentation.series_id == series.id, Segmentation.content_hash == content_hash)
+    )
+    if existing is not None:
+        return existing
+    for other in series.segmentations:
+        other.active = False
+    seg = Segmentation(
+        series_id=series.id,
+        source=source,
+        path=str(path),
+        content_hash=content_hash,
+        sop_instance_uid=sop_instance_uid,
+        liver_label=liver_label,
+        tumor_labels=list(tumor_labels),
+        active=True,
+    )
+    session.add(seg)
+    session.flush()
+    summary.segmentations_new += 1
+    audit.record(
+        session,
+        "import-segmentation",
+        entity="patient",
+        key=pseudonym,
+        details={"series": series.series_uid, "source": source, "content_hash": content_hash},
+    )
+    return seg
+
+
+def _seg_source(path: Path) -> tuple[str, str | None]:
+    """("dicom-seg", SOPInstanceUID) for a DICOM SEG file, else ("file", None)."""
+    if path.is_file() and path.suffix.lower() not in (".gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd"):
+        import pydicom
+        from pydicom.errors import InvalidDicomError
+
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except (InvalidDicomError, OSError):
+            return "file", None
+        if str(ds.get("SOPClassUID", "")) == "1.2.840.10008.5.1.4.1.1.66.4":
+            return "dicom-seg", str(ds.SOPInstanceUID)
+    return "file", None
+
+
+def import_scans(
+    ws: Workspace,
+    manifests: Sequence[str | os.PathLike[str]],
+    *,
+    patient_id: str | None = None,
+    modality: str | None = None,
+) -> ImportSummary:
+    """Import the scans (and segmentations) of one or more manifests (see the module docstring)."""
+    if patient_id is not None and len(manifests) > 1:
+        raise InputError("--patient applies to one manifest; give a patient_id column for several manifests.")
+    rows: list[ScanRow] = []
+    for m in manifests:
+        rows += read_scan_manifest(m, patient_id=patient_id)
+    default_modality = None if modality is None else _MODALITIES.get(modality.lower())
+    if modality is not None and default_modality is None:
+        raise InputError(f"--modality '{modality}' is not CT or MR.")
+    pseudonymiser = ws.pseudonymiser()
+    summary = ImportSummary()
+    settings = ws.settings
+    by_patient: dict[str, list[ScanRow]] = {}
+    for row in rows:
+        by_patient.setdefault(row.patient_id, []).append(row)
+    for original_id, patient_rows in by_patient.items():
+        prepared = []
+        for row in patient_rows:  # read and hash outside the transaction
+            header = (
+                _dicom_header(row.image, row.series_uid) if row.image.is_dir() or _is_dicom(row.image) else None
+            )
+            kind = "dicom" if header is not None else "file"
+            if row.image.is_dir() and header is None:
+                raise InputError(f"{row.source}: '{row.image}' is a folder without DICOM images.")
+            image_hash = hash_path(row.image)
+            seg_info = None
+            if row.seg is not None:
+                source, sop_uid = _seg_source(row.seg)
+                seg_info = (row.seg, source, sop_uid, hash_path(row.seg))
+            prepared.append((row, header, kind, image_hash, seg_info))
+        with ws.db.transaction() as session:
+            patient = patient_for(session, pseudonymiser, original_id, summary)
+            for row, header, kind, image_hash, seg_info in prepared:
+                mod = row.modality or (header or {}).get("modality") or default_modality
+                study_uid = (header or {}).get("study_uid") or _uid(
+                    "study", patient.pseudonym, row.date.isoformat()
+                )
+                series_uid = (header or {}).get("series_uid") or _uid("series", patient.pseudonym, str(row.image))
+                study = study_for(
+                    session,
+                    patient,
+                    study_uid=study_uid,
+                    date=row.date,
+                    modality=mod,
+                    description=(header or {}).get("study_description"),
+                    source=kind,
+                    summary=summary,
+                )
+                series = series_for(
+                    session,
+                    study,
+                    series_uid=series_uid,
+                    path=row.image,
+                    kind=kind,
+                    content_hash=image_hash,
+                    chosen=True,
+                    choice_reason=f"named in the manifest ({row.source})",
+                    attributes={
+                        "modality": mod,
+                        "description": (header or {}).get("series_description"),
+                        "slice_thickness_mm": (header or {}).get("slice_thickness_mm"),
+                    },
+                    summary=summary,
+                )
+                if seg_info is not None:
+                    seg_path, source, sop_uid, seg_hash = seg_info
+                    add_segmentation(
+                        session,
+                        series,
+                        path=seg_path,
+                        source=source,
+                        content_hash=seg_hash,
+                        liver_label=settings.liver_label,
+                        tumor_labels=settings.tumor_labels,
+                        sop_instance_uid=sop_uid,
+                        summary=summary,
+                        pseudonym=patient.pseudonym,
+                    )
+            audit.record(
+                session,
+                "import-scans",
+                entity="patient",
+                key=patient.pseudonym,
+                details={"scans": len(prepared)},
+            )
+    return summary
+
+
+def _is_dicom(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as f:
+            f.seek(128)
+            return f.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def import_segmentations(
+    ws: Workspace,
+    table: str | os.PathLike[str] | None = None,
+    *,
+    seg: str | os.PathLike[str] | None = None,
+    patient_id: str | None = None,
+    date: str | None = None,
+    source: str | None = None,
+) -> ImportSummary:
+    """Attach segmentations to imported scans: one file (``seg``, ``patient_id``, ``date``) or a CSV table
+    with columns ``patient_id,date,seg`` (paths relative to the table).
+
+    ``source`` overrides the recorded origin (``hepavol-segment`` for masks made by ``hepavol segment``).
+
+    Raises
+    ------
+    InputError
+        Unknown patient or scan date, missing file, bad table.
+    """
+    entries: list[tuple[str, str, str, Path]] = []  # (where, patient, date, path)
+    if table is not None:
+        t = Path(table)
+        try:
+            with open(t, newline="", encoding="utf-8-sig") as f:
+                reader = csv.DictReader(f)
+                header = [h.strip() for h in reader.fieldnames or []]
+                missing = [c for c in ("patient_id", "date", "seg") if c not in header]
+                if missing:
+                    raise InputError(f"{t}: missing column(s) {missing}; expected patient_id,date,seg.")
+                for r in reader:
+                    row = {(k or "").strip(): (v or "").strip() for k, v in r.items()}
+                    entries.append(
+                        (f"{t}, line {reader.line_num}", row["patient_id"], row["date"], (t.parent / row["seg"]))
+                    )
+        except OSError as exc:
+            raise InputError(f"cannot read '{table}': {exc.strerror}.") from None
+    else:
+        if seg is None or patient_id is None or date is None:
+            raise InputError(
+                "give a CSV table (patient_id,date,seg), or SEG with --patient ID and --date YYYY-MM-DD."
+            )
+        entries.append(("command line", patient_id, date, Path(seg)))
+    pseudonymiser = ws.pseudonymiser()
+    summary = ImportSummary()
+    prepared = []
+    for where, pid, day, path in entries:
+        try:
+            when = dt.date.fromisoformat(day)
+        except ValueError:
+            raise InputError(f"{where}: date '{day}' is not YYYY-MM-DD.") from None
+        if not path.exists():
+            raise InputError(f"{where}: segmentation '{path}' does not exist.")
+        kind, sop_uid = _seg_source(path)
+        prepared.append((where, pid, when, path.resolve(), source or kind, sop_uid, hash_path(path)))
+    with ws.db.transaction() as session:
+        for where, pid, when, path, kind, sop_uid, digest in prepared:
+            pseudonym = pseudonymiser.pseudonym(pid)
+            patient = session.scalar(select(Patient).where(Patient.pseudonym == pseudonym))
+            if patient is None:
+                raise InputError(f"{where}: patient '{pid}' is not in the study; import its scans first.")
+            study = session.scalar(
+                select(ImagingStudy).where(ImagingStudy.patient_id == patient.id, ImagingStudy.study_date == when)
+            )
+            chosen = [s for s in study.series if s.chosen] if study is not None else []
+            if not chosen:
+                dates = sorted(s.study_date.isoformat() for s in patient.studies)
+                raise InputError(
+                    f"{where}: patient '{pid}' has no scan with a chosen series on {when.isoformat()} "
+                    f"(scans: {', '.join(dates) or 'none'})."
+                )
+            summary.patients_seen.add(pseudonym)
+            add_segmentation(
+                session,
+                chosen[0],
+                path=path,
+                source=kind,
+                content_hash=digest,
+                liver_label=ws.settings.liver_label,
+                tumor_labels=ws.settings.tumor_labels,
+                sop_instance_uid=sop_uid,
+                summary=summary,
+                pseudonym=pseudonym,
+            )
+    return summary

@@ -1,0 +1,613 @@
+"""``hepavol study run``: measure, track and assess every eligible patient, resumably, in parallel.
+
+For each eligible patient (the latest eligibility decision), the scans from the baseline on are run through
+:func:`hepavol.followup.run_followup` (measure every scan, register to baseline, track lesions, RECIST 1.1,
+volumetry, TGR) with the study's settings. Each patient is one task; its inputs (for every scan: date, series,
+image hash, segmentation hash; and the settings) give its ``input_hash``. A patient whose analysis with the same
+``input_hash`` is already stored is skipped, so a run that stopped (a crash, a signal, a power cut) resumes where
+it stopped, and a patient is recomputed only when one of its inputs changed (``--force`` recomputes anyway).
+
+Each result is written in one transaction (the analysis, every scan's measurements with every lesion, the tracks
+and the per-scan assessments, an audit entry): a patient's results are all there or not at all. A patient that
+fails is recorded in ``run_failures`` with the error, and the others go on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from hepavol._version import __version__
+from hepavol.errors import HepavolError, InputError
+from hepavol.study import audit
+from hepavol.study.execution import open_executor, run_tasks, worker_name
+from hepavol.study.hashing import hash_json
+from hepavol.study.leases import Leases
+from hepavol.study.models import (
+    Analysis,
+    EligibilityDecision,
+    ImagingStudy,
+    LesionMeasurement,
+    Patient,
+    RunFailure,
+    ScanMeasurement,
+    TimepointAssessment,
+    Track,
+    TrackPoint,
+    utcnow,
+)
+from hepavol.study.workspace import Settings, Workspace
+
+__all__ = [
+    "PatientJob",
+    "RunSummary",
+    "ScanInput",
+    "analyse_patient",
+    "current_inputs",
+    "latest_eligibility",
+    "plan_run",
+    "run_study",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScanInput:
+    """One scan of a task: where its image and segmentation are and what they hash to."""
+
+    date: dt.date
+    study_pk: int
+    series_pk: int
+    segmentation_pk: int
+    image: str
+    series_uid: str | None  # for a DICOM folder that may hold other series
+    seg: str
+    image_hash: str
+    seg_hash: str
+
+    def key(self) -> dict[str, Any]:
+        return {
+            "date": self.date.isoformat(),
+            "series_uid": self.series_uid,
+            "image_hash": self.image_hash,
+            "seg_hash": self.seg_hash,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PatientJob:
+    """The work for one patient: its scans (baseline first) and the settings."""
+
+    patient_pk: int
+    pseudonym: str
+    scans: tuple[ScanInput, ...]
+    parameters: dict[str, Any]
+    input_hash: str
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """What a run did (counts of patients)."""
+
+    eligible: int = 0
+    up_to_date: int = 0
+    computed: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (pseudonym, error)
+    not_ready: list[tuple[str, str]] = field(default_factory=list)  # (pseudonym, reason)
+    elsewhere: int = 0  # leased by another run, or stored by it first
+    interrupted: bool = False
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Planning (in the calling process, from the database only)
+
+
+def latest_eligibility(session: Session) -> dict[int, EligibilityDecision]:
+    """The current eligibility decision of every assessed patient (patient id → decision)."""
+    latest: dict[int, EligibilityDecision] = {}
+    for decision in session.scalars(select(EligibilityDecision).order_by(EligibilityDecision.id)):
+        latest[decision.patient_id] = decision
+    return latest
+
+
+def current_inputs(session: Session, patient: Patient, since: dt.date | None) -> tuple[list[ScanInput], list[str]]:
+    """The scans of a patient from ``since`` on, each with its chosen series and active segmentation.
+
+    Returns the inputs and the reasons the patient cannot be run (empty when it can).
+    """
+    problems: list[str] = []
+    scans: list[ScanInput] = []
+    seen: dict[dt.date, str] = {}
+    studies = session.scalars(
+        select(ImagingStudy).where(ImagingStudy.patient_id == patient.id).order_by(ImagingStudy.study_date)
+    ).all()
+    for study in studies:
+        if since is not None and study.study_date < since:
+            continue
+        day = study.study_date.isoformat()
+        chosen = [s for s in study.series if s.chosen]
+        if not chosen:
+            problems.append(f"scan {day}: no series chosen ({study.modality or 'unknown modality'})")
+            continue
+        series = chosen[0]
+        if study.study_date in seen:
+            problems.append(f"two scans on {day} ({seen[study.study_date]} and {series.series_uid})")
+            continue
+        seen[study.study_date] = series.series_uid
+        active = [g for g in series.segmentations if g.active]
+        if not active:
+            problems.append(f"scan {day}: no segmentation (import one with hepavol study import-seg)")
+            continue
+        seg = active[-1]
+        scans.append(
+            ScanInput(
+                date=study.study_date,
+                study_pk=study.id,
+                series_pk=series.id,
+                segmentation_pk=seg.id,
+                image=series.path,
+                series_uid=series.series_uid if series.kind == "dicom" else None,
+                seg=seg.path,
+                image_hash=series.content_hash,
+                seg_hash=seg.content_hash,
+            )
+        )
+    if not scans and not problems:
+        problems.append("no scans")
+    return scans, problems
+
+
+def _job(patient: Patient, scans: Sequence[ScanInput], settings: Settings) -> PatientJob:
+    parameters = settings.run_parameters()
+    digest = hash_json({"scans": [s.key() for s in scans], "parameters": parameters})
+    return PatientJob(
+        patient_pk=patient.id,
+        pseudonym=patient.pseudonym,
+        scans=tuple(scans),
+        parameters=parameters,
+        input_hash=digest,
+    )
+
+
+def plan_run(
+    ws: Workspace, *, patients: Sequence[str] | None = None, force: bool = False
+) -> tuple[list[PatientJob], RunSummary]:
+    """The tasks of a run: eligible patients whose inputs are ready and not yet analysed."""
+    summary = RunSummary()
+    jobs: list[PatientJob] = []
+    with ws.db.transaction() as session:
+        decisions = latest_eligibility(session)
+        query = select(Patient).order_by(Patient.pseudonym)
+        if patients:
+            query = query.where(Patient.pseudonym.in_(list(patients)))
+            known = set(session.scalars(select(Patient.pseudonym).where(Patient.pseudonym.in_(list(patients)))))
+            unknown = sorted(set(patients) - known)
+            if unknown:
+                raise InputError(f"unknown patient(s) {unknown}: give pseudonyms as 'hepavol study status' lists.")
+        for patient in session.scalars(query):
+            decision = decisions.get(patient.id)
+            if decision is None:
+                summary.not_ready.append(
+                    (patient.pseudonym, "eligibility not assessed (hepavol study eligibility)")
+                )
+                continue
+            if not decision.eligible:
+                continue
+            summary.eligible += 1
+            scans, problems = current_inputs(session, patient, decision.baseline_date)
+            if problems:
+                summary.not_ready.append((patient.pseudonym, "; ".join(problems)))
+                continue
+            job = _job(patient, scans, ws.settings)
+            done = session.scalar(
+                select(Analysis.id).where(Analysis.patient_id == patient.id, Analysis.input_hash == job.input_hash)
+            )
+            if done is not None and not force:
+                summary.up_to_date += 1
+                continue
+            jobs.append(job)
+    return jobs, summary
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The task (runs in a worker process, possibly on another machine: no database access)
+
+
+def analyse_patient(job: PatientJob) -> dict[str, Any]:
+    """Run the follow-up of one patient; a JSON-ready result (measurements, tracks, assessments)."""
+    from hepavol.followup.pipeline import Manifest, ManifestRow, run_followup
+
+    started = utcnow()
+    rows = tuple(
+        ManifestRow(date=s.date, image=Path(s.image), seg=Path(s.seg), line=i + 1, series_uid=s.series_uid)
+        for i, s in enumerate(job.scans)
+    )
+    manifest = Manifest(path=Path(f"patient {job.pseudonym}"), patient_id=job.pseudonym, rows=rows)
+    p = job.parameters
+    result = run_followup(
+        manifest,
+        liver_label=p["liver_label"],
+        tumor_labels=tuple(p["tumor_labels"]),
+        affine=p["affine"],
+        max_distance_mm=p["max_distance_mm"],
+    )
+    track_of: list[dict[str, str]] = [{} for _ in job.scans]
+    for track in result.tracking.tracks:
+        for t, keys in enumerate(track.keys):
+            for key in keys:
+                track_of[t][key] = track.lesion_id
+    timepoints = [
+        {
+            "date": tp.date.isoformat(),
+            "total_tumor_volume_ml": tp.total_tumor_volume_ml,
+            "liver_volume_ml": tp.liver_volume_ml,
+            "hepatic_tumor_load_class": tp.hepatic_tumor_load_class,
+            "lesion_count": tp.lesion_count,
+            "new_lesion_ids": list(tp.new_lesion_ids),
+            "sum_of_diameters_mm": tp.sum_of_diameters_mm,
+            "target_response": tp.target_response,
+            "non_target_response": tp.non_target_response,
+            "overall_response": tp.overall_response,
+            "volume_change_from_baseline_percent": tp.volume_change_from_baseline_percent,
+            "volume_change_from_nadir_percent": tp.volume_change_from_nadir_percent,
+            "volumetric_response": tp.volumetric_response,
+            "tgr_recist_percent_per_month": tp.tgr_recist_percent_per_month,
+            "tgr_volume_percent_per_month": tp.tgr_volume_percent_per_month,
+            "liver_dice_after": tp.registration.dice_after,
+        }
+        for tp in result.timepoints
+    ]
+    tracks = [
+        {
+            "lesion_id": lesion.lesion_id,
+            "tracking_uid": lesion.tracking_uid,
+            "status": lesion.status,
+            "target": lesion.target,
+            "points": [
+                {
+                    **point.to_dict(),
+                    "fragments": list(point.fragments),
+                    "merged_into": point.merged_into,
+                }
+                for point in lesion.points
+            ],
+        }
+        for lesion in result.lesions
+    ]
+    return {
+        "followup": result.to_dict(),
+        "timepoints": timepoints,
+        "tracks": tracks,
+        "measurements": [scan.measurement.to_dict() for scan in result.scans],
+        "track_of": track_of,
+        "best_overall_response": result.best_overall_response,
+        "progression_date": None if result.progression_date is None else result.progression_date.isoformat(),
+        "targets": list(result.targets),
+        "warnings": list(result.warnings),
+        "worker": worker_name(),
+        "started_at": started.isoformat(),
+        "finished_at": utcnow().isoformat(),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Storing results (in the calling process, one transaction per patient)
+
+
+def _lesion_rows(scan_pk: int, lesions: Sequence[dict[str, Any]], track_of: dict[str, str]) -> list[Any]:
+    return [
+        LesionMeasurement(
+            scan_measurement_id=scan_pk,
+            lesion_id=les["lesion_id"],
+            track_id=track_of.get(les["lesion_id"]),
+            label=les["label"],
+            volume_ml=les["volume_ml"],
+            voxel_count=les["voxel_count"],
+            long_axis_mm=les["long_axis_mm"],
+            short_axis_mm=les["short_axis_mm"],
+            max_diameter_3d_mm=les["max_diameter_3d_mm"],
+            slice_index=les["slice_index"],
+            long_axis_endpoints_mm=les["long_axis_endpoints_mm"],
+            short_axis_endpoints_mm=les["short_axis_endpoints_mm"],
+            centroid_mm=les["centroid_mm"],
+            mean_hu=les["mean_hu"],
+            sd_hu=les["sd_hu"],
+            measurable=les["measurable"],
+            in_liver=les["in_liver"],
+            touches_border=les["touches_border"],
+        )
+        for les in lesions
+    ]
+
+
+def scan_measurement_hash(scan: ScanInput, parameters: dict[str, Any]) -> str:
+    """The input hash of one scan's measurement: its image, segmentation and labels (shared by eligibility
+    and run, so that a baseline measured for eligibility is the same measurement as in the run)."""
+    labels = {"liver_label": parameters["liver_label"], "tumor_labels": list(parameters["tumor_labels"])}
+    return hash_json({"scan": scan.key(), "parameters": labels})
+
+
+def store_scan_measurement(
+    session: Session,
+    scan: ScanInput,
+    measurement: dict[str, Any],
+    *,
+    purpose: str,
+    input_hash: str,
+    parameters: dict[str, Any],
+    analysis_pk: int | None = None,
+    track_of: dict[str, str] | None = None,
+) -> ScanMeasurement:
+    """Write one scan's measurement and its lesions (in the caller's transaction)."""
+    row = ScanMeasurement(
+        analysis_id=analysis_pk,
+        study_id=scan.study_pk,
+        series_id=scan.series_pk,
+        segmentation_id=scan.segmentation_pk,
+        purpose=purpose,
+        input_hash=input_hash,
+        parameters=parameters,
+        hepavol_version=__version__,
+        liver_volume_ml=measurement["liver_volume_ml"],
+        total_tumor_volume_ml=measurement["total_tumor_volume_ml"],
+        tumor_burden_percent=measurement["tumor_burden_percent"],
+        hepatic_tumor_load_class=measurement["hepatic_tumor_load_class"],
+        lesion_count=measurement["lesion_count"],
+        warnings=measurement["warnings"],
+    )
+    session.add(row)
+    session.flush()
+    session.add_all(_lesion_rows(row.id, measurement["lesions"], track_of or {}))
+    return row
+
+
+def delete_analysis(session: Session, analysis_pk: int) -> None:
+    """Remove an analysis and everything that belongs to it (``--force`` replaces it in the same transaction)."""
+    track_pks = list(session.scalars(select(Track.id).where(Track.analysis_id == analysis_pk)))
+    scan_pks = list(session.scalars(select(ScanMeasurement.id).where(ScanMeasurement.analysis_id == analysis_pk)))
+    session.execute(delete(TrackPoint).where(TrackPoint.track_pk.in_(track_pks)))
+    session.execute(delete(Track).where(Track.analysis_id == analysis_pk))
+    session.execute(delete(LesionMeasurement).where(LesionMeasurement.scan_measurement_id.in_(scan_pks)))
+    session.execute(delete(ScanMeasurement).where(ScanMeasurement.analysis_id == analysis_pk))
+    session.execute(delete(TimepointAssessment).where(TimepointAssessment.analysis_id == analysis_pk))
+    session.execute(delete(Analysis).where(Analysis.id == analysis_pk))
+
+
+def store_result(session: Session, job: PatientJob, result: dict[str, Any], *, replace: bool = False) -> Analysis:
+    """Write one patient's analysis (in the caller's transaction; a unique constraint rejects a duplicate)."""
+    if replace:
+        old = session.scalar(
+            select(Analysis.id).where(Analysis.patient_id == job.patient_pk, Analysis.input_hash == job.input_hash)
+        )
+        if old is not None:
+            delete_analysis(session, old)
+            session.flush()
+    followup = result["followup"]
+    analysis = Analysis(
+        patient_id=job.patient_pk,
+        input_hash=job.input_hash,
+        inputs=[s.key() for s in job.scans],
+        parameters=job.parameters,
+        hepavol_version=__version__,
+        worker=result["worker"],
+        started_at=dt.datetime.fromisoformat(result["started_at"]),
+        finished_at=dt.datetime.fromisoformat(result["finished_at"]),
+        targets=result["targets"],
+        best_overall_response=result["best_overall_response"],
+        progression_date=None
+        if result["progression_date"] is None
+        else dt.date.fromisoformat(result["progression_date"]),
+        warnings=result["warnings"],
+        result=followup,
+    )
+    session.add(analysis)
+    session.flush()
+    study_of = {s.date.isoformat(): s.study_pk for s in job.scans}
+    for scan, measurement, track_of in zip(job.scans, result["measurements"], result["track_of"]):
+        store_scan_measurement(
+            session,
+            scan,
+            measurement,
+            purpose="run",
+            input_hash=scan_measurement_hash(scan, job.parameters),
+            parameters=job.parameters,
+            analysis_pk=analysis.id,
+            track_of=track_of,
+        )
+    for lesion in result["tracks"]:
+        track = Track(
+            analysis_id=analysis.id,
+            track_id=lesion["lesion_id"],
+            tracking_uid=lesion["tracking_uid"],
+            status=lesion["status"],
+            target=lesion["target"],
+        )
+        session.add(track)
+        session.flush()
+        for point in lesion["points"]:
+            session.add(
+                TrackPoint(
+                    track_pk=track.id,
+                    study_id=study_of[point["date"]],
+                    study_date=dt.date.fromisoformat(point["date"]),
+                    volume_ml=point["volume_ml"],
+                    long_axis_mm=point["long_axis_mm"],
+                    short_axis_mm=point["short_axis_mm"],
+                    centroid_mm=point["centroid_mm"],
+                    fragments=point["fragments"],
+                    merged_into=point["merged_into"],
+                )
+            )
+    for tp in result["timepoints"]:
+        session.add(
+            TimepointAssessment(
+                analysis_id=analysis.id,
+                study_id=study_of[tp["date"]],
+                study_date=dt.date.fromisoformat(tp["date"]),
+                total_tumor_volume_ml=tp["total_tumor_volume_ml"],
+                liver_volume_ml=tp["liver_volume_ml"],
+                hepatic_tumor_load_class=tp["hepatic_tumor_load_class"],
+                lesion_count=tp["lesion_count"],
+                new_lesion_count=len(tp["new_lesion_ids"]),
+                sum_of_diameters_mm=tp["sum_of_diameters_mm"],
+                target_response=tp["target_response"],
+                non_target_response=tp["non_target_response"],
+                overall_response=tp["overall_response"],
+                volume_change_from_baseline_percent=tp["volume_change_from_baseline_percent"],
+                volume_change_from_nadir_percent=tp["volume_change_from_nadir_percent"],
+                volumetric_response=tp["volumetric_response"],
+                tgr_recist_percent_per_month=tp["tgr_recist_percent_per_month"],
+                tgr_volume_percent_per_month=tp["tgr_volume_percent_per_month"],
+                registration_liver_dice=tp["liver_dice_after"],
+            )
+        )
+    audit.record(
+        session,
+        "run",
+        entity="patient",
+        key=job.pseudonym,
+        details={
+            "analysis": analysis.id,
+            "input_hash": job.input_hash,
+            "scans": len(job.scans),
+            "best_overall_response": analysis.best_overall_response,
+            "worker": analysis.worker,
+        },
+    )
+    return analysis
+
+
+def error_text(exc: BaseException) -> str:
+    """A one-line error for the database and the report (a traceback for unexpected errors)."""
+    if isinstance(exc, HepavolError):
+        return str(exc)
+    lines = traceback.format_exception_only(type(exc), exc)
+    return "internal error: " + "".join(lines).strip()
+
+
+@contextmanager
+def _signals_as_exit() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit so that a terminated run releases its leases (SIGKILL cannot be caught)."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_study(
+    ws: Workspace,
+    *,
+    workers: int = 1,
+    scheduler: str | None = None,
+    patients: Sequence[str] | None = None,
+    force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    task: Callable[[PatientJob], dict[str, Any]] = analyse_patient,
+) -> RunSummary:
+    """Analyse every eligible patient that needs it (see the module docstring).
+
+    ``progress(done, total)`` is called after each patient. ``task`` is the function run per patient (tests
+    replace it to inject failures).
+    """
+    jobs, summary = plan_run(ws, patients=patients, force=force)
+    leases = Leases(ws.db)
+    total = len(jobs)
+    done_count = 0
+
+    def advance() -> None:
+        nonlocal done_count
+        done_count += 1
+        if progress is not None:
+            progress(done_count, total)
+
+    def claim(job: PatientJob) -> bool:
+        holder = leases.claim(job.patient_pk)
+        if holder is not None:
+            summary.elsewhere += 1
+            advance()
+            return False
+        with ws.db.transaction() as session:  # another run may have finished it since we planned
+            stored = session.scalar(
+                select(Analysis.id).where(
+                    Analysis.patient_id == job.patient_pk, Analysis.input_hash == job.input_hash
+                )
+            )
+        if stored is not None and not force:
+            leases.release(job.patient_pk)
+            summary.elsewhere += 1
+            advance()
+            return False
+        return True
+
+    def on_done(job: PatientJob, result: dict[str, Any]) -> None:
+        try:
+            with ws.db.transaction() as session:
+                store_result(session, job, result, replace=force)
+            summary.computed += 1
+        except IntegrityError:
+            summary.elsewhere += 1  # another run stored the same analysis first
+        finally:
+            leases.release(job.patient_pk)
+            advance()
+
+    def on_error(job: PatientJob, exc: BaseException) -> None:
+        message = error_text(exc)
+        with ws.db.transaction() as session:
+            session.add(RunFailure(patient_id=job.patient_pk, input_hash=job.input_hash, error=message))
+            audit.record(session, "run-failed", entity="patient", key=job.pseudonym, details={"error": message})
+        summary.failed.append((job.pseudonym, message))
+        leases.release(job.patient_pk)
+        advance()
+
+    with ws.db.transaction() as session:
+        audit.record(
+            session,
+            "run-start",
+            details={"patients": total, "workers": workers, "scheduler": scheduler, "force": force},
+        )
+    try:
+        with _signals_as_exit(), open_executor(workers=workers, scheduler=scheduler) as (executor, slots):
+            run_tasks(
+                executor,
+                slots,
+                jobs,
+                task,
+                claim=claim,
+                on_done=on_done,
+                on_error=on_error,
+                on_idle=lambda inflight: leases.renew(j.patient_pk for j in inflight),
+            )
+    except (KeyboardInterrupt, SystemExit):
+        summary.interrupted = True
+        raise
+    finally:
+        leases.release_all()
+        with ws.db.transaction() as session:
+            audit.record(
+                session,
+                "run-end",
+                details={
+                    "computed": summary.computed,
+                    "failed": len(summary.failed),
+                    "interrupted": summary.interrupted,
+                },
+            )
+    return summary

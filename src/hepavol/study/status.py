@@ -1,0 +1,81 @@
+"""``hepavol study status``: what a study holds and what is left to do, in counts (no patient identifiers)."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from hepavol.study.leases import Leases
+from hepavol.study.models import (
+    Analysis,
+    AuditEntry,
+    ClinicalRecord,
+    ImagingStudy,
+    Patient,
+    RunFailure,
+    Segmentation,
+    Series,
+)
+from hepavol.study.runner import _job, current_inputs, latest_eligibility
+from hepavol.study.workspace import Workspace
+
+__all__ = ["study_status"]
+
+
+def study_status(ws: Workspace) -> str:
+    """A readable summary: counts per stage, patients not ready, failures, the last action."""
+    lines = [f"study {ws.root}", f"database {ws.db.display_url} (schema {ws.db.revision()})"]
+    with ws.db.transaction() as session:
+        n_patients = session.scalar(select(func.count(Patient.id))) or 0
+        n_studies = session.scalar(select(func.count(ImagingStudy.id))) or 0
+        n_series = session.scalar(select(func.count(Series.id))) or 0
+        n_chosen = session.scalar(select(func.count(Series.id)).where(Series.chosen)) or 0
+        n_segs = session.scalar(select(func.count(Segmentation.id)).where(Segmentation.active)) or 0
+        n_clinical = session.scalar(select(func.count(ClinicalRecord.id))) or 0
+        decisions = latest_eligibility(session)
+        eligible = [pk for pk, d in decisions.items() if d.eligible]
+        lines.append(
+            f"patients {n_patients}; scans {n_studies} ({n_series} series, {n_chosen} chosen, {n_segs} with a "
+            f"segmentation); clinical records {n_clinical}"
+        )
+        lines.append(
+            f"eligibility: {len(decisions)} assessed, {len(eligible)} eligible, "
+            f"{len(decisions) - len(eligible)} excluded, {n_patients - len(decisions)} not assessed"
+        )
+        up_to_date = stale = never = not_ready = 0
+        failing: list[str] = []
+        for pk in eligible:
+            patient = session.get(Patient, pk)
+            assert patient is not None
+            scans, problems = current_inputs(session, patient, decisions[pk].baseline_date)
+            if problems:
+                not_ready += 1
+                continue
+            job = _job(patient, scans, ws.settings)
+            hashes = set(session.scalars(select(Analysis.input_hash).where(Analysis.patient_id == pk)))
+            if job.input_hash in hashes:
+                up_to_date += 1
+                continue
+            if hashes:
+                stale += 1
+            else:
+                never += 1
+            failure = session.scalar(
+                select(RunFailure)
+                .where(RunFailure.patient_id == pk, RunFailure.input_hash == job.input_hash)
+                .order_by(RunFailure.id.desc())
+            )
+            if failure is not None:
+                failing.append(f"  {patient.pseudonym}: {failure.error}")
+        lines.append(
+            f"analyses: {up_to_date} up to date, {stale} to redo (inputs changed), {never} never run, "
+            f"{not_ready} not ready, {len(failing)} failed on their current inputs"
+        )
+        lines += failing
+        last = session.scalar(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(1))
+        if last is not None:
+            lines.append(f"last action: {last.action} by {last.actor} at {last.at:%Y-%m-%d %H:%M:%S} UTC")
+    running = Leases(ws.db).holders()
+    if running:
+        owners = sorted(set(running.values()))
+        lines.append(f"running now: {len(running)} patient(s) leased by {', '.join(owners)}")
+    return "\n".join(lines)

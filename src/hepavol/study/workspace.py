@@ -1,0 +1,247 @@
+"""A study workspace: a folder with ``study.toml`` (settings), ``pseudonym.key`` and, by default, ``hepavol.db``.
+
+Layout::
+
+    STUDY/study.toml        settings: database URL (password never stored), measurement and follow-up
+                            parameters, series-selection rules (edit it; it is read by every command)
+    STUDY/pseudonym.key     32 random bytes (mode 0600): the key of the keyed-hash pseudonyms. Keep it; without it
+                            a re-import gives the same patients new pseudonyms. Never share it.
+    STUDY/hepavol.db        the SQLite database (WAL mode), unless ``[database] url``, ``--db`` or ``HEPAVOL_DB``
+                            names a PostgreSQL database
+
+The database URL is chosen in this order: ``--db``, the ``HEPAVOL_DB`` environment variable, ``[database] url``
+in ``study.toml``, then ``sqlite:///STUDY/hepavol.db``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hepavol._atomic import write_text_atomic
+from hepavol._version import __version__
+from hepavol.errors import InputError
+from hepavol.study.db import Database, database_url_from_env, open_database, redact_url, url_without_password
+
+__all__ = ["CONFIG_NAME", "DB_NAME", "KEY_NAME", "Settings", "Workspace", "find_workspace", "init_workspace"]
+
+CONFIG_NAME = "study.toml"
+KEY_NAME = "pseudonym.key"
+DB_NAME = "hepavol.db"
+
+_CONFIG_TEMPLATE = """\
+# hepavol study workspace, created by hepavol {version}.
+# Every `hepavol study` command reads this file; edit it to change how the study is measured.
+
+[database]
+# SQLite file hepavol.db in this folder unless a URL is given here, with --db or in HEPAVOL_DB.
+# PostgreSQL: url = "postgresql://USER@HOST:5432/DBNAME" (give the password in PGPASSWORD or ~/.pgpass).
+{database_line}
+
+[measurement]
+liver_label = 1            # label of the liver in the segmentations
+tumor_labels = [2]         # labels of tumour voxels
+
+[followup]
+affine = false             # add an affine stage to the rigid registration on the liver masks
+max_distance_mm = 20.0     # largest centroid distance for two non-overlapping lesions to match
+
+[series_selection]
+# Which series of a DICOM study is measured (hepavol study import). Defaults: axial, thinnest slices,
+# portal-venous CT, T2-weighted MR. Examples:
+# modalities = ["CT", "MR"]
+# ct_phase = "portal-venous"
+# mr_sequence = "T2"
+"""
+
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "database": {},
+    "measurement": {"liver_label": 1, "tumor_labels": [2]},
+    "followup": {"affine": False, "max_distance_mm": 20.0},
+    "series_selection": {},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The parameters in ``study.toml`` that change results (they go into every input hash)."""
+
+    liver_label: int
+    tumor_labels: tuple[int, ...]
+    affine: bool
+    max_distance_mm: float
+    series_selection: dict[str, Any]
+
+    def measurement_parameters(self) -> dict[str, Any]:
+        return {
+            "liver_label": self.liver_label,
+            "tumor_labels": list(self.tumor_labels),
+        }
+
+    def run_parameters(self) -> dict[str, Any]:
+        return {**self.measurement_parameters(), "affine": self.affine, "max_distance_mm": self.max_distance_mm}
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: not valid TOML ({exc}). Fix the file (it is the study's settings).") from None
+    except OSError as exc:
+        raise InputError(f"cannot read the study settings {path}: {exc.strerror}.") from None
+    unknown = sorted(set(data) - set(_DEFAULTS))
+    if unknown:
+        raise InputError(
+            f"{path}: unknown section(s) {unknown}; the sections are {sorted(_DEFAULTS)}. Check the spelling."
+        )
+    merged: dict[str, dict[str, Any]] = {}
+    for section, defaults in _DEFAULTS.items():
+        given = data.get(section, {})
+        if not isinstance(given, dict):
+            raise InputError(f"{path}: [{section}] must be a table of settings, not {given!r}.")
+        if section in ("measurement", "followup"):
+            extra = sorted(set(given) - set(defaults))
+            if extra:
+                raise InputError(f"{path}: unknown setting(s) {extra} in [{section}]; known: {sorted(defaults)}.")
+        merged[section] = {**defaults, **given}
+    return merged
+
+
+def _settings(path: Path, config: dict[str, Any]) -> Settings:
+    m, f = config["measurement"], config["followup"]
+
+    def bad(section: str, key: str, value: Any, expected: str) -> InputError:
+        return InputError(f"{path}: [{section}] {key} = {value!r} is not valid: expected {expected}.")
+
+    if not isinstance(m["liver_label"], int) or m["liver_label"] < 1:
+        raise bad("measurement", "liver_label", m["liver_label"], "a positive integer label")
+    labels = m["tumor_labels"]
+    if not isinstance(labels, list) or not labels or not all(isinstance(v, int) and v > 0 for v in labels):
+        raise bad("measurement", "tumor_labels", labels, "a list of positive integer labels, e.g. [2]")
+    if not isinstance(f["affine"], bool):
+        raise bad("followup", "affine", f["affine"], "true or false")
+    if not isinstance(f["max_distance_mm"], int | float) or f["max_distance_mm"] <= 0:
+        raise bad("followup", "max_distance_mm", f["max_distance_mm"], "a positive number of mm")
+    return Settings(
+        liver_label=m["liver_label"],
+        tumor_labels=tuple(labels),
+        affine=f["affine"],
+        max_distance_mm=float(f["max_distance_mm"]),
+        series_selection=dict(config["series_selection"]),
+    )
+
+
+class Workspace:
+    """An initialised study folder (see the module docstring)."""
+
+    def __init__(self, root: Path, *, db_url: str | None = None) -> None:
+        self.root = root
+        self.config_path = root / CONFIG_NAME
+        self.key_path = root / KEY_NAME
+        self.config = _read_config(self.config_path)
+        self.settings = _settings(self.config_path, self.config)
+        configured = self.config["database"].get("url")
+        self.db_url = db_url or database_url_from_env() or configured or f"sqlite:///{root / DB_NAME}"
+        self._db: Database | None = None
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.root)!r}, db={redact_url(self.db_url)!r})"
+
+    @property
+    def db(self) -> Database:
+        """The study database, opened (and its schema migrated) on first use."""
+        if self._db is None:
+            self._db = open_database(self.db_url)
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.dispose()
+            self._db = None
+
+    def pseudonymiser(self) -> Any:
+        """The :class:`~hepavol.study.pseudonym.Pseudonymiser` keyed with this study's key."""
+        from hepavol.study.pseudonym import Pseudonymiser, load_key
+
+        return Pseudonymiser(load_key(self.key_path))
+
+    @staticmethod
+    def actor() -> str:
+        """Who is acting, for the audit trail: ``user@host``."""
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):
+            user = f"uid{os.getuid()}"
+        return f"{user}@{socket.gethostname()}"
+
+
+def find_workspace(study: str | os.PathLike[str] | None = None, *, db_url: str | None = None) -> Workspace:
+    """The workspace ``study`` names, or the one holding the current directory (searched upwards).
+
+    Raises
+    ------
+    InputError
+        No ``study.toml`` there.
+    """
+    if study is not None:
+        root = Path(study).expanduser().resolve()
+        if not (root / CONFIG_NAME).is_file():
+            raise InputError(
+                f"'{study}' is not a hepavol study (no {CONFIG_NAME} in it). Create one with "
+                f"'hepavol study init {study}'."
+            )
+        return Workspace(root, db_url=db_url)
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_NAME).is_file():
+            return Workspace(folder, db_url=db_url)
+    raise InputError(
+        f"no hepavol study here ({here} and its parents have no {CONFIG_NAME}). Run the command inside a study "
+        "folder, name one with --study DIR, or create one with 'hepavol study init DIR'."
+    )
+
+
+def init_workspace(root: str | os.PathLike[str], *, db_url: str | None = None) -> Workspace:
+    """Create a study workspace in the new or empty folder ``root`` (see the module docstring).
+
+    Raises
+    ------
+    InputError
+        ``root`` is a file or a non-empty folder, or the database cannot be created.
+    """
+    from hepavol.study.pseudonym import new_key, save_key
+
+    path = Path(root).expanduser()
+    if path.exists() and not path.is_dir():
+        raise InputError(f"cannot create a study in '{root}': it is a file. Give a new or empty folder.")
+    if path.is_dir() and any(path.iterdir()):
+        what = "already a hepavol study" if (path / CONFIG_NAME).exists() else "not empty"
+        raise InputError(f"cannot create a study in '{root}': the folder is {what}. Give a new or empty folder.")
+    created = not path.exists()
+    path.mkdir(parents=True, exist_ok=True)
+    root_path = path.resolve()
+    url = db_url or database_url_from_env()
+    try:
+        save_key(root_path / KEY_NAME, new_key())
+        database_line = f'url = "{url_without_password(url)}"' if url else '# url = ""'
+        text = _CONFIG_TEMPLATE.format(version=__version__, database_line=database_line)
+        db = open_database(url or f"sqlite:///{root_path / DB_NAME}", create=True)
+        db.dispose()
+        write_text_atomic(root_path / CONFIG_NAME, text)
+    except BaseException:
+        for name in (CONFIG_NAME, KEY_NAME, DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm"):
+            (root_path / name).unlink(missing_ok=True)
+        if created:
+            root_path.rmdir()
+        raise
+    workspace = Workspace(root_path, db_url=url)
+    from hepavol.study.audit import record
+
+    with workspace.db.transaction() as session:
+        record(session, "init", details={"hepavol_version": __version__, "database": workspace.db.display_url})
+    return workspace
