@@ -15,6 +15,7 @@ from hepavol.simulate.config import DEFAULT_CONFIG, SimulationConfig, grid_for
 from hepavol.simulate.growth import rate_to_tgr
 from hepavol.simulate.patient import MODALITY_CHOICES, VirtualPatient, sample_patient
 from hepavol.simulate.render import render_scan
+from hepavol.simulate.treatments import TREATMENT_COLUMNS, patient_treatments
 from hepavol.simulate.writer import (
     CLINICAL_COLUMNS,
     FORMATS,
@@ -49,6 +50,7 @@ class SimulatedCohort:
 
     folder: Path
     clinical_csv: Path
+    treatments_csv: Path
     truth_json: Path
     truth_cohort_csv: Path
     patients: tuple[SimulatedPatient, ...]
@@ -254,8 +256,9 @@ def simulate_cohort(
     """Simulate ``n_patients`` virtual patients into the new or empty folder ``out``.
 
     Writes every patient's scans and ``manifest.csv`` (see :func:`simulate_patient`), then ``clinical.csv``,
-    ``truth.json`` and ``truth_cohort.csv`` (the eligible patients' true values as a ``hepavol cohort`` table) for
-    the cohort. ``progress(done, total, patient)`` is called after each patient.
+    ``treatments.csv`` (dated treatments, :mod:`hepavol.simulate.treatments`), ``truth.json`` and
+    ``truth_cohort.csv`` (the eligible patients' true values as a ``hepavol cohort`` table) for the cohort.
+    ``progress(done, total, patient)`` is called after each patient.
 
     Raises
     ------
@@ -274,6 +277,8 @@ def simulate_cohort(
             progress(i + 1, n_patients, result)
     clinical = folder / "clinical.csv"
     write_csv([clinical_row(p.patient.clinical) for p in done], CLINICAL_COLUMNS, clinical)
+    treatments = folder / "treatments.csv"
+    write_csv([row for p in done for row in patient_treatments(p.patient)], TREATMENT_COLUMNS, treatments)
     write_truth_cohort_table([p.patient for p in done], folder / "truth_cohort.csv")
     truth_path = folder / "truth.json"
     config_dict = asdict(config)
@@ -309,6 +314,7 @@ def simulate_cohort(
     return SimulatedCohort(
         folder=folder,
         clinical_csv=clinical,
+        treatments_csv=treatments,
         truth_json=truth_path,
         truth_cohort_csv=folder / "truth_cohort.csv",
         patients=tuple(done),

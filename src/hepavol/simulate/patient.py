@@ -55,6 +55,10 @@ class ClinicalRecord:
     n_scans: int
     eligible: bool
     ineligibility_reasons: tuple[str, ...]
+    #: Every virtual patient has a well-differentiated small-intestinal NET (the study's population).
+    tumour_type: str = "NET"
+    primary_site: str = "small_intestine"
+    differentiation: str = "well"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,6 +3,7 @@
 Layout (``P`` = patient id, ``D`` = scan date)::
 
     OUT/clinical.csv                     one row per patient (clinical variables and eligibility)
+    OUT/treatments.csv                   one row per treatment: patient_id,treatment,start_date,end_date
     OUT/truth.json                       per patient, per scan, per lesion truth (see truth_record)
     OUT/P/manifest.csv                   date,image,seg,patient_id (paths relative to the manifest)
     OUT/P/truth/D_instances.nii.gz       lesion instance map (lesion id per voxel, ids constant over scans)
@@ -52,6 +53,9 @@ CLINICAL_COLUMNS = (
     "n_scans",
     "eligible",
     "ineligibility_reasons",
+    "tumour_type",
+    "primary_site",
+    "differentiation",
 )
 MANIFEST_COLUMNS = ("date", "image", "seg", "patient_id")
 FORMATS = ("nifti", "dicom")

@@ -529,6 +529,11 @@ def _number(source: str, line: int, column: str, raw: str) -> float:
             f"{_where(source, line, column, raw)} is a bound, not a number; enter the number (e.g. 1 for '<1') and "
             "keep the bound in your notes, or leave the cell empty"
         )
+    if re.fullmatch(r"[+-]?[1-9]\d{0,2},\d{3}", text):
+        raise TableError(
+            f"{_where(source, line, column, raw)} is ambiguous: {text.replace(',', '')} or {text.replace(',', '.')}? "
+            "write the number without thousands separators and with a decimal point"
+        )
     if re.fullmatch(r"[+-]?\d+,\d+", text):
         text = text.replace(",", ".")
     try:
