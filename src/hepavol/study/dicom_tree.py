@@ -298,7 +298,11 @@ class TreeScan:
     patients : tuple of PatientFound
         By PatientID.
     skipped : tuple of (Path, str)
-        Files (or, for a study without a date, the study's folder) that were not used, with the reason.
+        Files (or, for a study without a date, the study's folder) that were not used, with the reason:
+        ``"category (details)"``. Details may hold paths and UIDs; print ``skipped_counts`` instead.
+    skipped_counts : tuple of (str, int)
+        Number of skipped entries per reason category (e.g. ``("not a DICOM file", 13)``), most common first;
+        no paths or UIDs, safe to print.
     n_files : int
         Number of files looked at.
     """
@@ -306,6 +310,7 @@ class TreeScan:
     root: Path
     patients: tuple[PatientFound, ...]
     skipped: tuple[tuple[Path, str], ...] = field(repr=False)
+    skipped_counts: tuple[tuple[str, int], ...]
     n_files: int
 
     @property
@@ -915,7 +920,15 @@ def _shared_group(ds: Any) -> tuple[tuple[float, ...] | None, float | None]:
         return None, None
 
 
-def _read_header(path: Path) -> _Header | str:
+@dataclass(frozen=True, slots=True)
+class _Skip:
+    """Why a file is skipped: a category (counted) and details (file-specific)."""
+
+    category: str
+    detail: str = ""
+
+
+def _read_header(path: Path) -> _Header | _Skip:
     """The header of one file, or the reason it is skipped."""
     import pydicom
 
@@ -923,7 +936,7 @@ def _read_header(path: Path) -> _Header | str:
         with open(path, "rb") as fh:
             head = fh.read(132)
             if len(head) < 132 or head[128:132] != b"DICM":
-                return "not a DICOM file (no DICM prefix)"
+                return _Skip("not a DICOM file", "no DICM prefix")
             fh.seek(0)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -934,17 +947,17 @@ def _read_header(path: Path) -> _Header | str:
                 r = _RawReader(ds, little=str(getattr(meta, "TransferSyntaxUID", "")) != "1.2.840.10008.1.2.2")
                 sop_class = r.text(0x00080016) or media_class
                 if media_class == DICOMDIR_SOP_CLASS_UID or path.name.upper() == "DICOMDIR":
-                    return "DICOMDIR (a media index, not an image)"
+                    return _Skip("DICOMDIR", "a media index, not an image")
                 if not sop_class:
-                    return "no SOP Class UID (0008,0016)"
+                    return _Skip("no SOP Class UID (0008,0016)")
                 seg: dict[str, tuple[str, ...]] = {}
                 if sop_class == SEG_SOP_CLASS_UID:
                     fh.seek(0)
                     seg = _seg_references(pydicom.dcmread(fh, stop_before_pixels=True))
     except OSError as exc:
-        return f"cannot be read ({exc.strerror or exc})"
+        return _Skip("cannot be read", str(exc.strerror or exc))
     except Exception as exc:
-        return f"not readable by pydicom ({type(exc).__name__}: {exc})"
+        return _Skip("not readable by pydicom", f"{type(exc).__name__}: {exc}")
     orientation = _nums(r.texts(0x00200037), 6)
     thickness = _num(r.text(0x00180050))
     if orientation is None or thickness is None:
@@ -1119,12 +1132,12 @@ def _build_series(headers: Sequence[_Header]) -> SeriesFound:
 
 def _read_all(
     files: Sequence[Path], workers: int | None, progress: Callable[[int, int], None] | None
-) -> list[_Header | str]:
+) -> list[_Header | _Skip]:
     total = len(files)
     n_workers = workers if workers is not None else min(8, (os.cpu_count() or 1) + 2)
     if n_workers < 1:
         raise InputError(f"workers must be at least 1, but it is {n_workers}.")
-    results: list[_Header | str] = []
+    results: list[_Header | _Skip] = []
     step = max(1, total // 200)
     if n_workers == 1 or total < 64:
         for i, path in enumerate(files, 1):
@@ -1186,21 +1199,27 @@ def scan_dicom_tree(
     results = _read_all(files, workers, progress)
 
     skipped: list[tuple[Path, str]] = []
+    counts: Counter[str] = Counter()
+
+    def skip(path: Path, category: str, detail: str = "") -> None:
+        skipped.append((path, f"{category} ({detail})" if detail else category))
+        counts[category] += 1
+
     seen: dict[str, Path] = {}
     images: list[_Header] = []
     segs: list[_Header] = []
     for path, result in zip(files, results):
-        if isinstance(result, str):
-            skipped.append((path, result))
+        if isinstance(result, _Skip):
+            skip(path, result.category, result.detail)
             continue
         h = result
         if h.sop_class_uid != SEG_SOP_CLASS_UID and (
             h.sop_class_uid.startswith(_NON_IMAGE_SOP_PREFIXES) or h.modality in _NON_IMAGE_MODALITIES
         ):
-            skipped.append((path, f"{h.modality or 'non-image'} object (not an image series or SEG)"))
+            skip(path, f"{h.modality or 'non-image'} object, not an image or SEG")
             continue
         if h.ends_before_pixels:
-            skipped.append((path, "no pixel data: the file ends in its header (truncated or broken)"))
+            skip(path, "no pixel data", "the file ends in its header: truncated or broken")
             continue
         missing = [
             name
@@ -1212,13 +1231,11 @@ def scan_dicom_tree(
             if not v
         ]
         if missing:
-            skipped.append((path, f"no {' or '.join(missing)}: cannot be placed in a patient's study"))
+            skip(path, f"no {' or '.join(missing)}", "cannot be placed in a patient's study")
             continue
         if h.sop_instance_uid:
             if h.sop_instance_uid in seen:
-                skipped.append(
-                    (path, f"duplicate SOPInstanceUID {h.sop_instance_uid} (kept '{seen[h.sop_instance_uid]}')")
-                )
+                skip(path, "duplicate SOPInstanceUID", f"{h.sop_instance_uid}, kept '{seen[h.sop_instance_uid]}'")
                 continue
             seen[h.sop_instance_uid] = path
         (segs if h.sop_class_uid == SEG_SOP_CLASS_UID else images).append(h)
@@ -1231,9 +1248,7 @@ def scan_dicom_tree(
     placed: dict[str, dict[str, list[_Header]]] = defaultdict(lambda: defaultdict(list))
     for h in (*images, *segs):
         if owner[h.study_uid] != h.patient_id:
-            skipped.append(
-                (h.path, f"StudyInstanceUID {h.study_uid} also appears under another PatientID; kept there")
-            )
+            skip(h.path, "study under two PatientIDs", f"StudyInstanceUID {h.study_uid} is kept under the other")
             continue
         placed[h.patient_id][h.study_uid].append(h)
 
@@ -1246,12 +1261,11 @@ def scan_dicom_tree(
             names.extend(h.patient_name for h in headers)
             date = _study_date(headers)
             if date is None:
-                skipped.append(
-                    (
-                        _common_folder(h.path for h in headers),
-                        f"study {study_uid} ({len(headers)} files) has no StudyDate, SeriesDate or AcquisitionDate; "
-                        "a follow-up needs the scan date",
-                    )
+                skip(
+                    _common_folder(h.path for h in headers),
+                    "no study date",
+                    f"study {study_uid}, {len(headers)} files: no StudyDate, SeriesDate or AcquisitionDate; a "
+                    "follow-up needs the scan date",
                 )
                 continue
             series_headers: dict[str, list[_Header]] = defaultdict(list)
@@ -1290,14 +1304,19 @@ def scan_dicom_tree(
                 PatientFound(original_id=patient_id, original_name=_most_common(names, ""), studies=tuple(studies))
             )
     if not patients:
-        reasons = Counter(reason.split(" (")[0] for _, reason in skipped)
-        summary = "; ".join(f"{n} × {r}" for r, n in reasons.most_common(6))
+        summary = "; ".join(f"{n} × {r}" for r, n in counts.most_common(6))
         raise InputError(
             f"No DICOM image series or SEG that can be placed in a patient's study was found in '{top}' "
             f"({len(files)} files looked at: {summary}). Give the top folder of a DICOM export with PatientID, "
             "StudyInstanceUID, SeriesInstanceUID and a study date."
         )
-    return TreeScan(root=top, patients=tuple(patients), skipped=tuple(skipped), n_files=len(files))
+    return TreeScan(
+        root=top,
+        patients=tuple(patients),
+        skipped=tuple(skipped),
+        skipped_counts=tuple(counts.most_common()),
+        n_files=len(files),
+    )
 
 
 def _build_seg(h: _Header, sop_to_series: Mapping[str, str]) -> SegFound:
