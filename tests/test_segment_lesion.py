@@ -194,29 +194,32 @@ def real_results() -> dict[str, list[tuple[str, float, float]]]:
 def test_real_cases_regression_floor(real_results: dict[str, list[tuple[str, float, float]]]) -> None:
     """Measured quality must not drop below what this version reaches (benchmarks/segment.py prints the table).
 
-    Floors (measured 2026-11-23: seeded mean 0.790, min 0.680; RECIST mean 0.786, min 0.641) minus a margin.
+    Floors (measured 2026-11-24: seeded mean 0.801, min 0.685; RECIST mean 0.795, min 0.631) minus a margin.
     """
     seed = np.array([d for _, d, _ in real_results["seed"]])
     recist = np.array([d for _, d, _ in real_results["recist"]])
-    assert seed.mean() >= 0.76
-    assert recist.mean() >= 0.76
+    assert seed.mean() >= 0.78
+    assert recist.mean() >= 0.775
     assert recist.min() >= 0.60
 
 
 def test_real_cases_seeded_none_below_issue_target(
     real_results: dict[str, list[tuple[str, float, float]]],
 ) -> None:
-    """Issue 8: seeded at each mask's centroid, no lesion below Dice 0.65 (measured min 0.680)."""
+    """Issue 8: seeded at each mask's centroid, no lesion below Dice 0.65 (measured min 0.685)."""
     assert min(d for _, d, _ in real_results["seed"]) >= 0.65
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 target not reached yet: seeded mean Dice 0.790 measured")
 def test_real_cases_seeded_mean_issue_target(real_results: dict[str, list[tuple[str, float, float]]]) -> None:
-    """Issue 8: seeded at each mask's centroid, mean Dice >= 0.80."""
+    """Issue 8: seeded at each mask's centroid, mean Dice >= 0.80.
+
+    Measured 0.801: met only just. The slice-opening fraction that took it over 0.80 was not tuned here (it is
+    the seed slice's existing 0.15); choosing it by leave-one-out among 0.15/0.25/0.35 would give 0.795.
+    """
     assert np.mean([d for _, d, _ in real_results["seed"]]) >= 0.80
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 target not reached yet: RECIST mean Dice 0.786 measured")
+@pytest.mark.xfail(strict=True, reason="issue 8 target not reached yet: RECIST mean Dice 0.795 measured")
 def test_real_cases_recist_issue_target(real_results: dict[str, list[tuple[str, float, float]]]) -> None:
     """Issue 8: from the RECIST lines (longest in-plane diameter on the largest slice) mean Dice >= 0.85."""
     d = np.array([d for _, d, _ in real_results["recist"]])
@@ -224,7 +227,8 @@ def test_real_cases_recist_issue_target(real_results: dict[str, list[tuple[str, 
 
 
 @pytest.mark.xfail(
-    strict=True, reason="issue 8 target not reached yet: RECIST volume errors -40% to +82% measured"
+    strict=True,
+    reason="issue 8 target not reached yet: RECIST volume errors -44% to +64% measured (3 of 6 within 15%)",
 )
 def test_real_cases_volume_issue_target(real_results: dict[str, list[tuple[str, float, float]]]) -> None:
     """Issue 8: lesion volume error <= 15% (from the RECIST lines)."""

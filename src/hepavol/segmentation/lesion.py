@@ -324,6 +324,10 @@ class _Segmenter:
     RIM_ITERATIONS = 1  # a rim is added at most this many times (target lesions)
     RIM_MM = 2.5  # width of the layer tested as a rim
     RIM_K = 3.0  # the rim differs from the lesion and from the tissue beyond by at least 3 spreads
+    # Every slice is opened with a disk of this fraction of the key slice's equivalent radius (the fraction the
+    # seed slice already used). DeepLesion, 0.15 / 0.25 / 0.35: seeded mean Dice 0.801 / 0.802 / 0.800, RECIST
+    # 0.795 / 0.796 / 0.787 (0.789 and 0.790 without); simulator RECIST 0.913 / 0.909 / 0.900 (0.914 without).
+    OPEN_FRACTION = 0.15
     REFINE_MM = 1.0  # final border moves outwards by up to 1 mm (at least 2 pixels) to the half-way intensity
 
     def __init__(self, image: Volume, *, band_k: float, max_diameter_mm: float) -> None:
@@ -695,7 +699,7 @@ class _Segmenter:
                     region0 = self._grow_rim(z0, local, region0)
             self._report_seed_slice()
             seed_index = tuple(int(v) for v in seed)
-        slices = self._refine(self._propagate(z0, region0))
+        slices = self._refine(self._open_slices(self._propagate(z0, region0), region0))
         if excludes:
             slices = self._apply_excludes(slices, z0, region0, excludes)
         if self.z_leak:
@@ -722,6 +726,24 @@ class _Segmenter:
             leaked=self.leaked,
             warnings=tuple(self.warnings),
         )
+
+    def _open_slices(
+        self, slices: dict[int, NDArray[np.bool_]], region0: NDArray[np.bool_]
+    ) -> dict[int, NDArray[np.bool_]]:
+        """Shape prior: open every slice with a disk of OPEN_FRACTION x the key slice's equivalent radius and keep
+        its largest part, which removes strands and wings of touching tissue (lesions are compact); a slice that
+        would lose more than half of its area is kept as it is."""
+        r_key = math.sqrt(float(region0.sum()) * self.sy * self.sx / math.pi)
+        disk = _disk(max(self.OPEN_FRACTION * r_key, 1.0), self.sp2)
+        out = {}
+        for z, reg in slices.items():
+            labels, n = ndimage.label(np.asarray(ndimage.binary_opening(reg, disk)))
+            if n == 0:
+                out[z] = reg
+                continue
+            largest = labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
+            out[z] = largest if largest.sum() >= 0.5 * reg.sum() else reg
+        return out
 
     def _refine(self, slices: dict[int, NDArray[np.bool_]]) -> dict[int, NDArray[np.bool_]]:
         """Move the border to the half-way intensity between lesion and surroundings (partial-volume voxels)."""
