@@ -390,3 +390,18 @@ def test_reads_the_simulator_output(tmp_path: Path) -> None:
         ssa = [t for t in r.treatments if t.category == "somatostatin_analogue"]
         assert all(t.start_date <= c.baseline_date and t.end_date is None for t in ssa)  # at or before baseline
     assert sum(len(r.treatments) for r in table) == len(rows)
+
+
+@pytest.mark.parametrize(
+    ("tumour_type", "site", "expected"),
+    [
+        ("Well-differentiated NET", "Ileum", ("NET", "small_intestine", "well")),
+        ("carcinoid", "jejunal", ("NET", "small_intestine", "well")),
+        ("neuroendocrine carcinoma", "pancreatic", ("NEC", "pancreas", "poorly")),
+        ("MiNEN", "CUP", ("MiNEN", "unknown", None)),
+        ("NET", "duodenum", ("NET", "duodenum", "well")),
+    ],
+)
+def test_tumour_type_and_site_names(tmp_path: Path, tumour_type: str, site: str, expected: tuple) -> None:
+    (r,) = _read(tmp_path, f"patient_id,tumour_type,primary_site\nH1,{tumour_type},{site}\n").records
+    assert (r.tumour_type, r.primary_site, r.differentiation) == expected

@@ -200,8 +200,21 @@ _SITES: dict[str, tuple[str, ...]] = {
 }
 
 _TUMOUR_TYPES: dict[str, tuple[str, ...]] = {
-    "NET": ("net", "neuroendocrine_tumour", "neuroendocrine_tumor", "carcinoid"),
-    "NEC": ("nec", "neuroendocrine_carcinoma"),
+    "NET": (
+        "net",
+        "neuroendocrine_tumour",
+        "neuroendocrine_tumor",
+        "well_differentiated_net",
+        "well_differentiated_neuroendocrine_tumour",
+        "well_differentiated_neuroendocrine_tumor",
+        "carcinoid",
+    ),
+    "NEC": (
+        "nec",
+        "neuroendocrine_carcinoma",
+        "poorly_differentiated_nec",
+        "poorly_differentiated_neuroendocrine_carcinoma",
+    ),
     "MiNEN": ("minen", "mixed_neuroendocrine_non_neuroendocrine_neoplasm", "manec"),
     "other": ("other",),
 }

@@ -255,6 +255,13 @@ def assess_eligibility(
     InputError
         For a malformed window, a negative or non-finite lesion size or slice thickness, a scan date that is not a
         ``datetime.date``, or a ``follow_up_end`` before the baseline date.
+
+    Notes
+    -----
+    Missing data never lets a patient in: no clinical record, tumour type or primary site not recorded, baseline
+    lesions not measured, or no (dated) treatment history each give a reason with ``missing_data=True``; the
+    status is then "not assessable", or "excluded" if another criterion fails on recorded data. Without a baseline
+    CT/MR there is no follow-up interval, so the treatment criterion is not checked (the scan criteria fail).
     """
     lo, hi = _check_window(early_window_days)
     _check_scans(scans)
