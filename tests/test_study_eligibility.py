@@ -168,6 +168,20 @@ def test_treatment_during_follow_up(treatment: Treatment, code: str | None) -> N
         assert f"(treatments line {treatment.line})" in d.reasons[0].text
 
 
+def test_texts_without_file_lines() -> None:
+    """Records rebuilt from a database (line 0) give texts without line numbers."""
+    rec = _record(line=0, primary_site=None, treatments=(_tx("tace", 5, 5, line=0),))
+    d = assess_eligibility(rec, _scans(0, 100))
+    assert [r.text for r in d.reasons] == [
+        "primary site not recorded: cannot confirm a well-differentiated small-intestinal NET",
+        "tace 2020-01-06",
+    ]
+    d = assess_eligibility(_record(line=3, primary_site=None), _scans(0, 100))
+    assert d.reasons[0].text == (
+        "primary site not recorded (clinical line 3): cannot confirm a well-differentiated small-intestinal NET"
+    )
+
+
 def test_prior_and_other_treatments_warn() -> None:
     d = assess_eligibility(_record(treatments=(_tx("tace", -30, -30), _tx("other", 50, None))), _scans(0, 100))
     assert d.eligible
@@ -350,8 +364,9 @@ def test_simulated_cohort_decisions_equal_the_truth(tmp_path: Path) -> None:
     assess_eligibility gives the simulator's eligibility and its reasons for every patient."""
     from hepavol.simulate import simulate_cohort
 
-    # seed 0 with every exclusion made likely: SIM-001..005 hold each of the four reasons and one eligible patient
-    cohort = simulate_cohort(5, tmp_path / "sim", seed=0, fmt="nifti", config=_boosted_config())
+    # seed 0 with every exclusion made likely: SIM-001..004 are (insufficient follow-up), (invasive liver
+    # treatment, lesions < 10 mm), eligible, (systemic, lesions < 10 mm, insufficient follow-up)
+    cohort = simulate_cohort(4, tmp_path / "sim", seed=0, fmt="nifti", config=_boosted_config())
     table = read_clinical(cohort.clinical_csv, treatments_path=cohort.treatments_csv)
     truth = json.loads(cohort.truth_json.read_text())
     decisions = []

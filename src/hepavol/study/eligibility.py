@@ -220,7 +220,12 @@ def _check_scans(scans: Sequence[ScanSummary]) -> None:
 
 
 def _treatment_text(treatments: Iterable[Treatment]) -> str:
-    return "; ".join(f"{t.describe()} (treatments line {t.line})" for t in treatments)
+    return "; ".join(t.describe() + (f" (treatments line {t.line})" if t.line > 0 else "") for t in treatments)
+
+
+def _clinical_line(record: ClinicalRecord) -> str:
+    """`` (clinical line N)``, or nothing for a record that does not come from a file (line 0)."""
+    return f" (clinical line {record.line})" if record.line > 0 else ""
 
 
 def assess_eligibility(
@@ -329,7 +334,7 @@ def assess_eligibility(
             if missing:
                 fail(
                     "tumour_type_not_recorded",
-                    f"{' and '.join(missing)} not recorded (clinical line {clinical.line}): cannot confirm a "
+                    f"{' and '.join(missing)} not recorded{_clinical_line(clinical)}: cannot confirm a "
                     "well-differentiated small-intestinal NET",
                 )
 
@@ -386,8 +391,8 @@ def assess_eligibility(
         elif clinical.undated_treatment_categories:
             fail(
                 "treatments_not_recorded",
-                f"{' and '.join(clinical.undated_treatment_categories)} treatment marked 'yes' without dates "
-                f"(clinical line {clinical.line})",
+                f"{' and '.join(clinical.undated_treatment_categories)} treatment marked 'yes' without dates"
+                f"{_clinical_line(clinical)}",
             )
         during = [t for t in clinical.treatments if t.overlaps(baseline.date, end_date)]
         invasive = [t for t in during if t.category == "invasive_liver"]
