@@ -208,6 +208,25 @@ def test_unreadable_clinical_files(tmp_path: Path, content: bytes, match: str) -
         read_clinical(_write(tmp_path, "clinical.csv", content))
 
 
+@pytest.mark.parametrize(
+    ("rows", "match"),
+    [
+        # an unmatched quote would otherwise swallow every following row into one cell
+        ('H1,"G1\nH2,G2\n', r"line 2: not valid CSV \(unexpected end of data\); check the double quotes"),
+        ('H1,"G1\nH2,G2"\nH3,G3\n', r"line 2: a value runs over several lines \(an unmatched double quote\?\)"),
+        ('H1,G1\nH2,"G"2"\n', r"line 3: not valid CSV .*check the double quotes"),
+    ],
+)
+def test_bad_quotes(tmp_path: Path, rows: str, match: str) -> None:
+    with pytest.raises(TableError, match=match):
+        _read(tmp_path, "patient_id,grade\n" + rows)
+
+
+def test_directory_instead_of_file(tmp_path: Path) -> None:
+    with pytest.raises(TableError, match=r"cannot read clinical file"):
+        read_clinical(tmp_path)
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(TableError, match=r"clinical file .*nothere.csv does not exist"):
         read_clinical(tmp_path / "nothere.csv")

@@ -436,11 +436,12 @@ def _read_csv(path: str | os.PathLike[str], what: str) -> _Rows:
         raise TableError(f"{source} is empty; expected a header line (see 'hepavol study import-clinical --help')")
     counts = {sep: lines[first].count(sep) for sep in (",", ";", "\t")}
     delimiter = max(counts, key=lambda s: counts[s]) if any(counts.values()) else ","
-    reader = csv.reader(lines[first:], delimiter=delimiter)
-    header = tuple(h.strip() for h in next(reader))
-    keys = tuple(normalise_name(h) for h in header)
+    reader = csv.reader(lines[first:], delimiter=delimiter, strict=True)
     rows: list[tuple[int, tuple[str, ...]]] = []
+    line = first + 1
     try:
+        header = tuple(h.strip() for h in next(reader))
+        keys = tuple(normalise_name(h) for h in header)
         while True:
             line = first + reader.line_num + 1
             try:
@@ -449,6 +450,11 @@ def _read_csv(path: str | os.PathLike[str], what: str) -> _Rows:
                 break
             if not cells or all(not c.strip() for c in cells):
                 continue
+            if any("\n" in c or "\r" in c for c in cells):
+                raise TableError(
+                    f"{source}, line {line}: a value runs over several lines (an unmatched double quote?); remove "
+                    "line breaks and stray quotes from the cells"
+                )
             if len(cells) > len(header) and any(c.strip() for c in cells[len(header) :]):
                 raise TableError(
                     f"{source}, line {line}: {len(cells)} cells but the header has {len(header)} columns; "
@@ -457,7 +463,10 @@ def _read_csv(path: str | os.PathLike[str], what: str) -> _Rows:
             cells = cells[: len(header)] + [""] * (len(header) - len(cells))
             rows.append((line, tuple(c.strip() for c in cells)))
     except csv.Error as exc:
-        raise TableError(f"{source}, line {first + reader.line_num}: not valid CSV ({exc})") from None
+        raise TableError(
+            f"{source}, line {line}: not valid CSV ({exc}); check the double quotes on this line: a quoted value "
+            'must be quoted as a whole, with "" for a quote inside it'
+        ) from None
     return _Rows(source, header, keys, tuple(rows))
 
 
