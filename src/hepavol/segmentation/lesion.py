@@ -12,13 +12,18 @@ Method (figures in ``benchmarks/segment.py``):
    border between the seed (foreground) and background markers: beyond 1.3 × those rays, and every voxel far
    (3.5 spreads) from the lesion intensities. From a RECIST line: the line is the foreground marker and the
    lesion must lie between the perpendiculars through its end points and within one line length of both (the
-   line is its longest diameter). If the random walk collapses inside a heterogeneous lesion, the long axis of
+   line is its longest diameter); the tissue just beyond its end points gives the surrounding intensity, and the
+   lesion band stops half-way to it. The random walk sees intensities in units of the larger of the lesion
+   spread and twice the typical step between neighbouring lesion pixels, so texture (MR) is not taken for a
+   border. If the random walk collapses inside a heterogeneous lesion, the long axis of
    the intensity region is used as a RECIST line; if the layer around the result differs clearly from both the
    lesion and the tissue beyond (a target lesion: necrotic or cystic centre, solid rim), it is added.
 3. Propagation slice by slice up and down: the eroded previous slice is the foreground marker, growth per slice is
    limited, an ellipsoid prior (half-extent 1.3 × the lesion radius) bounds the slice axis, and the propagation
    stops where the footprint no longer has lesion intensities (one last partial-volume slice may be added).
-4. The border moves outwards to the half-way intensity between lesion and surroundings (partial volume).
+4. Shape prior: every slice is opened with a disk of 0.15 x the key slice's equivalent radius and keeps its
+   largest part (strands and wings of touching tissue go). The border then moves outwards to the half-way
+   intensity between lesion and surroundings (partial volume).
 5. Leak checks: a region without a boundary within the search radius, cut back in many directions, or still open
    at the end of the ellipsoid prior is flagged (``LesionSegmentation.leaked`` and a warning), never returned as
    half the abdomen.
