@@ -10,25 +10,25 @@ empty, ``NA``, ``N/A``, ``NaN``, ``NULL``, ``None`` or ``.`` is a missing value.
 **clinical.csv**, one row per patient (only ``patient_id`` is required; other columns may be left out, and every
 value may be missing):
 
-=========================  ==========================================================================================
-column                     content
-=========================  ==========================================================================================
-``patient_id``             the hospital's patient id (``hepavol study`` replaces it by a keyed-hash pseudonym)
-``tumour_type``            ``NET`` (well-differentiated neuroendocrine tumour, also ``carcinoid``), ``NEC``
-                           (neuroendocrine carcinoma), ``MiNEN`` or ``other`` (WHO 2019 classification)
-``primary_site``           ``small_intestine`` (also ``ileum``, ``jejunum``, ``small bowel``), ``duodenum``,
-                           ``stomach``, ``pancreas``, ``appendix``, ``colon``, ``rectum``, ``lung``, ``unknown``
-                           (primary never found) or ``other``
-``differentiation``        ``well`` or ``poorly`` (may be left out: NET is well, NEC poorly differentiated)
-``ki67_percent``           Ki-67 labelling index in %, 0-100 (``5`` or ``5 %``, never the fraction ``0.05``)
-``grade``                  WHO grade ``G1``/``G2``/``G3`` (or ``1``/``2``/``3``)
-``cga_ug_l``               chromogranin A in µg/L (= ng/mL: ``cga_ng_ml`` is accepted; so is ``cga_ug_per_l``)
-``extra_abdominal``        extra-abdominal disease, yes/no (also ``extra_abdominal_disease``)
-``primary_resected``       primary tumour resected, yes/no
-``somatostatin_analogue``  optional yes/no summaries of the treatment history ("ever received"); they are checked
-``invasive_liver_treatment``  against the dated treatments, and without a treatments file they tell the eligibility
-``systemic_therapy``       check whether a patient had such a treatment at all (``systemic_chemotherapy`` accepted)
-=========================  ==========================================================================================
+==============================  =====================================================================================
+column                          content
+==============================  =====================================================================================
+``patient_id``                  the hospital's patient id (``hepavol study`` replaces it by a keyed-hash pseudonym)
+``tumour_type``                 ``NET`` (well-differentiated neuroendocrine tumour, also ``carcinoid``), ``NEC``
+                                (neuroendocrine carcinoma), ``MiNEN`` or ``other`` (WHO 2019 classification)
+``primary_site``                ``small_intestine`` (also ``ileum``, ``jejunum``, ``small bowel``), ``duodenum``,
+                                ``stomach``, ``pancreas``, ``appendix``, ``colon``, ``rectum``, ``lung``, ``unknown``
+                                (primary never found) or ``other``
+``differentiation``             ``well`` or ``poorly`` (may be left out: NET is well, NEC poorly differentiated)
+``ki67_percent``                Ki-67 labelling index in %, 0-100 (``5`` or ``5 %``, never the fraction ``0.05``)
+``grade``                       WHO grade ``G1``/``G2``/``G3`` (or ``1``/``2``/``3``)
+``cga_ug_l``                    chromogranin A in µg/L (= ng/mL: ``cga_ng_ml`` is accepted; so is ``cga_ug_per_l``)
+``extra_abdominal``             extra-abdominal disease, yes/no (also ``extra_abdominal_disease``)
+``primary_resected``            primary tumour resected, yes/no
+``somatostatin_analogue``       optional yes/no summaries of the treatment history ("ever received"); checked
+``invasive_liver_treatment``    against the dated treatments; without a treatments file they tell whether a
+``systemic_therapy``            patient had such a treatment at all (``systemic_chemotherapy`` is accepted)
+==============================  =====================================================================================
 
 Other columns (age, sex, ...) are ignored with a warning. A ``treatments`` column is refused: treatments go in the
 second file, one row each, so that every one has its dates.
