@@ -290,8 +290,12 @@ def export_tables(
     path = Path(cohort)
     if path.suffix.lower() not in (".csv", ".parquet", ".pq"):
         raise InputError(f"cannot write '{cohort}': give a .csv or .parquet file name.")
-    if not path.parent.exists():
-        raise InputError(f"cannot write '{cohort}': the folder '{path.parent}' does not exist.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"cannot write '{cohort}': cannot create the folder '{path.parent}' ({exc.strerror})."
+        ) from None
     summary = ExportSummary()
     with ws.db.transaction() as session:
         rows, summary.left_out = cohort_rows(ws, session)

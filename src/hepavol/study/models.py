@@ -226,7 +226,7 @@ class EligibilityDecision(Base):
     early_date: Mapped[dt.date | None] = mapped_column(Date)
     small_lesions: Mapped[list[Any]] = mapped_column(JSON)
     warnings: Mapped[list[Any]] = mapped_column(JSON)
-    criteria_version: Mapped[str] = mapped_column(String(32))
+    criteria_version: Mapped[str] = mapped_column(String(128))
     hepavol_version: Mapped[str] = mapped_column(String(32))
     decided_at: Mapped[dt.datetime] = _created()
 

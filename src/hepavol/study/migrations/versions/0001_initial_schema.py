@@ -99,7 +99,7 @@ def upgrade() -> None:
         sa.Column("early_date", sa.Date(), nullable=True),
         sa.Column("small_lesions", sa.JSON(), nullable=False),
         sa.Column("warnings", sa.JSON(), nullable=False),
-        sa.Column("criteria_version", sa.String(length=32), nullable=False),
+        sa.Column("criteria_version", sa.String(length=128), nullable=False),
         sa.Column("hepavol_version", sa.String(length=32), nullable=False),
         sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
