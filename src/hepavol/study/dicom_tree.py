@@ -18,6 +18,8 @@ What is read and what is skipped (each skipped file is listed in :attr:`TreeScan
 * Files without PatientID, StudyInstanceUID or SeriesInstanceUID are skipped: they cannot be placed.
 * A SOPInstanceUID seen twice (the same image exported twice): the first file in path order is kept.
 * A study without StudyDate, SeriesDate and AcquisitionDate is skipped (a follow-up needs the scan date).
+* A DICOM SEG stored in a study of its own (no images) that references a series of another study of the same
+  patient is listed with that study (:attr:`StudyFound.segs`); its own study is not reported.
 * A StudyInstanceUID found under two PatientIDs is kept for the PatientID with most of its files; the other files
   are skipped.
 
@@ -1293,6 +1295,8 @@ def scan_dicom_tree(
         placed[h.patient_id][h.study_uid].append(h)
 
     sop_to_series = {h.sop_instance_uid: h.series_uid for h in images if h.sop_instance_uid}
+    for patient_id in placed:
+        _attach_lone_segs(placed[patient_id], sop_to_series)
     patients: list[PatientFound] = []
     for patient_id in sorted(placed):
         studies: list[StudyFound] = []
@@ -1359,12 +1363,39 @@ def scan_dicom_tree(
     )
 
 
+def _seg_series(h: _Header, sop_to_series: Mapping[str, str]) -> tuple[str, ...]:
+    """The series a SEG references: ReferencedSeriesSequence, else the series of its source instances."""
+    if h.seg_referenced_series:
+        return h.seg_referenced_series
+    return tuple(dict.fromkeys(sop_to_series[u] for u in h.seg_referenced_instances if u in sop_to_series))
+
+
+def _attach_lone_segs(studies: dict[str, list[_Header]], sop_to_series: Mapping[str, str]) -> None:
+    """Move SEGs stored in a study of their own (no images; some tools make a new study for their results) into
+    the patient's study that holds the series they reference; a study left empty is dropped."""
+    series_study = {
+        h.series_uid: uid for uid, hs in studies.items() for h in hs if h.sop_class_uid != SEG_SOP_CLASS_UID
+    }
+    for uid in list(studies):
+        headers = studies[uid]
+        if any(h.sop_class_uid != SEG_SOP_CLASS_UID for h in headers):
+            continue
+        keep = []
+        for h in headers:
+            targets = {series_study.get(s) for s in _seg_series(h, sop_to_series)}
+            target = next(iter(targets)) if len(targets) == 1 else None
+            if target is not None:
+                studies[target].append(h)
+            else:
+                keep.append(h)
+        if keep:
+            studies[uid] = keep
+        else:
+            del studies[uid]
+
+
 def _build_seg(h: _Header, sop_to_series: Mapping[str, str]) -> SegFound:
-    referenced = h.seg_referenced_series
-    if not referenced:
-        referenced = tuple(
-            dict.fromkeys(sop_to_series[u] for u in h.seg_referenced_instances if u in sop_to_series)
-        )
+    referenced = _seg_series(h, sop_to_series)
     return SegFound(
         sop_instance_uid=h.sop_instance_uid,
         series_uid=h.series_uid,
