@@ -799,7 +799,7 @@ def choose_series(
     if remaining and remaining[0].modality.upper() == "CT" and rules.ct_phase is not None:
         rank = {k: v + 1 for k, v in _PHASE_RANK.items()}
         rank[rules.ct_phase] = 0
-        best = min(rank[s.contrast_phase] for s in remaining)
+        best = min(rank.get(s.contrast_phase, len(rank)) for s in remaining)
         if best > 0 and not rules.ct_phase_fallback:
             for s in remaining:
                 excluded[s.series_uid] = f"{s.contrast_phase or 'phase unknown'}, not {rules.ct_phase}"
@@ -808,9 +808,9 @@ def choose_series(
             if best > 0:
                 notes.append(f"no {rules.ct_phase} series, took the next preferred phase")
             for s in remaining:
-                if rank[s.contrast_phase] > best:
+                if rank.get(s.contrast_phase, len(rank)) > best:
                     excluded[s.series_uid] = f"{s.contrast_phase or 'phase unknown'}; a preferred phase exists"
-            remaining = [s for s in remaining if rank[s.contrast_phase] == best]
+            remaining = [s for s in remaining if rank.get(s.contrast_phase, len(rank)) == best]
     if not remaining:
         listing = ", ".join(f"{labels[s.series_uid]} ({excluded[s.series_uid]})" for s in series)
         return None, f"no series qualifies: {listing}"
