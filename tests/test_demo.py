@@ -21,6 +21,7 @@ def test_demo_prints_the_real_cases(data_dir: Path, tmp_path: Path) -> None:
     assert "liver 1043.1 mL" in text
     assert "liver 499.0 mL" in text
     assert "tumour 63.68 mL" in text
+    assert "exported cohort table beside the simulator's truth" in text  # the study workspace section
     assert "Demo finished" in text
 
 

@@ -52,6 +52,7 @@ REAL_CASES: list[tuple[str, str, str, dict[str, object]]] = [
 SECTIONS = [
     ("RECIST 1.1 on a small bundled read table", "hepavol.cli._demo_recist", "run_recist_demo"),
     ("Longitudinal follow-up of one simulated patient", "hepavol.cli._demo_followup", "run_followup_demo"),
+    ("A study workspace: simulated PACS export to cohort table", "hepavol.cli._demo_study", "run_study_demo"),
     ("Cohort analysis (simulated study)", "hepavol.cli._demo_cohort", "run_cohort_demo"),
 ]
 

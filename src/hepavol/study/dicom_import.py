@@ -84,11 +84,7 @@ def import_dicom_tree(
     tree = scan_dicom_tree(root, rules=rules, progress=show, workers=workers)
     pseudonymiser = ws.pseudonymiser()
     summary = ImportSummary()
-    if tree.skipped:
-        reasons: dict[str, int] = {}
-        for _path, reason in tree.skipped:
-            reasons[reason] = reasons.get(reason, 0) + 1
-        summary.warnings += [f"{n} file(s) skipped: {reason}" for reason, n in sorted(reasons.items())]
+    summary.warnings += [f"{n} file(s) skipped: {reason}" for reason, n in tree.skipped_counts]
     for patient_found in tree.patients:
         prepared: list[tuple[StudyFound, SeriesFound | None, str, str | None, Sequence[tuple[SegFound, str]]]] = []
         for study in patient_found.studies:  # hash outside the transaction
