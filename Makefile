@@ -51,6 +51,7 @@ benchmark: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/measure.py
 	$(BIN)/python benchmarks/load.py
 	$(BIN)/python benchmarks/segment.py
+	$(BIN)/python benchmarks/study.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,94 @@
+"""Benchmark: ``hepavol study run`` per scan, its scaling with workers, and its overhead over a plain loop.
+
+A simulated DICOM cohort (CT, seed 7; ``--size full`` for clinical 512×512×120 CT grids, default small
+160×160×60 grids) is imported into a fresh workspace per configuration; then, in one run of this script:
+
+- the baseline users would otherwise write: ``hepavol follow-up`` (the library call ``run_followup``) on each
+  patient's manifest in a plain Python loop, one process, results not stored;
+- ``hepavol study run --workers 1`` (same work + database transactions, leases, provenance);
+- ``hepavol study run --workers 2`` (process pool; this machine has 2 cores) and, with ``--workers 4``, more.
+
+Printed as a markdown table: wall seconds, seconds per scan, and ratios to the plain loop. Wall time, not CPU:
+parallel runs are about wall time. Run on a quiet machine: ``.venv/bin/python benchmarks/study.py [--size full]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from hepavol.followup.pipeline import run_followup
+from hepavol.simulate import simulate_cohort
+from hepavol.study.clinical_import import import_clinical
+from hepavol.study.dicom_import import import_dicom_tree
+from hepavol.study.runner import run_study
+from hepavol.study.screening import run_eligibility
+from hepavol.study.workspace import init_workspace
+
+
+def prepared(cohort: Path, folder: Path) -> Path:
+    ws = init_workspace(folder)
+    try:
+        import_dicom_tree(ws, cohort)
+        import_clinical(ws, cohort / "clinical.csv", treatments_path=cohort / "treatments.csv")
+        run_eligibility(ws)
+    finally:
+        ws.close()
+    return folder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--patients", type=int, default=6, help="patients (6)")
+    parser.add_argument("--size", choices=["small", "full"], default="small")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to time (1 2)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        t0 = time.perf_counter()
+        cohort = simulate_cohort(
+            args.patients, root / "cohort", seed=7, modality="ct", size=args.size, fmt="dicom"
+        )
+        print(f"simulated {args.patients} patients ({args.size}) in {time.perf_counter() - t0:.0f} s")
+        study = prepared(root / "cohort", root / "study0")
+        from hepavol.study.runner import plan_run
+        from hepavol.study.workspace import find_workspace
+
+        ws = find_workspace(study)
+        jobs, _ = plan_run(ws)
+        ws.close()
+        n_scans = sum(len(j.scans) for j in jobs)
+        manifests = [Path(p.manifest) for p in cohort.patients]
+        eligible = {j.pseudonym for j in jobs}
+        print(f"{len(jobs)} eligible patients, {n_scans} scans")
+
+        rows = []
+        t0 = time.perf_counter()
+        pseudonymiser = find_workspace(study).pseudonymiser()
+        for manifest, p in zip(manifests, cohort.patients):
+            if pseudonymiser.pseudonym(p.patient.patient_id) in eligible:
+                run_followup(manifest)
+        loop = time.perf_counter() - t0
+        rows.append(("plain loop of run_followup (1 process, nothing stored)", loop))
+        for workers in args.workers:
+            copy = root / f"study_w{workers}"
+            shutil.copytree(study, copy)
+            ws = find_workspace(copy)
+            t0 = time.perf_counter()
+            summary = run_study(ws, workers=workers)
+            wall = time.perf_counter() - t0
+            ws.close()
+            assert summary.computed == len(jobs), summary
+            rows.append((f"hepavol study run --workers {workers}", wall))
+        print()
+        print(f"| {args.size} CT, {len(jobs)} patients, {n_scans} scans | wall s | s per scan | vs plain loop |")
+        print("|---|---:|---:|---:|")
+        for name, wall in rows:
+            print(f"| {name} | {wall:.1f} | {wall / n_scans:.2f} | {wall / loop:.2f}× |")
+
+
+if __name__ == "__main__":
+    main()
