@@ -49,6 +49,7 @@ def uploaded(orthanc: Orthanc, tmp_path_factory: pytest.TempPathFactory) -> dict
         "array": ct.array,
         "labels": labels,
         "n": len(files),
+        "files": files,
     }
 
 
@@ -115,6 +116,46 @@ def test_dimse_find_pull(orthanc: Orthanc, uploaded: dict, tmp_path: Path, metho
     assert np.array_equal(read_dicom_series(tmp_path / "ct").array, uploaded["array"])
 
 
+@pytest.mark.parametrize("method", ["get", "move"])
+def test_dimse_parallel_pull_gives_the_same_files(
+    orthanc: Orthanc, uploaded: dict, tmp_path: Path, method: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Three associations asking for lists of instances write the same files, byte for byte, as one C-GET/C-MOVE."""
+    study, series = uploaded["study"], uploaded["series"]
+    one = _dimse(orthanc, workers=1).pull_series(
+        study, series, tmp_path / "one", method=method, move_port=orthanc.scp_port
+    )
+    three = _dimse(orthanc, workers=3).pull_series(
+        study, series, tmp_path / "three", method=method, move_port=orthanc.scp_port, progress=True
+    )
+    sops = sorted(f"{pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID}.dcm" for f in uploaded["files"])
+    assert [p.name for p in one] == [p.name for p in three] == sops
+    assert [p.read_bytes() for p in one] == [p.read_bytes() for p in three]
+    assert np.array_equal(read_dicom_series(tmp_path / "three").array, uploaded["array"])
+    n = uploaded["n"]
+    assert capsys.readouterr().err.endswith(f"] {n}/{n}\n")  # the progress bar counted every instance
+
+
+def test_dicomweb_streamed_and_parallel_pulls_give_the_same_files(
+    orthanc: Orthanc, uploaded: dict, tmp_path: Path
+) -> None:
+    """One streamed series request and 4 parallel instance requests: the same files, datasets as uploaded."""
+    client = DicomWebClient(orthanc.dicomweb_url)
+    assert client.workers == 1
+    streamed = client.pull_series(uploaded["study"], uploaded["series"], tmp_path / "streamed")
+    parallel = client.pull_series(uploaded["study"], uploaded["series"], tmp_path / "parallel", workers=4)
+    assert [p.name for p in streamed] == [p.name for p in parallel]
+    assert [p.read_bytes() for p in streamed] == [p.read_bytes() for p in parallel]
+    originals = {str(pydicom.dcmread(f).SOPInstanceUID): pydicom.dcmread(f) for f in uploaded["files"]}
+    for path in streamed:
+        assert pydicom.dcmread(path) == originals[path.stem]  # every element, pixel data included
+    with pytest.raises(PacsError, match="'workers' must be at least 1, but it is 0"):
+        client.pull_series(uploaded["study"], uploaded["series"], tmp_path / "none", workers=0)
+    with pytest.raises(PacsError, match="'workers' must be at least 1"):
+        DimseClient("127.0.0.1", orthanc.dicom_port, workers=0)
+    assert not (tmp_path / "none").exists()
+
+
 def test_dimse_push_and_cli(
     orthanc: Orthanc, uploaded: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -145,6 +186,11 @@ def test_dimse_push_and_cli(
     image = read_dicom_series(out)
     labels = reorient_like(uploaded["labels"], image.geometry)  # type: ignore[arg-type]
     write_dicom_seg(image, labels, tmp_path / "seg.dcm")
+    pull = ["pacs", "pull", *conn, "--study", str(uploaded["study"]), "--series", str(uploaded["series"])]
+    assert main([*pull, "--out", str(tmp_path / "dimse"), "--workers", "2"]) == 0
+    assert f"pulled {uploaded['n']} instance(s)" in capsys.readouterr().out
+    assert main([*pull, "--out", str(tmp_path / "bad"), "--workers", "0"]) == 2
+    assert "--workers must be at least 1, but it is 0" in capsys.readouterr().err
     assert main(["pacs", "push", *conn, str(tmp_path / "seg.dcm")]) == 0
     assert "stored 1 file(s)" in capsys.readouterr().out
     sop = pydicom.dcmread(tmp_path / "seg.dcm").SOPInstanceUID

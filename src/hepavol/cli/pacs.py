@@ -19,7 +19,12 @@ PACS_AET [--aet OUR_AET]).
   hepavol pacs push   CONNECTION FILE...
 
 A pulled series lands in a temporary folder that is renamed to DIR only when complete; without --series every
-series of the study goes to DIR/<SeriesInstanceUID>. DICOMweb retrieves instances in parallel (--workers).
+series of the study goes to DIR/<SeriesInstanceUID>. --workers 1 asks for a series in one request: one
+streamed WADO-RS series retrieve (the DICOMweb default: the fastest, 7-15x one request per instance), or one
+C-GET/C-MOVE of the series. --workers N > 1 retrieves in parallel: DICOMweb N WADO-RS requests of single
+instances at a time (for servers that cannot stream a series); DIMSE N associations, each asking for lists of
+instances (C-FIND at IMAGE level first; the DIMSE default is 4, about 3x faster than one C-GET over a 10 ms
+round trip and as fast on loopback; use --workers 1 if the PACS limits associations). See benchmarks/pacs.py.
 C-MOVE needs the PACS to know our AE title with this machine's address and --move-port. A DICOMweb password is
 read from the environment variable HEPAVOL_DICOMWEB_PASSWORD (never from the command line).
 """
@@ -64,7 +69,13 @@ def register(
     pp.add_argument("--out", required=True, metavar="DIR", help="new folder to create")
     pp.add_argument("--method", choices=("get", "move"), default="get", help="DIMSE: C-GET (default) or C-MOVE")
     pp.add_argument("--move-port", type=int, default=11113, metavar="N", help="DIMSE C-MOVE: our storage SCP port")
-    pp.add_argument("--workers", type=int, default=4, metavar="N", help="DICOMweb: parallel requests (4)")
+    pp.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="parallel requests (DICOMweb, default 1: the whole series in one streamed request) or associations "
+        "(DIMSE, default 4); 1 = the whole series in one request",
+    )
     pp.add_argument("--no-progress", action="store_true", help="no progress bar")
     pu = sub.add_parser("push", help="store DICOM files (e.g. SEG and SR) on the PACS")
     _connection(pu)
@@ -87,10 +98,13 @@ def _client(args: argparse.Namespace) -> Any:
         password=os.environ.get(PASSWORD_ENV),
         timeout_s=args.timeout,
     )
-    from hepavol.pacs.dicomweb import DicomWebClient
+    workers = getattr(args, "workers", None)
+    if workers is not None:
+        if workers < 1:
+            from hepavol.pacs import PacsError
 
-    if isinstance(client, DicomWebClient) and getattr(args, "workers", None):
-        client.workers = max(1, args.workers)
+            raise PacsError(f"--workers must be at least 1, but it is {workers}.")
+        client.workers = workers
     return client
 
 

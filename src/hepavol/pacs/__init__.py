@@ -28,8 +28,12 @@ def connect(
     username: str | None = None,
     password: str | None = None,
     timeout_s: float = 30.0,
+    workers: int | None = None,
 ) -> PacsClient:
     """A DICOMweb client (``url``) or a DIMSE client (``host`` and ``port``).
+
+    ``workers`` is the number of parallel requests or associations when pulling a series (1: one request); the
+    protocol's default when omitted (DICOMweb 1, one streamed series request; DIMSE 4 associations).
 
     Raises
     ------
@@ -39,13 +43,28 @@ def connect(
     if url and (host or port):
         raise PacsError("Give either a DICOMweb URL (--url) or a DIMSE host and port (--host/--port), not both.")
     if url:
+        from hepavol.pacs.dicomweb import DEFAULT_WORKERS as WEB_WORKERS
         from hepavol.pacs.dicomweb import DicomWebClient
 
-        return DicomWebClient(url, username=username, password=password, timeout_s=timeout_s)
+        return DicomWebClient(
+            url,
+            username=username,
+            password=password,
+            timeout_s=timeout_s,
+            workers=WEB_WORKERS if workers is None else workers,
+        )
     if host and port:
+        from hepavol.pacs.dimse import DEFAULT_WORKERS as DIMSE_WORKERS
         from hepavol.pacs.dimse import DimseClient
 
-        return DimseClient(host, port, aet=aet, called_aet=called_aet, timeout_s=timeout_s)
+        return DimseClient(
+            host,
+            port,
+            aet=aet,
+            called_aet=called_aet,
+            timeout_s=timeout_s,
+            workers=DIMSE_WORKERS if workers is None else workers,
+        )
     raise PacsError(
         "No PACS given: pass --url http://HOST:PORT/dicom-web for DICOMweb, or --host HOST --port PORT "
         "(and --called-aet, the PACS AE title) for DIMSE."

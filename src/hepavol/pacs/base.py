@@ -59,7 +59,13 @@ class SeriesInfo:
 
 
 class PacsClient(Protocol):
-    """Operations common to the DICOMweb and DIMSE clients."""
+    """Operations common to the DICOMweb and DIMSE clients.
+
+    ``workers`` is the number of parallel requests (DICOMweb) or associations (DIMSE) when pulling a series;
+    1 asks for the whole series in one request.
+    """
+
+    workers: int
 
     def describe(self) -> str:
         """The server, as named in messages."""
@@ -84,8 +90,9 @@ class PacsClient(Protocol):
         dest: str | os.PathLike[str],
         *,
         progress: bool = False,
+        workers: int | None = None,
     ) -> list[Path]:
-        """Retrieve a series into a new folder ``dest`` (atomically); the files written."""
+        """Retrieve a series into a new folder ``dest`` (atomically); the files written (``workers``: see above)."""
         ...
 
     def push(self, files: Sequence[str | os.PathLike[str]]) -> int:

@@ -16,8 +16,8 @@ from hepavol.pacs.errors import PacsError
 
 T = TypeVar("T")
 
-#: Parallel WADO-RS requests when pulling a series.
-DEFAULT_WORKERS = 4
+#: Parallel WADO-RS requests when pulling a series (1: one streamed series request, the fastest on a nearby PACS).
+DEFAULT_WORKERS = 1
 
 
 class DicomWebClient:
@@ -32,7 +32,7 @@ class DicomWebClient:
     timeout_s : float
         Timeout of each HTTP request, seconds.
     workers : int
-        Parallel WADO-RS requests when pulling a series.
+        Parallel WADO-RS requests when pulling a series (1: one streamed request for the whole series).
     """
 
     def __init__(
@@ -50,7 +50,9 @@ class DicomWebClient:
         self.username = username
         self.password = password
         self.timeout_s = timeout_s
-        self.workers = max(1, int(workers))
+        if int(workers) < 1:
+            raise PacsError(f"Argument 'workers' must be at least 1, but it is {workers}.")
+        self.workers = int(workers)
         self._local = threading.local()
 
     def describe(self) -> str:
@@ -138,20 +140,40 @@ class DicomWebClient:
         dest: str | os.PathLike[str],
         *,
         progress: bool = False,
+        workers: int | None = None,
     ) -> list[Path]:
-        """WADO-RS retrieve every instance of a series (``workers`` in parallel) into the new folder ``dest``.
+        """WADO-RS retrieve every instance of a series into the new folder ``dest``.
 
-        Files are named ``{SOPInstanceUID}.dcm``; the folder appears only when every instance has arrived.
+        With one worker the series is retrieved in one WADO-RS request (``.../series/{uid}``) whose multipart
+        answer is written instance by instance as it streams in. With ``workers`` > 1 every instance is its own
+        request (``.../instances/{uid}``), ``workers`` at a time. Files are named ``{SOPInstanceUID}.dcm`` (the
+        same bytes either way); the folder appears only when every instance listed by QIDO-RS has arrived.
+
+        Parameters
+        ----------
+        workers : int, optional
+            Parallel requests; the client's ``workers`` when omitted.
         """
         from hepavol.pacs._progress import Progress
 
+        n_workers = self.workers if workers is None else int(workers)
+        if n_workers < 1:
+            raise PacsError(f"Argument 'workers' must be at least 1, but it is {workers}.")
         study = check_uid(study_instance_uid, "StudyInstanceUID")
         series = check_uid(series_instance_uid, "SeriesInstanceUID")
         uids = self._instance_uids(study, series)
         if not uids:
             raise PacsError(f"{self.describe()} has no instance of series {series} in study {study}.")
         bar = Progress(len(uids), f"WADO-RS {series[-12:]}", enabled=progress)
+        received: list[str] = []
         with staging_folder(dest) as tmp:
+
+            def save(ds: Any) -> str:
+                sop = str(ds.SOPInstanceUID)
+                check_uid(sop, "SOPInstanceUID of a retrieved instance")
+                ds.save_as(tmp / f"{sop}.dcm", enforce_file_format=True)
+                bar.advance()
+                return sop
 
             def fetch(sop: str) -> str:
                 ds = self._call(
@@ -160,16 +182,30 @@ class DicomWebClient:
                         study_instance_uid=study, series_instance_uid=series, sop_instance_uid=sop
                     ),
                 )
-                ds.save_as(tmp / f"{sop}.dcm", enforce_file_format=True)
-                bar.advance()
-                return sop
+                return save(ds)
+
+            def stream() -> list[str]:
+                return [
+                    save(ds)
+                    for ds in self._client().iter_series(study_instance_uid=study, series_instance_uid=series)
+                ]
 
             try:
-                with ThreadPoolExecutor(max_workers=self.workers) as pool:
-                    list(pool.map(fetch, uids))
+                if n_workers == 1:
+                    received = self._call(f"WADO-RS retrieve of series {series}", stream)
+                else:
+                    with ThreadPoolExecutor(max_workers=min(n_workers, len(uids))) as pool:
+                        received = list(pool.map(fetch, uids))
             finally:
                 bar.close()
-        return sorted(Path(dest) / f"{u}.dcm" for u in uids)
+            missing = set(uids) - set(received)
+            if missing:
+                raise PacsError(
+                    f"{self.describe()} sent {len(set(received))} of the {len(uids)} instance(s) of series {series} "
+                    f"(missing e.g. {sorted(missing)[0]}); nothing was kept. Retry, or pull with --workers N to "
+                    "ask for each instance separately."
+                )
+        return sorted(Path(dest) / f"{u}.dcm" for u in set(received))
 
     def push(self, files: Sequence[str | os.PathLike[str]]) -> int:
         """STOW-RS the files (one request); the number the server stored. PacsError lists refused instances."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,12 @@ _STUDY_FIND = "1.2.840.10008.5.1.4.1.2.2.1"  # Study Root Query/Retrieve - FIND
 _STUDY_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"  # Study Root Query/Retrieve - MOVE
 _STUDY_GET = "1.2.840.10008.5.1.4.1.2.2.3"  # Study Root Query/Retrieve - GET
 _VERIFICATION = "1.2.840.10008.1.1"
+#: Associations opened in parallel when pulling a series (see :meth:`DimseClient.pull_series`); 4 pulled a
+#: 300-slice series 2.9 times faster than one C-GET over a 10 ms round trip, and as fast on loopback
+#: (benchmarks/pacs.py).
+DEFAULT_WORKERS = 4
+#: Most SOPInstanceUIDs asked for in one C-GET/C-MOVE request when pulling in parallel.
+MAX_UIDS_PER_REQUEST = 64
 
 
 class DimseClient:
@@ -43,10 +50,19 @@ class DimseClient:
         The PACS's AE title.
     timeout_s : float
         Connection, association and DIMSE timeouts, seconds.
+    workers : int
+        Associations used in parallel when pulling a series (1: one C-GET or C-MOVE of the whole series).
     """
 
     def __init__(
-        self, host: str, port: int, *, aet: str = "HEPAVOL", called_aet: str = "ANY-SCP", timeout_s: float = 30.0
+        self,
+        host: str,
+        port: int,
+        *,
+        aet: str = "HEPAVOL",
+        called_aet: str = "ANY-SCP",
+        timeout_s: float = 30.0,
+        workers: int = DEFAULT_WORKERS,
     ) -> None:
         for name, value in (("aet", aet), ("called_aet", called_aet)):
             if not value or len(value) > 16 or "\\" in value:
@@ -60,6 +76,9 @@ class DimseClient:
         self.aet = aet
         self.called_aet = called_aet
         self.timeout_s = timeout_s
+        if int(workers) < 1:
+            raise PacsError(f"Argument 'workers' must be at least 1, but it is {workers}.")
+        self.workers = int(workers)
 
     def describe(self) -> str:
         """The server, as named in messages."""
@@ -87,7 +106,11 @@ class DimseClient:
         ae = self._ae(contexts, storage_scp=storage_scp)
         roles = [build_role(uid, scp_role=True) for uid in STORAGE_CLASSES] if storage_scp else []
         assoc = ae.associate(
-            self.host, self.port, ae_title=self.called_aet, ext_neg=roles or None, evt_handlers=handlers or []
+            self.host,
+            self.port,
+            ae_title=self.called_aet,
+            ext_neg=roles or None,
+            evt_handlers=[*(handlers or []), _no_delay_handler()],
         )
         if not assoc.is_established:
             if assoc.is_rejected:
@@ -178,6 +201,18 @@ class DimseClient:
         found = self._find(q, "a series C-FIND")
         return sorted((series_from(d) for d in found), key=lambda s: (s.series_number or 0, s.series_instance_uid))
 
+    def instance_uids(self, study_instance_uid: str, series_instance_uid: str) -> list[str]:
+        """SOPInstanceUIDs of a series (C-FIND at IMAGE level), sorted."""
+        from pydicom import Dataset
+
+        q = Dataset()
+        q.QueryRetrieveLevel = "IMAGE"
+        q.StudyInstanceUID = check_uid(study_instance_uid, "StudyInstanceUID")
+        q.SeriesInstanceUID = check_uid(series_instance_uid, "SeriesInstanceUID")
+        q.SOPInstanceUID = ""
+        found = self._find(q, "an instance C-FIND")
+        return sorted({str(d.SOPInstanceUID) for d in found if getattr(d, "SOPInstanceUID", "")})
+
     def pull_series(
         self,
         study_instance_uid: str,
@@ -187,8 +222,16 @@ class DimseClient:
         progress: bool = False,
         method: str = "get",
         move_port: int = 0,
+        workers: int | None = None,
     ) -> list[Path]:
         """C-GET (default) or C-MOVE a series into the new folder ``dest``, atomically.
+
+        With one worker the whole series is asked for in one request on one association. With ``workers`` > 1
+        the instances are listed first (C-FIND at IMAGE level) and retrieved on ``workers`` associations in
+        parallel, each asking for the next list of instances of a shared queue (IMAGE level, a list of
+        SOPInstanceUIDs per request); when the PACS refuses, aborts or answers nothing to the instance query, the
+        whole series is asked for in one request. Files are named ``{SOPInstanceUID}.dcm`` and hold the dataset as
+        received (the same bytes either way).
 
         Parameters
         ----------
@@ -197,23 +240,32 @@ class DimseClient:
             ``move_port`` and asks the PACS to send them there (the PACS must know our AE title, host and port).
         move_port : int
             Port of the storage SCP for C-MOVE.
+        workers : int, optional
+            Parallel associations; the client's ``workers`` when omitted.
         """
-        from pydicom import Dataset
         from pynetdicom import evt
 
         from hepavol.pacs._progress import Progress
 
         if method not in ("get", "move"):
             raise PacsError(f"Argument 'method' must be 'get' or 'move', but it is {method!r}.")
+        n_workers = self.workers if workers is None else int(workers)
+        if n_workers < 1:
+            raise PacsError(f"Argument 'workers' must be at least 1, but it is {workers}.")
         study = check_uid(study_instance_uid, "StudyInstanceUID")
         series = check_uid(series_instance_uid, "SeriesInstanceUID")
-        q = Dataset()
-        q.QueryRetrieveLevel = "SERIES"
-        q.StudyInstanceUID = study
-        q.SeriesInstanceUID = series
+        uids: list[str] = []
+        if n_workers > 1:
+            try:
+                uids = self.instance_uids(study, series)
+            except PacsError as exc:
+                if str(exc).startswith("Cannot connect"):
+                    raise
+            if not uids:  # no instance-level query for us on this PACS: ask for the whole series at once
+                n_workers = 1
         written: list[Path] = []
         lock = threading.Lock()
-        bar = Progress(0, f"C-{method.upper()} {series[-12:]}", enabled=progress)
+        bar = Progress(len(uids), f"C-{method.upper()} {series[-12:]}", enabled=progress)
         with staging_folder(dest) as tmp:
 
             def on_store(event: Any) -> int:
@@ -227,22 +279,102 @@ class DimseClient:
                 return 0x0000
 
             handlers = [(evt.EVT_C_STORE, on_store)]
+            scp = self._storage_scp(move_port, handlers) if method == "move" else None
             try:
-                if method == "get":
-                    with self._association([_STUDY_GET], storage_scp=True, handlers=handlers) as assoc:
-                        self._retrieve(assoc.send_c_get(q, _STUDY_GET), "C-GET", series, bar)
+                if n_workers == 1:
+                    self._retrieve_on_one(method, study, series, None, handlers, bar)
                 else:
-                    scp = self._storage_scp(move_port, handlers)
-                    try:
-                        with self._association([_STUDY_MOVE]) as assoc:
-                            self._retrieve(assoc.send_c_move(q, self.aet, _STUDY_MOVE), "C-MOVE", series, bar)
-                    finally:
-                        scp.shutdown()
+                    self._retrieve_parallel(method, study, series, uids, min(n_workers, len(uids)), handlers, bar)
             finally:
+                if scp is not None:
+                    scp.shutdown()
                 bar.close()
             if not written:
                 raise PacsError(f"{self.describe()} sent no instance of series {series} (study {study}).")
+            if uids and len(set(written)) != len(uids):
+                raise PacsError(
+                    f"{self.describe()}: {len(uids) - len(set(written))} of {len(uids)} instance(s) of series "
+                    f"{series} did not arrive (C-{method.upper()})."
+                )
         return sorted(written)
+
+    def _retrieve_on_one(
+        self,
+        method: str,
+        study: str,
+        series: str,
+        next_uid: Callable[[], Sequence[str] | None] | None,
+        handlers: Any,
+        bar: Any,
+    ) -> None:
+        """On one association: the whole series (``next_uid`` None), or the UID lists ``next_uid`` hands out."""
+        from pydicom import Dataset
+
+        context = _STUDY_GET if method == "get" else _STUDY_MOVE
+        what = f"C-{method.upper()}"
+        with self._association(
+            [context], storage_scp=method == "get", handlers=handlers if method == "get" else None
+        ) as assoc:
+            while True:
+                q = Dataset()
+                q.StudyInstanceUID = study
+                q.SeriesInstanceUID = series
+                if next_uid is None:
+                    q.QueryRetrieveLevel = "SERIES"
+                else:
+                    chunk = next_uid()
+                    if chunk is None:
+                        return
+                    q.QueryRetrieveLevel = "IMAGE"
+                    q.SOPInstanceUID = list(chunk) if len(chunk) > 1 else chunk[0]
+                if method == "get":
+                    responses = assoc.send_c_get(q, context)
+                else:
+                    responses = assoc.send_c_move(q, self.aet, context)
+                self._retrieve(responses, what, series, bar, count_total=next_uid is None)
+                if next_uid is None:
+                    return
+
+    def _retrieve_parallel(
+        self,
+        method: str,
+        study: str,
+        series: str,
+        uids: Sequence[str],
+        n_workers: int,
+        handlers: Any,
+        bar: Any,
+    ) -> None:
+        """``n_workers`` associations in parallel, each retrieving the next list of instances from a shared queue.
+
+        A request asks for a list of SOPInstanceUIDs (PS3.4 C.2.2.2.2, list of UID matching on the unique key),
+        about a quarter of a worker's share each, so that the per-request round trip is paid a few times only
+        while the workers still balance.
+        """
+        size = max(1, min(MAX_UIDS_PER_REQUEST, -(-len(uids) // (4 * n_workers))))
+        pending = [list(uids[i : i + size]) for i in range(0, len(uids), size)][::-1]
+        lock = threading.Lock()
+        stop = threading.Event()
+
+        def next_uids() -> list[str] | None:
+            with lock:
+                if stop.is_set() or not pending:
+                    return None
+                return pending.pop()
+
+        with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="hepavol-dimse") as pool:
+            futures = [
+                pool.submit(self._retrieve_on_one, method, study, series, next_uids, handlers, bar)
+                for _ in range(n_workers)
+            ]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            if any(f.exception() is not None for f in done):
+                stop.set()
+            wait(futures)
+        for f in futures:
+            error = f.exception()
+            if error is not None:
+                raise error
 
     def _storage_scp(self, port: int, handlers: Any) -> Any:
         from pynetdicom import AE
@@ -252,14 +384,14 @@ class DimseClient:
         for uid in STORAGE_CLASSES:
             ae.add_supported_context(uid)
         try:
-            return ae.start_server(("", int(port)), block=False, evt_handlers=handlers)
+            return ae.start_server(("", int(port)), block=False, evt_handlers=[*handlers, _no_delay_handler()])
         except OSError as exc:
             raise PacsError(
                 f"Cannot start the storage SCP for C-MOVE on port {port}: {exc}. Choose a free --move-port (the "
                 "one the PACS has for our AE title)."
             ) from exc
 
-    def _retrieve(self, responses: Any, what: str, series: str, bar: Any) -> None:
+    def _retrieve(self, responses: Any, what: str, series: str, bar: Any, *, count_total: bool = True) -> None:
         failed = 0
         hint = ""
         if what == "C-MOVE":
@@ -272,7 +404,8 @@ class DimseClient:
             if code == 0xFF00:  # pending: remaining/completed counts
                 remaining = int(getattr(status, "NumberOfRemainingSuboperations", 0) or 0)
                 done = int(getattr(status, "NumberOfCompletedSuboperations", 0) or 0)
-                bar.total = max(bar.total, remaining + done)
+                if count_total:
+                    bar.total = max(bar.total, remaining + done)
                 continue
             failed = int(getattr(status, "NumberOfFailedSuboperations", 0) or 0)
             if code == 0xA801:
@@ -304,3 +437,19 @@ class DimseClient:
                 if code not in (0x0000, 0xB000, 0xB007, 0xB006):
                     raise PacsError(f"{self.describe()} refused '{path}' (C-STORE status 0x{code:04X}).")
         return len(datasets)
+
+
+def _no_delay(event: Any) -> None:
+    """Send small DIMSE messages at once (TCP_NODELAY): each request/response otherwise waits for a delayed ACK."""
+    import socket
+
+    sock = getattr(getattr(event.assoc.dul, "socket", None), "socket", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _no_delay_handler() -> tuple[Any, Any]:
+    from pynetdicom import evt
+
+    return (evt.EVT_CONN_OPEN, _no_delay)
