@@ -52,6 +52,7 @@ benchmark: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/load.py
 	$(BIN)/python benchmarks/segment.py
 	$(BIN)/python benchmarks/study.py
+	$(BIN)/python benchmarks/pacs.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
