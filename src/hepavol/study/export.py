@@ -118,7 +118,7 @@ def _current_analyses(ws: Workspace, session: Session) -> tuple[list[tuple[Patie
         if problems:
             left_out.append((patient.pseudonym, "; ".join(problems)))
             continue
-        job = _job(patient, scans, ws.settings)
+        job = _job(session, patient, scans, ws.settings)
         analysis = session.scalar(
             select(Analysis).where(Analysis.patient_id == patient.id, Analysis.input_hash == job.input_hash)
         )

@@ -166,8 +166,13 @@ def current_inputs(session: Session, patient: Patient, since: dt.date | None) ->
     return scans, problems
 
 
-def _job(patient: Patient, scans: Sequence[ScanInput], settings: Settings) -> PatientJob:
+def _job(session: Session, patient: Patient, scans: Sequence[ScanInput], settings: Settings) -> PatientJob:
+    from hepavol.study.review import current_override
+
     parameters = settings.run_parameters()
+    targets = current_override(session, patient.id, "targets")
+    if targets is not None:  # chosen by a reviewer (hepavol study review --targets)
+        parameters["targets"] = list(targets)
     digest = hash_json({"scans": [s.key() for s in scans], "parameters": parameters})
     return PatientJob(
         patient_pk=patient.id,
@@ -207,7 +212,7 @@ def plan_run(
             if problems:
                 summary.not_ready.append((patient.pseudonym, "; ".join(problems)))
                 continue
-            job = _job(patient, scans, ws.settings)
+            job = _job(session, patient, scans, ws.settings)
             done = session.scalar(
                 select(Analysis.id).where(Analysis.patient_id == patient.id, Analysis.input_hash == job.input_hash)
             )
@@ -239,6 +244,7 @@ def analyse_patient(job: PatientJob) -> dict[str, Any]:
         tumor_labels=tuple(p["tumor_labels"]),
         affine=p["affine"],
         max_distance_mm=p["max_distance_mm"],
+        targets=p.get("targets"),
     )
     track_of: list[dict[str, str]] = [{} for _ in job.scans]
     for track in result.tracking.tracks:

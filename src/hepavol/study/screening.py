@@ -33,6 +33,7 @@ from hepavol.study.eligibility import (
 from hepavol.study.execution import open_executor, run_tasks
 from hepavol.study.models import EligibilityDecision as DecisionRow
 from hepavol.study.models import ImagingStudy, LesionMeasurement, Patient, ScanMeasurement
+from hepavol.study.review import latest_review, with_override
 from hepavol.study.runner import (
     ScanInput,
     error_text,
@@ -139,10 +140,10 @@ def _baseline_input(session: Any, patient: Patient) -> tuple[ImagingStudy | None
     )
 
 
-def _decision_key(d: EligibilityDecision) -> dict[str, Any]:
+def _decision_key(d: EligibilityDecision, eligible: bool, reasons: list[dict[str, Any]]) -> dict[str, Any]:
     return {
-        "eligible": d.eligible,
-        "reasons": [[r.code, r.text] for r in d.reasons],
+        "eligible": eligible,
+        "reasons": [[r["code"], r["text"]] for r in reasons],
         "baseline_date": d.baseline_date,
         "early_date": d.early_date,
         "small": [str(i) for i in d.small_lesion_ids],
@@ -244,14 +245,20 @@ def run_eligibility(ws: Workspace, *, workers: int = 1) -> EligibilityRun:
             decision = assess_eligibility(load_clinical_record(session, patient.id), summaries)
             decisions.append(decision)
             run.decisions.append((patient.pseudonym, decision))
+            review = latest_review(session, patient.id, "eligibility")
+            eligible, reasons = with_override(
+                [{"code": r.code, "text": r.text} for r in decision.reasons],
+                None if review is None else review.new_value,
+                None if review is None else review.reason,
+            )
             stored = current.get(patient.id)
-            if stored is not None and _stored_key(stored) == _decision_key(decision):
+            if stored is not None and _stored_key(stored) == _decision_key(decision, eligible, reasons):
                 continue
             session.add(
                 DecisionRow(
                     patient_id=patient.id,
-                    eligible=decision.eligible,
-                    reasons=[{"code": r.code, "text": r.text} for r in decision.reasons],
+                    eligible=eligible,
+                    reasons=reasons,
                     baseline_date=decision.baseline_date,
                     early_date=decision.early_date,
                     small_lesions=[str(i) for i in decision.small_lesion_ids],
@@ -267,8 +274,8 @@ def run_eligibility(ws: Workspace, *, workers: int = 1) -> EligibilityRun:
                 entity="patient",
                 key=patient.pseudonym,
                 details={
-                    "eligible": decision.eligible,
-                    "reasons": [r.code for r in decision.reasons],
+                    "eligible": eligible,
+                    "reasons": [r["code"] for r in reasons],
                     "previous": None if stored is None else stored.eligible,
                 },
             )

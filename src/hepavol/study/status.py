@@ -50,7 +50,7 @@ def study_status(ws: Workspace) -> str:
             if problems:
                 not_ready += 1
                 continue
-            job = _job(patient, scans, ws.settings)
+            job = _job(session, patient, scans, ws.settings)
             hashes = set(session.scalars(select(Analysis.input_hash).where(Analysis.patient_id == pk)))
             if job.input_hash in hashes:
                 up_to_date += 1

@@ -1,0 +1,204 @@
+"""``hepavol study review``: a reviewer's decisions on a patient, stored with who, when and why.
+
+Two decisions a radiologist or the study team takes by hand:
+
+- **targets**: the RECIST 1.1 target lesions, chosen by hand instead of automatically (baseline lesion ids as
+  the run reports them: ``L1`` = the largest baseline lesion). They become part of the patient's run parameters,
+  so the next ``study run`` recomputes that patient; ``--targets auto`` goes back to the automatic choice.
+- **eligibility**: include or exclude a patient whatever the criteria say (a reason is required); ``auto`` removes
+  the override. ``study eligibility`` keeps the override and records the criteria's own verdict beside it.
+
+Every decision is a new row of ``review_decisions`` (old value, new value, reason, reviewer, time) and an audit
+entry; nothing is overwritten, so the history of a patient's review can always be read back
+(:func:`review_history`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hepavol.errors import InputError
+from hepavol.study import audit
+from hepavol.study.models import EligibilityDecision, Patient, ReviewDecision
+from hepavol.study.workspace import Workspace
+
+__all__ = [
+    "OVERRIDE_CODE",
+    "current_override",
+    "latest_review",
+    "record_review",
+    "review_history",
+    "with_override",
+]
+
+FIELDS = ("targets", "eligibility")
+
+
+def latest_review(session: Session, patient_pk: int, field: str) -> ReviewDecision | None:
+    """The latest review decision on ``field`` for a patient, if any."""
+    return session.scalar(
+        select(ReviewDecision)
+        .where(ReviewDecision.patient_id == patient_pk, ReviewDecision.field == field)
+        .order_by(ReviewDecision.id.desc())
+        .limit(1)
+    )
+
+
+def current_override(session: Session, patient_pk: int, field: str) -> Any:
+    """The value of the latest review decision on ``field`` for a patient (None when there is none or 'auto')."""
+    row = latest_review(session, patient_pk, field)
+    return None if row is None else row.new_value
+
+
+def _patient(session: Session, pseudonym: str) -> Patient:
+    patient = session.scalar(select(Patient).where(Patient.pseudonym == pseudonym))
+    if patient is None:
+        raise InputError(
+            f"no patient '{pseudonym}' in the study: give the pseudonym (P-...) as 'hepavol study export' or "
+            "'hepavol study eligibility --json -' shows it."
+        )
+    return patient
+
+
+def record_review(
+    ws: Workspace,
+    pseudonym: str,
+    *,
+    targets: Sequence[str] | str | None = None,
+    eligibility: str | None = None,
+    reason: str,
+    reviewer: str | None = None,
+) -> list[ReviewDecision]:
+    """Store one or two review decisions for a patient (see the module docstring).
+
+    ``targets``: lesion ids (``["L1", "L3"]``) or ``"auto"``. ``eligibility``: ``"include"``, ``"exclude"`` or
+    ``"auto"``. ``reason`` is required and must not be empty.
+
+    Raises
+    ------
+    InputError
+        Unknown patient, empty reason, malformed targets, unknown eligibility value, nothing to record.
+    """
+    if not reason or not reason.strip():
+        raise InputError("a review needs a reason (--reason TEXT): it is stored with the decision.")
+    changes: list[tuple[str, Any]] = []
+    if targets is not None:
+        if targets == "auto" or targets == ["auto"]:
+            changes.append(("targets", None))
+        else:
+            ids = [t.strip() for t in (targets.split(",") if isinstance(targets, str) else targets) if t.strip()]
+            bad = [t for t in ids if not (t.startswith("L") and t[1:].isdigit())]
+            if not ids or bad:
+                raise InputError(
+                    f"targets {bad or ids} are not baseline lesion ids: give e.g. --targets L1,L3 (L1 = largest "
+                    "baseline lesion, as the run's lesion table shows) or --targets auto."
+                )
+            if len(ids) > 5:
+                raise InputError(f"{len(ids)} targets given; RECIST 1.1 allows at most 5 (2 per organ).")
+            changes.append(("targets", ids))
+    if eligibility is not None:
+        if eligibility not in ("include", "exclude", "auto"):
+            raise InputError(f"eligibility '{eligibility}' must be include, exclude or auto.")
+        changes.append(("eligibility", None if eligibility == "auto" else eligibility))
+    if not changes:
+        raise InputError("nothing to review: give --targets and/or --include/--exclude/--auto-eligibility.")
+    who = reviewer or Workspace.actor()
+    rows = []
+    with ws.db.transaction() as session:
+        patient = _patient(session, pseudonym)
+        for field, value in changes:
+            old = current_override(session, patient.id, field)
+            row = ReviewDecision(
+                patient_id=patient.id,
+                field=field,
+                old_value=old,
+                new_value=value,
+                reason=reason.strip(),
+                reviewer=who,
+            )
+            session.add(row)
+            audit.record(
+                session,
+                "review",
+                entity="patient",
+                key=pseudonym,
+                details={"field": field, "old": old, "new": value, "reason": reason.strip()},
+                actor=who,
+            )
+            rows.append(row)
+            if field == "eligibility":
+                _apply_eligibility_override(session, patient, value, reason.strip(), who)
+    return rows
+
+
+OVERRIDE_CODE = "review_override"
+
+
+def criteria_verdict(reasons: Sequence[dict[str, Any]]) -> bool:
+    """Whether the criteria alone include the patient (every stored reason except a reviewer's override)."""
+    return not any(r["code"] != OVERRIDE_CODE for r in reasons)
+
+
+def with_override(reasons: Sequence[dict[str, Any]], override: str | None, why: str | None) -> tuple[bool, list]:
+    """(eligible, reasons) of a decision once a reviewer's override (``include``/``exclude``/None) is applied."""
+    kept = [r for r in reasons if r["code"] != OVERRIDE_CODE]
+    if override is None:
+        return criteria_verdict(kept), kept
+    text = f"reviewer {'included' if override == 'include' else 'excluded'} the patient: {why}"
+    return override == "include", [*kept, {"code": OVERRIDE_CODE, "text": text}]
+
+
+def _apply_eligibility_override(
+    session: Session, patient: Patient, override: str | None, reason: str, reviewer: str
+) -> None:
+    latest = session.scalar(
+        select(EligibilityDecision)
+        .where(EligibilityDecision.patient_id == patient.id)
+        .order_by(EligibilityDecision.id.desc())
+        .limit(1)
+    )
+    if latest is None:
+        raise InputError(
+            f"{patient.pseudonym} has no eligibility decision yet: run 'hepavol study eligibility' first, then "
+            "review it."
+        )
+    eligible, reasons = with_override(latest.reasons, override, reason)
+    if eligible and latest.baseline_date is None:
+        raise InputError(f"{patient.pseudonym} cannot be included: it has no baseline scan.")
+    session.add(
+        EligibilityDecision(
+            patient_id=patient.id,
+            eligible=eligible,
+            reasons=reasons,
+            baseline_date=latest.baseline_date,
+            early_date=latest.early_date,
+            small_lesions=latest.small_lesions,
+            warnings=latest.warnings,
+            criteria_version=latest.criteria_version,
+            hepavol_version=latest.hepavol_version,
+        )
+    )
+
+
+def review_history(ws: Workspace, pseudonym: str) -> list[dict[str, Any]]:
+    """Every review decision of a patient, oldest first."""
+    with ws.db.transaction() as session:
+        patient = _patient(session, pseudonym)
+        rows = session.scalars(
+            select(ReviewDecision).where(ReviewDecision.patient_id == patient.id).order_by(ReviewDecision.id)
+        )
+        return [
+            {
+                "field": r.field,
+                "old": r.old_value,
+                "new": r.new_value,
+                "reason": r.reason,
+                "reviewer": r.reviewer,
+                "at": r.decided_at.isoformat(),
+            }
+            for r in rows
+        ]

@@ -1,0 +1,100 @@
+"""Review decisions: targets chosen by hand and eligibility overrides, kept as history and honoured by run/export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from hepavol.errors import InputError
+from hepavol.study.clinical_import import import_clinical
+from hepavol.study.export import cohort_rows
+from hepavol.study.importer import import_scans
+from hepavol.study.models import Analysis, Patient
+from hepavol.study.review import record_review, review_history
+from hepavol.study.runner import plan_run, run_study
+from hepavol.study.screening import run_eligibility
+from hepavol.study.workspace import Workspace, init_workspace
+
+
+@pytest.fixture(scope="module")
+def nifti_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from hepavol.simulate import simulate_cohort
+
+    out = tmp_path_factory.mktemp("review") / "cohort"
+    simulate_cohort(2, out, seed=3, modality="ct")  # SIM-001 and SIM-002 are eligible (truth.json)
+    return out
+
+
+@pytest.fixture
+def study(tmp_path: Path, nifti_cohort: Path) -> Workspace:
+    ws = init_workspace(tmp_path / "study")
+    import_scans(ws, sorted(nifti_cohort.glob("SIM-*/manifest.csv")), modality="ct")
+    import_clinical(ws, nifti_cohort / "clinical.csv", treatments_path=nifti_cohort / "treatments.csv")
+    run_eligibility(ws)
+    return ws
+
+
+def _pid(ws: Workspace, original: str) -> str:
+    return str(ws.pseudonymiser().pseudonym(original))
+
+
+def test_targets_chosen_by_hand_are_used_by_the_next_run(study: Workspace) -> None:
+    pid = _pid(study, "SIM-001")
+    assert run_study(study).computed == 2
+    with study.db.transaction() as session:
+        auto = session.scalar(select(Analysis.targets).join(Patient).where(Patient.pseudonym == pid))
+    assert auto == ["L1", "L2"]  # the two largest measurable baseline lesions
+    record_review(study, pid, targets="L2", reason="L1 is poorly delimited on the baseline scan")
+    jobs, summary = plan_run(study)
+    assert [j.pseudonym for j in jobs] == [pid]  # only the reviewed patient is recomputed
+    assert jobs[0].parameters["targets"] == ["L2"]
+    assert summary.up_to_date == 1
+    assert run_study(study).computed == 1
+    with study.db.transaction() as session:
+        targets = session.scalars(
+            select(Analysis.targets).join(Patient).where(Patient.pseudonym == pid).order_by(Analysis.id)
+        ).all()
+    assert targets == [["L1", "L2"], ["L2"]]  # the earlier analysis is kept
+    record_review(study, pid, targets="auto", reason="back to the automatic choice")
+    assert plan_run(study)[0] == []  # the automatic analysis is still stored: nothing to do
+    history = review_history(study, pid)
+    assert [(h["field"], h["old"], h["new"]) for h in history] == [
+        ("targets", None, ["L2"]),
+        ("targets", ["L2"], None),
+    ]
+    study.close()
+
+
+def test_eligibility_override_survives_a_new_screening(study: Workspace) -> None:
+    pid = _pid(study, "SIM-002")
+    record_review(study, pid, eligibility="exclude", reason="liver transplant listed (not in the treatment file)")
+    run_eligibility(study)  # the criteria say eligible; the reviewer's exclusion stays
+    run_study(study)
+    with study.db.transaction() as session:
+        rows, _ = cohort_rows(study, session)
+    assert pid not in {r["patient_id"] for r in rows}
+    assert len(rows) == 1
+    record_review(study, pid, eligibility="auto", reason="decision withdrawn")
+    run_study(study)
+    with study.db.transaction() as session:
+        rows, _ = cohort_rows(study, session)
+    assert pid in {r["patient_id"] for r in rows}
+    study.close()
+
+
+def test_review_errors(study: Workspace) -> None:
+    pid = _pid(study, "SIM-001")
+    with pytest.raises(InputError, match="needs a reason"):
+        record_review(study, pid, targets="L1", reason=" ")
+    with pytest.raises(InputError, match="not baseline lesion ids"):
+        record_review(study, pid, targets="lesion one", reason="x")
+    with pytest.raises(InputError, match="at most 5"):
+        record_review(study, pid, targets="L1,L2,L3,L4,L5,L6", reason="x")
+    with pytest.raises(InputError, match="no patient 'P-nobody'"):
+        record_review(study, "P-nobody", targets="L1", reason="x")
+    with pytest.raises(InputError, match="nothing to review"):
+        record_review(study, pid, reason="x")
+    assert review_history(study, pid) == []  # nothing half-recorded
+    study.close()
