@@ -64,9 +64,12 @@ def register(
         "measure in each study (rules in study.toml [series_selection]; the choice and its reason are recorded) "
         "and import the DICOM SEG objects that reference them. Patient names and ids are replaced by pseudonyms.",
     )
-    s.add_argument("root", metavar="DICOM_ROOT", help="folder tree with DICOM files")
+    s.add_argument("root", metavar="DICOM_ROOT", nargs="?", help="folder tree with DICOM files (or --pacs)")
     s.add_argument("--workers", type=int, default=4, metavar="N", help="threads reading headers (4)")
     _common(s)
+    from hepavol.cli._study_pacs import add_pacs_options
+
+    add_pacs_options(s)
     s.set_defaults(func=run_import)
 
     s = sub.add_parser(
@@ -187,8 +190,11 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    from hepavol.cli._study_pacs import run_pacs_import, wants_pacs
     from hepavol.study.dicom_import import import_dicom_tree
 
+    if wants_pacs(args):  # exactly one of DICOM_ROOT and --pacs
+        return run_pacs_import(args, _workspace(args))
     ws = _workspace(args)
     try:
         summary = import_dicom_tree(ws, args.root, workers=args.workers, progress=sys.stderr.isatty())
