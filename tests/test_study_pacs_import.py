@@ -12,6 +12,7 @@ bytes, and the pulled files are named by SOPInstanceUID and carry the client's f
 from __future__ import annotations
 
 import hashlib
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -233,7 +234,8 @@ def test_dimse_import_with_dates_and_modality(
 def test_dimse_without_image_attributes_pulls_every_series(
     orthanc: Orthanc, cohort: dict[str, Any], reference: dict[str, Any], tmp_path: Path, monkeypatch: Any
 ) -> None:
-    """A PACS answering IMAGE-level C-FIND without ImageOrientationPatient: all CT series come, import chooses."""
+    """A PACS answering IMAGE-level C-FIND without ImageOrientationPatient: every CT series comes (by C-MOVE to
+    our storage SCP) and the import chooses among them, as a local import does."""
     original = DimseClient._find
 
     def plain_find(self: DimseClient, query: Any, what: str) -> list[Any]:
@@ -248,7 +250,7 @@ def test_dimse_without_image_attributes_pulls_every_series(
     date = cohort["first_date"]
     patients = _patients_csv(tmp_path, f"patient_id,study_date_from,study_date_to\nSIM-001,{date},{date}\n")
     client = connect_pacs(f"{orthanc.aet}@127.0.0.1:{orthanc.dicom_port}")
-    summary = import_from_pacs(ws, client, patients)
+    summary = import_from_pacs(ws, client, patients, method="move", move_port=orthanc.scp_port)
     ws.close()
     assert (summary.studies_pulled, summary.series_pulled, summary.series_left_on_pacs) == (1, 3, 0)
     ((uid, got),) = _snapshot(ws.root)["SIM-001"].items()
@@ -306,15 +308,18 @@ def test_a_failed_pull_leaves_nothing(orthanc: Orthanc, cohort: dict[str, Any], 
 
     client.pull_series = failing_pull  # type: ignore[method-assign]
     # a partial folder left by a killed run (a process id that does not exist) is removed
-    stale = ws.root / DICOM_FOLDER / PARTIAL_FOLDER / f"{2**22 + 12345}-abc"
+    stale = ws.root / DICOM_FOLDER / PARTIAL_FOLDER / f"{2**22 + 12345}+{socket.gethostname()}+abc"
+    other_host = stale.parent / f"{2**22 + 12345}+another-machine+abc"  # may be alive there: kept
     (stale / "x").mkdir(parents=True)
+    other_host.mkdir()
     patients = _patients_csv(tmp_path, "patient_id\nSIM-001\n")
     with pytest.raises(PacsError, match="went away"):
         import_from_pacs(ws, client, patients)
     ws.close()
     assert len(calls) == 2
     assert not stale.exists()
-    assert [p.name for p in (ws.root / DICOM_FOLDER).iterdir()] == []  # no study, no partial folder
+    assert [p.name for p in (ws.root / DICOM_FOLDER).iterdir()] == [PARTIAL_FOLDER]  # no study folder
+    assert list((ws.root / DICOM_FOLDER / PARTIAL_FOLDER).iterdir()) == [other_host]
     assert _snapshot(ws.root) == {}
 
 
@@ -358,6 +363,8 @@ def test_pacs_spec_and_cli_errors(tmp_path: Path, capsys: Any) -> None:
         connect_pacs("pacs:4242")
     with pytest.raises(PacsError, match="but it is 'A@h:99999'"):
         connect_pacs("A@h:99999")
+    with pytest.raises(PacsError, match="must not hold a user name or password"):
+        connect_pacs("https://me:secret@pacs/dicom-web")
     client = connect_pacs("ORTHANC@[::1]:4242", aet="ME")
     assert isinstance(client, DimseClient)
     assert (client.host, client.port, client.aet, client.called_aet) == ("::1", 4242, "ME", "ORTHANC")

@@ -7,11 +7,10 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from hepavol.cli.pacs import PASSWORD_ENV
+
 if TYPE_CHECKING:
     from hepavol.study.workspace import Workspace
-
-#: Environment variable holding the DICOMweb password (never on the command line), as for ``hepavol pacs``.
-PASSWORD_ENV = "HEPAVOL_DICOMWEB_PASSWORD"
 
 
 def add_pacs_options(parser: argparse.ArgumentParser) -> None:

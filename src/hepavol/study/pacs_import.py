@@ -52,6 +52,7 @@ import datetime as dt
 import os
 import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -80,6 +81,8 @@ DICOM_FOLDER = "dicom"
 #: Folder (inside :data:`DICOM_FOLDER`) where studies are staged while they are pulled.
 PARTIAL_FOLDER = ".partial"
 _MODALITIES = ("CT", "MR")
+#: Environment variable of the DICOMweb password (as for ``hepavol pacs``; never on the command line).
+PASSWORD_ENV = "HEPAVOL_DICOMWEB_PASSWORD"
 _SEG = "SEG"
 #: Modalities of series that are not images: a study of only these (and SEG) is a study of results.
 _RESULT_MODALITIES = frozenset({_SEG, "SR", "KO", "PR"})
@@ -272,6 +275,11 @@ def connect_pacs(
 
     text = spec.strip()
     if text.lower().startswith(("http://", "https://")):
+        if "@" in text.split("://", 1)[1].split("/", 1)[0]:
+            raise PacsError(
+                "--pacs must not hold a user name or password (they would be shown in messages and the audit "
+                f"trail). Give the user with --pacs-user and the password in {PASSWORD_ENV}."
+            )
         return connect(url=text, username=username, password=password, timeout_s=timeout_s)
     m = _AE_SPEC.match(text)
     if m is None or not (0 < int(m["port"]) < 65536):
@@ -430,8 +438,16 @@ def _choose_on_pacs(
                 )
             folder = probe / s.series_instance_uid
             folder.mkdir()
-            for i, ds in enumerate(headers):
-                _write_stand_in(ds, folder / f"{i:06d}.dcm", study=study, series=s)
+            try:
+                for i, ds in enumerate(headers):
+                    _write_stand_in(ds, folder / f"{i:06d}.dcm", study=study, series=s)
+            except Exception as exc:  # a header pydicom cannot write back: let the import choose on the files
+                return _Choice(
+                    None,
+                    f"a header of series {s.series_instance_uid} could not be read ({type(exc).__name__}); every "
+                    "CT/MR series was pulled",
+                    pull_all=True,
+                )
         for i, f in enumerate(seg_files):
             target = probe / "seg" / f"{i:06d}.dcm"
             target.parent.mkdir(exist_ok=True)
@@ -453,6 +469,11 @@ def _choose_on_pacs(
 
 
 # ---------------------------------------------------------------------------------------------- pulling
+def _stage_prefix() -> str:
+    """Prefix of this process's partial folders: ``<pid>+<host>+`` (a folder of a killed run is recognised)."""
+    return f"{os.getpid()}+{socket.gethostname()}+"
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -464,12 +485,13 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _remove_stale(partial: Path) -> None:
-    """Remove partial folders left by runs that were killed (their process is gone)."""
+    """Remove partial folders left by runs on this machine that were killed (their process is gone)."""
     if not partial.is_dir():
         return
+    host = socket.gethostname()
     for child in partial.iterdir():
-        head = child.name.split("-", 1)[0]
-        if head.isdigit() and int(head) != os.getpid() and not _pid_alive(int(head)):
+        pid, _, rest = child.name.partition("+")
+        if pid.isdigit() and rest.startswith(f"{host}+") and int(pid) != os.getpid() and not _pid_alive(int(pid)):
             shutil.rmtree(child, ignore_errors=True)
 
 
@@ -500,7 +522,7 @@ def _pull_study(
         found = sorted({s.modality for s in series}) or ["none"]
         return f"no {'/'.join(modalities)} series (series modalities: {', '.join(found)})"
     partial.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=partial))
+    stage = Path(tempfile.mkdtemp(prefix=_stage_prefix(), dir=partial))
     result = _Pulled()
     try:
         seg_files: list[Path] = []
@@ -673,7 +695,7 @@ def import_from_pacs(
             found = [
                 s
                 for s in client.find_studies(patient_id=req.patient_id, study_date=req.study_date)
-                if s.patient_id.strip() == req.patient_id.strip() and req.covers(s.study_date)
+                if s.patient_id.strip() in ("", req.patient_id.strip()) and req.covers(s.study_date)
             ]
             studies = [s for s in found if _wanted_study(s, wanted)]
             if not studies:
