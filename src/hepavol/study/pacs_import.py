@@ -333,16 +333,20 @@ def _merge(total: ImportSummary, part: ImportSummary) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- headers
-def _strip_bulk(d: dict[str, Any]) -> dict[str, Any]:
-    """A DICOM JSON dataset without the elements whose value is only a BulkDataURI (pixel data)."""
-    return {tag: v for tag, v in d.items() if not (isinstance(v, dict) and "BulkDataURI" in v)}
+def _needed(d: dict[str, Any]) -> dict[str, Any]:
+    """The elements of a DICOM JSON dataset that the series choice reads (the tree reader's tags, with the
+    character set, and the shared functional groups of an enhanced image); a BulkDataURI value is dropped."""
+    keep = {f"{t:08X}" for t in (*_image_query_keys(), 0x00080005, 0x52009229)}
+    return {
+        tag: v for tag, v in d.items() if tag.upper() in keep and not (isinstance(v, dict) and "BulkDataURI" in v)
+    }
 
 
 def _image_query_keys() -> list[int]:
     """The tags the series choice reads (those of the tree reader), PatientName excepted."""
     from hepavol.study.dicom_tree import _TAGS
 
-    return [t for t in _TAGS if t not in (0x00100010, 0x00080005)]
+    return [t for t in _TAGS if t not in (0x00100010, 0x00080005)]  # SpecificCharacterSet: not a query key
 
 
 def _series_headers(client: PacsClient, study_uid: str, series_uid: str) -> list[Any] | None:
@@ -359,7 +363,7 @@ def _series_headers(client: PacsClient, study_uid: str, series_uid: str) -> list
                 study_instance_uid=study_uid, series_instance_uid=series_uid
             ),
         )
-        return [Dataset.from_json(_strip_bulk(d)) for d in found]
+        return [Dataset.from_json(_needed(d)) for d in found]
     if isinstance(client, DimseClient):
         from pydicom.datadict import dictionary_VR
 
