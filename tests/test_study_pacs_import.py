@@ -341,6 +341,8 @@ def test_patient_list_errors(tmp_path: Path) -> None:
         read_patient_list(table("patient_id,study_date_from,study_date_to\nA,2021-01-01,2020-01-01\n"))
     with pytest.raises(TableError, match=r"line 2: modality 'PET' is not CT or MR"):
         read_patient_list(table("patient_id,modality\nA,PET\n"))
+    with pytest.raises(TableError, match=r"option: date_to \(--date-to\) '31\.12\.2020' is not a date"):
+        read_patient_list(table("patient_id\nA\n"), date_to="31.12.2020")
     with pytest.raises(TableError, match="no patients"):
         read_patient_list(table("patient_id\n"))
     with pytest.raises(TableError, match="does not exist"):

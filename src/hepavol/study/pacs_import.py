@@ -210,7 +210,7 @@ def read_patient_list(
     def default_date(value: str | dt.date | None, name: str) -> dt.date | None:
         if value is None or isinstance(value, dt.date):
             return value
-        return _parse_date(value, "option", name)
+        return _parse_date(value, "option", f"{name} (--{name.replace('_', '-')})")
 
     default_from = default_date(date_from, "date_from")
     default_to = default_date(date_to, "date_to")
