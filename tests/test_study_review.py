@@ -98,3 +98,18 @@ def test_review_errors(study: Workspace) -> None:
         record_review(study, pid, reason="x")
     assert review_history(study, pid) == []  # nothing half-recorded
     study.close()
+
+
+def test_review_command(study: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
+    from hepavol.cli import main
+
+    pid, root = _pid(study, "SIM-001"), str(study.root)
+    study.close()
+    assert main(["study", "review", pid, "--exclude", "--study", root]) == 2
+    assert "needs a reason" in capsys.readouterr().err
+    assert main(["study", "review", pid, "--targets", "L2", "--reason", "L1 is a cyst", "--study", root]) == 0
+    out = capsys.readouterr().out
+    assert f"{pid}: targets None -> ['L2']" in out
+    assert "L1 is a cyst" in out
+    assert main(["study", "audit", "--study", root]) == 0
+    assert "review" in capsys.readouterr().out

@@ -20,6 +20,7 @@ audit trail.
 Typical use:
   hepavol study init mystudy && cd mystudy
   hepavol study import /data/pacs-export            # DICOM tree: patients, studies, series, DICOM SEG
+  hepavol study import --pacs http://pacs/dicom-web --patients patients.csv   # or pull them from the PACS
   hepavol study import-scans cohort/*/manifest.csv  # or NIfTI/NRRD/MHA scans listed in manifests
   hepavol study import-clinical clinical.csv --treatments treatments.csv
   hepavol study eligibility                         # NCT03689231's criteria, flow table
@@ -148,6 +149,28 @@ def register(
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     _common(s)
     s.set_defaults(func=run_run)
+
+    s = sub.add_parser(
+        "review",
+        parents=parents,
+        help="record a reviewer's decision: RECIST targets by hand, include or exclude a patient",
+        description="Record a reviewer's decision on a patient (by pseudonym), with a reason: the RECIST target "
+        "lesions chosen by hand (baseline lesion ids, L1 = largest; 'auto' = automatic choice), or including or "
+        "excluding the patient whatever the criteria say ('auto' removes the override). Decisions are kept as "
+        "history with who and when; the next 'study run' recomputes what they change. Without a decision option, "
+        "prints the patient's review history.",
+    )
+    s.add_argument("patient", metavar="PSEUDONYM", help="the patient's pseudonym (P-...)")
+    s.add_argument("--targets", metavar="L1,L3|auto", help="target lesions chosen by hand, or 'auto'")
+    group = s.add_mutually_exclusive_group()
+    group.add_argument("--include", dest="eligibility", action="store_const", const="include")
+    group.add_argument("--exclude", dest="eligibility", action="store_const", const="exclude")
+    group.add_argument(
+        "--auto-eligibility", dest="eligibility", action="store_const", const="auto", help="remove an override"
+    )
+    s.add_argument("--reason", metavar="TEXT", help="why (required with a decision)")
+    _common(s)
+    s.set_defaults(func=run_review)
 
     s = sub.add_parser("status", parents=parents, help="what the study holds and what is left to do")
     _common(s)
@@ -307,6 +330,26 @@ def run_run(args: argparse.Namespace) -> int:
         f"done by another run {summary.elsewhere}, failed {len(summary.failed)}, not ready {len(summary.not_ready)}"
     )
     return 1 if summary.failed else 0
+
+
+def run_review(args: argparse.Namespace) -> int:
+    from hepavol.cli._output import format_table
+    from hepavol.study.review import record_review, review_history
+
+    ws = _workspace(args)
+    try:
+        if args.targets is not None or args.eligibility is not None:
+            rows = record_review(
+                ws, args.patient, targets=args.targets, eligibility=args.eligibility, reason=args.reason or ""
+            )
+            for row in rows:
+                print(f"{args.patient}: {row.field} {row.old_value} -> {row.new_value} (by {row.reviewer})")
+        history = review_history(ws, args.patient)
+    finally:
+        ws.close()
+    table = [[h["at"][:19], h["reviewer"], h["field"], h["old"], h["new"], h["reason"]] for h in history]
+    print(format_table(table, ["time (UTC)", "reviewer", "field", "old", "new", "reason"]))
+    return 0
 
 
 def run_status(args: argparse.Namespace) -> int:
