@@ -32,6 +32,20 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _limit_threads(threads: int) -> None:
+    """Worker initializer: share the cores between workers (ITK registration and numpy would each use all)."""
+    for name in (
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS",
+    ):
+        os.environ[name] = str(threads)
+    import SimpleITK as sitk
+
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+
+
 class InlineExecutor(Executor):
     """Runs each task in the calling process when it is submitted (``--workers 1``)."""
 
@@ -77,7 +91,10 @@ def open_executor(*, workers: int, scheduler: str | None) -> Iterator[tuple[Exec
         yield InlineExecutor(), 1
     else:
         context = multiprocessing.get_context("forkserver")
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_limit_threads, initargs=(threads,)
+        )
         try:
             yield pool, workers
         finally:
