@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"wrote {len(cohort.patients)} patients ({n_scans} scans, {eligible} eligible, {events} with true RECIST "
         f"progression) to {cohort.folder}\n"
-        f"  clinical: {cohort.clinical_csv}\n  truth:    {cohort.truth_json}\n"
+        f"  clinical: {cohort.clinical_csv}\n  treatments: {cohort.treatments_csv}\n  truth:    {cohort.truth_json}\n"
         f"  true values as a cohort table (hepavol cohort): {cohort.truth_cohort_csv}"
     )
     return 0
