@@ -20,8 +20,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
+# pyradiomics 3.0.1: reference values for the diameter tests only (not a dependency); builds without isolation.
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet numpy setuptools wheel versioneer && $(BIN)/python -m pip install --quiet --no-build-isolation pyradiomics==3.0.1
 	touch $@ $(VENV)/.installed
 
 system-deps:

@@ -128,15 +128,18 @@ def test_sr_values_references_and_validators(tmp_path: Path) -> None:
         recist_response="PR",
         volumetric_response="SD",
     )
-    # analytic values: voxel counts × 1.6 mm³; long axis of lesion A = diagonal of its 12 × 14 pixel rectangle
+    # analytic values: voxel counts × 1.6 mm³; long axis of lesion A, a 12-row × 14-column pixel rectangle: its
+    # farthest surface-mesh vertices are half a pixel beyond the end pixels of its first and last rows, 14 columns
+    # and 11 rows apart (hepavol.measurement module docstring; pyradiomics' convention)
     l1, l2 = sr.lesions
     assert l1["volume_mm3"] == pytest.approx(840 * VOXEL_MM3)
     assert l2["volume_mm3"] == pytest.approx(40 * VOXEL_MM3)
-    assert l1["long_axis_mm"] == pytest.approx(math.hypot(12 * 0.8, 14 * 0.8))
+    assert l1["long_axis_mm"] == pytest.approx(math.hypot(11 * 0.8, 14 * 0.8))
     assert sr.total_tumor_volume_mm3 == pytest.approx(880 * VOXEL_MM3)
     assert sr.sum_of_diameters_mm == pytest.approx(l1["long_axis_mm"] + l2["long_axis_mm"])
-    # the SCOORD end points are the rectangle's corners (pixel-edge convention: integer image coordinates)
-    assert sorted(l1["long_axis_xy"]) in ([(10.0, 10.0), (24.0, 22.0)], [(10.0, 22.0), (24.0, 10.0)])
+    # the SCOORD end points are those vertices: on the outer edges x = 10 and 24 (integer image coordinates),
+    # at the centres of the first and last rows (y = 10.5 and 21.5)
+    assert sorted(l1["long_axis_xy"]) in ([(10.0, 10.5), (24.0, 21.5)], [(10.0, 21.5), (24.0, 10.5)])
     for item in (l1, l2):
         for key, value in (("long_axis_xy", item["long_axis_mm"]), ("short_axis_xy", item["short_axis_mm"])):
             (x0, y0), (x1, y1) = item[key]

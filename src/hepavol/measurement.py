@@ -7,22 +7,40 @@ Lesions
     ``instances=True``, one lesion per label value other than 0 and the liver label.
 Volume
     ``voxel_count × voxel volume``: exact for the mask as drawn.
-Diameters: the *pixel-edge* (corner) convention
-    A voxel is the box it covers. A diameter is the largest distance between two points of the union of the
-    lesion's voxel boxes, i.e. between voxel corners, measured from outer edge to outer edge as a radiologist's
-    caliper does on the image. On a voxelised shape it differs from the shape's true diameter by less than one
-    pixel diagonal (tested on analytic ellipsoids).
+Diameters: the surface-mesh convention (IBSI; pyradiomics)
+    A diameter joins two vertices of the lesion's surface mesh as marching squares (within a slice) or marching
+    cubes (in 3D) build it at the 0.5 level of the mask: every vertex is the midpoint between the centre of a
+    lesion voxel and the centre of a face neighbour outside the lesion, i.e. the centre of a border face of the
+    voxel (the midpoint of a border edge of the pixel in 2D). This is the IBSI definition of the maximum 3D
+    diameter (IBSI reference manual, feature "Maximum 3D diameter", L0JK) and pyradiomics' (shape
+    ``Maximum3DDiameter``; shape2D ``MaximumDiameter``); the tests compare hepavol with pyradiomics 3.0.1.
+    Computed exactly, without building the mesh: the face centre c + ½e of a voxel whose neighbour c + e is in
+    the lesion is the midpoint of the face centres c − ½e and (c + e) + ½e, so the face centres of all lesion
+    voxels have the same convex hull, hence the same largest distance, as the mesh vertices. On a row of a slice
+    from column L to column R, only points at the row's ends can be extreme: (row, L − ½), (row, R + ½),
+    (row ± ½, L or R) and (slice ± ½, L or R). For two rows D = max(R_a − L_b, R_b − L_a) columns, n_y rows
+    and n_z slices apart (spacings sx, sy, sz), the largest distance goes half a voxel beyond the end voxels
+    along exactly one axis, d² = (D·sx)² + (n_y·sy)² + (n_z·sz)² + max((2D + 1)·sx², (2n_y + 1)·sy²,
+    (2n_z + 1)·sz²): a pair stepping half a voxel along two different axes is shorter than the mean of the two
+    pure steps. Voxelised ellipsoids at 2.5 mm random offsets and rotations come out longer by +1.1 mm (long
+    axis, 0.4 pixel) on average, spheres by +1.6 mm, because a maximum over directions selects the largest
+    discretisation errors; the earlier voxel-corner convention gave +2.1 mm and +2.7 mm
+    (``benchmarks/measure_accuracy.py``).
 ``long_axis_mm`` (RECIST 1.1 long axis)
     The largest in-plane diameter over all slices of the acquisition plane, i.e. the (row, column) plane of
-    the volume (axis 0 is the slice axis), computed exactly with the physical pixel spacing.
-    ``slice_index`` is that slice (the first one on ties) and ``long_axis_endpoints_mm`` its two end points.
+    the volume (axis 0 is the slice axis), computed exactly with the physical pixel spacing; it equals the
+    largest pyradiomics shape2D ``MaximumDiameter`` of the slices. ``slice_index`` is that slice (the first one
+    on ties) and ``long_axis_endpoints_mm`` its two end points (mesh vertices). pyradiomics' 3D
+    ``Maximum2DDiameterSlice`` can be larger: it also compares the vertices of the faces between two slices,
+    which lie midway between them, where no image is read.
 ``short_axis_mm``
-    On the same slice, the longest chord perpendicular to the long axis: for each line perpendicular to the
-    long axis (sampled every quarter pixel along it), the extent of the lesion's pixel boxes along that line
-    (a gap inside the lesion does not shorten it).
+    On the same slice, the longest chord perpendicular to the long axis of the region inside the slice's
+    marching-squares contour (pixels touching only at a corner stay apart, as in pyradiomics): for each line
+    perpendicular to the long axis (sampled every quarter pixel along it), the distance between its first and
+    last crossing of the contour (a gap inside the lesion does not shorten it).
 ``max_diameter_3d_mm``
-    The largest distance between two corners of the lesion's voxel boxes in 3D, computed exactly (support
-    functions bound each pair of slices; only pairs that can hold the maximum are computed corner by corner).
+    The largest distance between two vertices of the lesion's surface mesh in 3D, computed exactly (support
+    functions bound each pair of slices; only pairs that can hold the maximum are computed row end by row end).
 ``centroid_mm``
     The mean LPS position of the voxel centres.
 ``mean_hu``, ``sd_hu``
@@ -39,6 +57,7 @@ Scan
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -479,10 +498,11 @@ def _measure_components(
         in_liver = None if liver_label is None else _touches_label(crop_labels, box, sub, liver_label)
         stop = origin_index + np.array(sub.shape)
         border = bool(np.any(origin_index == 0) or np.any(stop == np.array(full_shape)))
-        first = tuple(int(v) for v in origin_index + np.argwhere(sub)[0])
+        first_local = np.unravel_index(int(np.argmax(sub)), sub.shape)  # first voxel in C order
+        first = tuple(int(v) for v in origin_index + first_local)
         lesions.append(
             _Lesion(
-                label=int(crop_labels[box][sub].flat[0]),
+                label=int(crop_labels[box][first_local]),
                 voxel_count=count,
                 first_index=first,  # type: ignore[arg-type]
                 volume_ml=count * voxel_ml,
@@ -555,7 +575,7 @@ _Extremes = tuple[NDArray[np.bool_], NDArray[np.intp], NDArray[np.intp]]
 def _inplane_axes(
     sub: NDArray[np.bool_], extremes: _Extremes, spacing_mm: Vec3
 ) -> tuple[int, float, float, NDArray[np.float64], NDArray[np.float64]]:
-    """Long axis (exact, corner convention) over all slices, then the short axis on its slice.
+    """Long axis (exact, mesh convention) over all slices, then the short axis on its slice.
 
     Returns the local slice index, the two lengths in mm and the two segments as (row, column) index pairs.
     """
@@ -563,18 +583,22 @@ def _inplane_axes(
     has, left, right = extremes
     nz, ny = has.shape
     rows = np.arange(ny)
-    # Between rows a and b of one slice, the farthest corners are the right end of one and the left end of the
-    # other (every pixel of a row lies between its two ends), on opposite row edges:
-    #   dx = max(R_a - L_b, R_b - L_a) + 1 pixels, dy = |a - b| + 1 pixels.
-    dy2 = ((np.abs(rows[:, None] - rows[None, :]) + 1) * sy) ** 2
+    # Rows a and b of one slice, n = |a − b| rows apart: their farthest contour vertices are at the right end of
+    # one and the left end of the other, D = max(R_a − L_b, R_b − L_a) columns apart, either both half a pixel
+    # beyond the end pixels on the rows' lines, or both at the end pixels' columns on the rows' outer edges:
+    #   d² = max(((D + 1)·sx)² + (n·sy)², (D·sx)² + ((n + 1)·sy)²)   (module docstring).
+    n = np.abs(rows[:, None] - rows[None, :])
+    dy2 = (n * sy) ** 2
+    dy2_edges = ((n + 1) * sy) ** 2
     best = (-1.0, 0, 0, 0, False)  # (d², slice, row a, row b, a_is_right)
     block = max(1, _PAIR_BLOCK // max(ny * ny, 1))
     for z0 in range(0, nz, block):
         zs = slice(z0, min(nz, z0 + block))
         h, lft, rgt = has[zs], left[zs].astype(np.int64), right[zs].astype(np.int64)
         ab = rgt[:, :, None] - lft[:, None, :]  # R_a - L_b
-        dx2 = ((np.maximum(ab, np.swapaxes(ab, 1, 2)) + 1) * sx) ** 2
-        d2 = np.where(h[:, :, None] & h[:, None, :], dx2 + dy2[None], -1.0)
+        dx = np.maximum(ab, np.swapaxes(ab, 1, 2)) * sx
+        d2 = np.maximum((dx + sx) ** 2 + dy2[None], dx * dx + dy2_edges[None])
+        d2 = np.where(h[:, :, None] & h[:, None, :], d2, -1.0)
         flat = int(np.argmax(d2))
         kk, aa, bb = (int(v) for v in np.unravel_index(flat, d2.shape))
         if d2[kk, aa, bb] > best[0] + 1e-9:
@@ -582,51 +606,93 @@ def _inplane_axes(
     d2_best, z, a, b, a_is_right = best
     if not a_is_right:
         a, b = b, a
-    # a holds the right end (column R_a + 0.5), b the left end (column L_b - 0.5); rows on opposite edges.
-    ya, yb = (a + 0.5, b - 0.5) if a >= b else (a - 0.5, b + 0.5)
-    long_idx = np.array([[ya, right[z, a] + 0.5], [yb, left[z, b] - 0.5]], dtype=float)
+    # a holds the right end (column R_a), b the left end (column L_b).
+    dx_best = float(right[z, a] - left[z, b]) * sx
+    d_rows = abs(a - b)
+    if (dx_best + sx) ** 2 + (d_rows * sy) ** 2 >= dx_best**2 + ((d_rows + 1) * sy) ** 2:
+        # Vertices on the rows' lines, half a pixel beyond the end pixels.
+        long_idx = np.array([[a, right[z, a] + 0.5], [b, left[z, b] - 0.5]], dtype=float)
+    else:
+        # Vertices at the end pixels' columns, on the rows' outer edges.
+        ya, yb = (a + 0.5, b - 0.5) if a >= b else (a - 0.5, b + 0.5)
+        long_idx = np.array([[ya, right[z, a]], [yb, left[z, b]]], dtype=float)
     long_mm = math.sqrt(d2_best)
     short_mm, short_idx = _short_axis(sub[z], long_idx, sy, sx)
     return z, long_mm, short_mm, long_idx, short_idx
 
 
+#: Marching squares as in pyradiomics (cshape.c, lineTable2D). A cell joins four pixel centres, indexed by the
+#: bits p0 (row 0, col 0) = 1, p1 (0, 1) = 2, p2 (1, 1) = 4, p3 (1, 0) = 8 of those inside; its contour segments
+#: join the midpoints of two of its edges, v0 = (0, ½), v1 = (½, 1), v2 = (1, ½), v3 = (½, 0) (row, col from
+#: p0). The saddles 5 and 10 have two segments and keep diagonal pixels apart, as pyradiomics and
+#: skimage.measure.find_contours do; every other mixed cell has one (repeated in the second column).
+_EDGE_MIDPOINTS = ((0.0, 0.5), (0.5, 1.0), (1.0, 0.5), (0.5, 0.0))
+_SQUARE_EDGES = (
+    ((0, 0), (0, 0)),
+    ((3, 0), (3, 0)),
+    ((0, 1), (0, 1)),
+    ((3, 1), (3, 1)),
+    ((1, 2), (1, 2)),
+    ((1, 2), (3, 0)),
+    ((0, 2), (0, 2)),
+    ((3, 2), (3, 2)),
+    ((2, 3), (2, 3)),
+    ((2, 0), (2, 0)),
+    ((0, 1), (2, 3)),
+    ((2, 1), (2, 1)),
+    ((1, 3), (1, 3)),
+    ((1, 0), (1, 0)),
+    ((0, 3), (0, 3)),
+    ((0, 0), (0, 0)),
+)
+#: (cell index, segment, end) -> (row, col) offset from p0.
+_SQUARE_SEGMENTS = np.array(
+    [[[_EDGE_MIDPOINTS[e] for e in seg] for seg in segs] for segs in _SQUARE_EDGES], dtype=np.float64
+)
+
+
+def _contour_segments(mask2d: NDArray[np.bool_]) -> NDArray[np.float64]:
+    """Marching-squares contour of a 2D mask at level ½: segments (n, 2 ends, (row, column)) in pixel indices.
+
+    A cell with one segment lists it twice; the duplicate changes no extent.
+    """
+    ny, nx = mask2d.shape
+    m = np.zeros((ny + 2, nx + 2), dtype=np.uint8)
+    m[1:-1, 1:-1] = mask2d
+    cell = m[:-1, :-1] | (m[:-1, 1:] << 1) | (m[1:, 1:] << 2) | (m[1:, :-1] << 3)
+    r, c = np.nonzero((cell - 1) < 14)  # the mixed cells 1..14 (uint8: 0 - 1 wraps to 255)
+    origin = np.stack([r, c], axis=1) - 1.0  # cell origin p0 in unpadded pixel indices
+    segments = _SQUARE_SEGMENTS[cell[r, c]] + origin[:, None, None, :]
+    return segments.reshape(-1, 2, 2)
+
+
 def _short_axis(
     mask2d: NDArray[np.bool_], long_idx: NDArray[np.float64], sy: float, sx: float
 ) -> tuple[float, NDArray[np.float64]]:
-    """Longest chord of the pixel boxes perpendicular to the long axis (physical spacing sy, sx)."""
-    p0 = long_idx[0] * (sy, sx)
-    p1 = long_idx[1] * (sy, sx)
-    u = p1 - p0
+    """Longest chord of the contour region perpendicular to the long axis (physical spacing sy, sx)."""
+    scale = np.array([sy, sx])
+    u = (long_idx[1] - long_idx[0]) * scale
     u = u / np.linalg.norm(u)
     v = np.array([-u[1], u[0]])
-    # Boundary pixels (a 4-neighbour outside) carry every extreme point of the union of pixel boxes.
-    m = np.pad(mask2d, 1)
-    inner = m[1:-1, 1:-1] & m[:-2, 1:-1] & m[2:, 1:-1] & m[1:-1, :-2] & m[1:-1, 2:]
-    ys, xs = np.nonzero(mask2d & ~inner)
-    centres = np.column_stack([ys * sy, xs * sx])
-    pu = centres @ u
-    hu = 0.5 * (abs(u[0]) * sy + abs(u[1]) * sx)
+    # The region inside the contour is closed: on each line its extreme points lie on contour segments.
+    proj = (_contour_segments(mask2d) * scale) @ np.column_stack([u, v])  # (segment, end, (along u, along v))
+    au, bu = proj[:, 0, 0], proj[:, 1, 0]
+    av, bv = proj[:, 0, 1], proj[:, 1, 1]
     step = 0.25 * min(sy, sx)
-    # Each boundary pixel is crossed by the sampled perpendicular lines t_k = k·step with |pu - t_k| <= hu.
-    k_lo = np.ceil((pu - hu) / step).astype(np.int64)
-    k_hi = np.floor((pu + hu) / step).astype(np.int64)
+    tol = 1e-9 * step
+    # Each segment is crossed by the sampled perpendicular lines t_k = k·step between its ends' projections.
+    k_lo = np.ceil((np.minimum(au, bu) - tol) / step).astype(np.int64)
+    k_hi = np.floor((np.maximum(au, bu) + tol) / step).astype(np.int64)
     span = int(np.max(k_hi - k_lo)) + 1 if k_lo.size else 0
     k = k_lo[:, None] + np.arange(max(span, 1))[None, :]
     valid = k <= k_hi[:, None]
-    t = k * step
-    # Intersection of the line {t·u + s·v} with each pixel box [c - h, c + h] along both image axes.
-    s_lo = np.full(t.shape, -np.inf)
-    s_hi = np.full(t.shape, np.inf)
-    for axis, half in ((0, 0.5 * sy), (1, 0.5 * sx)):
-        base = centres[:, axis][:, None] - t * u[axis]
-        if abs(v[axis]) > 1e-12:
-            a = (base - half) / v[axis]
-            b = (base + half) / v[axis]
-            s_lo = np.maximum(s_lo, np.minimum(a, b))
-            s_hi = np.minimum(s_hi, np.maximum(a, b))
-        else:
-            valid &= np.abs(base) <= half + 1e-9
-    valid &= s_lo <= s_hi
+    du = (bu - au)[:, None]
+    crossing = np.abs(du) > tol
+    # Where each line crosses the segment (clipped to it); a segment lying on the line counts whole.
+    frac = np.clip((k * step - au[:, None]) / np.where(crossing, du, 1.0), 0.0, 1.0)
+    s_cross = av[:, None] + frac * (bv - av)[:, None]
+    s_lo = np.where(crossing, s_cross, np.minimum(av, bv)[:, None])
+    s_hi = np.where(crossing, s_cross, np.maximum(av, bv)[:, None])
     kk, lo, hi = k[valid], s_lo[valid], s_hi[valid]
     if kk.size == 0:
         return 0.0, long_idx.copy()
@@ -637,51 +703,74 @@ def _short_axis(
     maxs = np.maximum.reduceat(hi, starts)
     j = int(np.argmax(maxs - mins))
     tk = kk[starts[j]] * step
-    ends = np.array([tk * u + mins[j] * v, tk * u + maxs[j] * v]) / (sy, sx)
+    ends = np.array([tk * u + mins[j] * v, tk * u + maxs[j] * v]) / scale
     return float(maxs[j] - mins[j]), ends
 
 
-def _max_diameter_3d(extremes: _Extremes, spacing_mm: Vec3) -> float:
-    """Largest distance between two voxel corners of the lesion, in mm (exact).
+@functools.lru_cache(maxsize=16)
+def _support_directions(
+    sy: float, sx: float
+) -> tuple[NDArray[np.bool_], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """For K directions θ_k = 2πk/K in the (column, row) plane: cos θ ≥ 0, sx·cos θ, sy·sin θ and 2·g(θ)."""
+    theta = np.arange(_SUPPORT_DIRECTIONS) * (2.0 * np.pi / _SUPPORT_DIRECTIONS)
+    c, s = np.cos(theta), np.sin(theta)
+    return c >= 0, sx * c, sy * s, np.maximum(np.abs(c) * sx, np.abs(s) * sy)
 
-    Per slice, the in-plane support function h(θ) of the pixel corners is sampled in K directions. For two
-    slices a and b the largest in-plane distance D_ab lies between W_ab = max_θ h_a(θ) + h_b(θ + π) and
-    W_ab / cos(π/K), and the 3D distance is sqrt(D_ab² + dz²) with dz = (|z_a − z_b| + 1) slice spacings (the
-    slices' outer faces). Only slice pairs whose upper bound reaches the best lower bound are computed exactly,
-    from their rows' end points.
+
+def _max_diameter_3d(extremes: _Extremes, spacing_mm: Vec3) -> float:
+    """Largest distance between two surface-mesh vertices of the lesion, in mm (exact).
+
+    The farthest vertices are at row ends (module docstring). Per slice, the in-plane support function h(θ) of
+    its row-end pixel centres is sampled in K directions; that of its in-plane vertices (half a pixel beyond a
+    pixel centre along a row or a column) is h(θ) + g(θ) with g(θ) = ½·max(|cos θ|·sx, |sin θ|·sy). For two
+    slices a and b, n slices apart, the largest distance is the larger of sqrt(E_ab² + (n·sz)²) between their
+    in-plane vertices and sqrt(C_ab² + ((n + 1)·sz)²) between the vertices on their outer faces (above and
+    below pixel centres); each in-plane width lies between W = max_θ h_a(θ) + h_b(θ + π) (+ 2·g(θ) for E_ab)
+    and W / cos(π/K). Only slice pairs whose upper bound reaches the best lower bound are computed exactly, from
+    their rows' end points.
     """
     sz, sy, sx = spacing_mm
     has, left, right = extremes
     zi, yi = np.nonzero(has)
-    lft = left[zi, yi].astype(np.int64)
-    rgt = right[zi, yi].astype(np.int64)
+    lft = left[zi, yi]
+    rgt = right[zi, yi]
     k = _SUPPORT_DIRECTIONS
-    theta = np.arange(k) * (2.0 * np.pi / k)
-    c, s = np.cos(theta), np.sin(theta)
-    x_far = np.where(c >= 0, (rgt[:, None] + 0.5) * sx, (lft[:, None] - 0.5) * sx)
-    proj = x_far * c + (yi[:, None] + 0.5 * np.sign(s)) * sy * s
+    cos_pos, c_sx, s_sy, g2 = _support_directions(sy, sx)
+    proj = np.where(cos_pos, rgt[:, None], lft[:, None]) * c_sx + yi[:, None] * s_sy
     starts = np.flatnonzero(np.r_[True, zi[1:] != zi[:-1]])
     stops = np.r_[starts[1:], zi.size]
-    h = np.maximum.reduceat(proj, starts, axis=0)  # (slices, K)
+    h = np.maximum.reduceat(proj, starts, axis=0)  # (slices, K), row-end pixel centres
     h_opposite = np.roll(h, -(k // 2), axis=1)  # h(θ + π)
     zs = zi[starts]
     n = zs.size
-    lower = np.empty((n, n))
+    width_c = np.empty((n, n))
+    width_e = np.empty((n, n))
     block = max(1, _PAIR_BLOCK // max(n * k, 1))
     for a0 in range(0, n, block):
         a = slice(a0, min(n, a0 + block))
-        lower[a] = np.max(h[a, None, :] + h_opposite[None, :, :], axis=2)
-    dz2 = ((np.abs(zs[:, None] - zs[None, :]) + 1) * sz) ** 2
-    lower_3d = lower**2 + dz2
-    upper_3d = (lower / math.cos(math.pi / k)) ** 2 + dz2
-    best = float(lower_3d.max())
-    for a, b in np.argwhere(np.triu(upper_3d >= best * (1 - 1e-12))):
+        pair = h[a, None, :] + h_opposite[None, :, :]
+        width_c[a] = np.max(pair, axis=2)
+        width_e[a] = np.max(pair + g2, axis=2)
+    dz = np.abs(zs[:, None] - zs[None, :]) * sz
+    dz2 = dz * dz
+    dz2_faces = (dz + sz) ** 2
+    e2 = width_e * width_e
+    c2 = width_c * width_c
+    best = float(np.max(np.maximum(e2 + dz2, c2 + dz2_faces)))
+    slack = 1.0 / math.cos(math.pi / k) ** 2
+    upper = np.maximum(e2 * slack + dz2, c2 * slack + dz2_faces)
+    lft = lft.astype(np.int64)
+    rgt = rgt.astype(np.int64)
+    for a, b in np.argwhere(np.triu(upper >= best * (1 - 1e-12))):
         ra = slice(starts[a], stops[a])
         rb = slice(starts[b], stops[b])
-        dx = np.maximum(rgt[ra, None] - lft[None, rb], rgt[None, rb] - lft[ra, None]) + 1
-        dy = np.abs(yi[ra, None] - yi[None, rb]) + 1
-        exact = float(np.max((dx * sx) ** 2 + (dy * sy) ** 2)) + float(dz2[a, b])
-        best = max(best, exact)
+        dx = np.maximum(rgt[ra, None] - lft[None, rb], rgt[None, rb] - lft[ra, None]) * sx
+        dy = np.abs(yi[ra, None] - yi[None, rb]) * sy
+        d2 = dx * dx + dy * dy
+        # Half a voxel beyond the end voxels along the one axis that gains the most (module docstring).
+        in_plane = float(np.max(d2 + np.maximum(2.0 * sx * dx + sx * sx, 2.0 * sy * dy + sy * sy))) + dz2[a, b]
+        across = float(np.max(d2)) + dz2_faces[a, b]
+        best = max(best, in_plane, across)
     return math.sqrt(best)
 
 

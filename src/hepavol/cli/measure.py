@@ -12,9 +12,9 @@ HELP = "measure the lesions, the liver and the tumour burden of one scan"
 DESCRIPTION = """\
 Measure one scan from its segmentation. Lesions are the connected components of the tumour label(s) (or, with
 --instances, each label other than 0 and the liver label). For each lesion: volume, RECIST 1.1 long and short
-axis (in the acquisition plane, pixel-edge convention), 3D diameter, centroid (DICOM LPS, mm), mean/SD of the
-image values, RECIST measurability. For the scan: liver volume (whole organ incl. tumours), total tumour volume,
-tumour burden and its ENETS hepatic tumour load class.
+axis (in the acquisition plane), 3D diameter (both between surface-mesh vertices, as IBSI and pyradiomics),
+centroid (DICOM LPS, mm), mean/SD of the image values, RECIST measurability. For the scan: liver volume (whole
+organ incl. tumours), total tumour volume, tumour burden and its ENETS hepatic tumour load class.
 
 IMAGE is a DICOM series folder or a NIfTI/NRRD/MHA file; SEG a label map (same formats) or a DICOM SEG file.
 """
