@@ -160,6 +160,11 @@ def test_ellipsoid_matches_analytic_values(direction, spacing, in_plane_angle: f
     assert abs(lesion.short_axis_mm - 2 * b) <= pixel_diagonal
     assert abs(lesion.max_diameter_3d_mm - 2 * a) <= voxel_diagonal
     assert np.linalg.norm(np.asarray(lesion.centroid_mm) - centre) <= 0.25 * voxel_diagonal
+    # pyradiomics on the same voxels (it works in index space × spacing: the frame does not matter).
+    _require_pyradiomics()
+    ref = _pyradiomics_diameters(_mask_image(labels > 0, spacing))
+    assert lesion.max_diameter_3d_mm == pytest.approx(ref["max_3d"], rel=1e-12)
+    assert lesion.long_axis_mm == pytest.approx(ref["max_2d_per_slice"], rel=1e-12)
     # The long axis lies on the slice through the centre (within a slice) and along the true major axis.
     assert abs(lesion.slice_index - 19.3) <= 1.0
     p, q = (np.asarray(x) for x in lesion.long_axis_endpoints_mm)
