@@ -9,7 +9,8 @@ Content (DICOM PS3.16 template ids):
   RECIST slice, and the long and short axes (SCT 103339001 "Long Axis" / 103340004 "Short Axis", UCUM ``mm``)
   each inferred from a two-point SCOORD POLYLINE on that source image (so viewers draw a bidirectional
   measurement). SCOORD coordinates are (column, row) image coordinates with (0, 0) at the outer corner of the
-  first pixel: hepavol's end points are pixel corners, so they land on integers.
+  first pixel: hepavol's end points are surface-mesh vertices (pixel-edge midpoints), so one coordinate is an
+  integer and the other a half-integer.
 - Two **timepoint groups** (TID 1501): RECIST 1.1 (method DCM 126081) with the sum of diameters (mm) and the
   volumetric one with the total tumour volume (mm³) -- concepts of the private scheme ``99HEPAVOL`` since PS3.16
   has none. When given, the responses are qualitative evaluations: the RECIST target and non-target responses and
