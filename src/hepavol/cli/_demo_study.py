@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-#: 5 simulated patients (seed 49: 16 scans, CT and MR; one patient with lesions < 10 mm only, one with an
-#: invasive liver treatment during follow-up).
+#: 5 simulated patients (seed 49: 16 scans, CT and MR; one patient with lesions < 10 mm only (the largest 9.1 mm),
+#: one with an invasive liver treatment during follow-up).
 DEMO_PATIENTS = 5
 DEMO_SEED = 49
 
@@ -85,8 +85,8 @@ def run_study_demo(out: TextIO, workdir: Path) -> None:
     out.write("eligibility from the images beside the simulator's truth (from the analytic lesion sizes):\n")
     out.write(format_table(decisions, ["patient", "hepavol", "truth"]) + "\n")
     out.write(
-        "(a lesion whose true long axis is just under 10 mm can measure 10 mm or more on 2.5 mm pixels: the long axis\n"
-        " is measured edge to edge on the voxel mask, the largest over all directions)\n\n"
+        "(the long axis is measured on the voxel mask's surface mesh, the largest over all directions: a lesion\n"
+        " whose true long axis is just under 10 mm can still measure 10 mm or more on coarse grids)\n\n"
     )
     out.write("exported cohort table beside the simulator's truth (pseudonyms only; volumes of the masks):\n")
     headers = ["patient", "mod", "baseline", "TTV_ml", "truth_ml", "PFS_event", "PFS_date", "true_progression"]
