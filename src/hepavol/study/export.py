@@ -42,7 +42,7 @@ from hepavol.study.models import (
     ScanMeasurement,
     TimepointAssessment,
 )
-from hepavol.study.runner import _job, current_inputs, latest_eligibility
+from hepavol.study.runner import _job, current_inputs, latest_eligibility, stored_analysis
 from hepavol.study.workspace import Workspace
 
 __all__ = [
@@ -105,10 +105,13 @@ class ExportSummary:
     left_out: list[tuple[str, str]] = field(default_factory=list)  # (pseudonym, reason)
 
 
-def _current_analyses(ws: Workspace, session: Session) -> tuple[list[tuple[Patient, Any, Analysis]], list[Any]]:
+Analysed = list[tuple[Patient, Any, Analysis]]
+
+
+def _current_analyses(ws: Workspace, session: Session) -> tuple[Analysed, list[tuple[str, str]]]:
     """(patient, eligibility, analysis) of eligible patients with an up-to-date analysis; and those left out."""
     decisions = latest_eligibility(session)
-    rows: list[tuple[Patient, Any, Analysis]] = []
+    rows: Analysed = []
     left_out: list[tuple[str, str]] = []
     for patient in session.scalars(select(Patient).order_by(Patient.pseudonym)):
         decision = decisions.get(patient.id)
@@ -118,10 +121,7 @@ def _current_analyses(ws: Workspace, session: Session) -> tuple[list[tuple[Patie
         if problems:
             left_out.append((patient.pseudonym, "; ".join(problems)))
             continue
-        job = _job(session, patient, scans, ws.settings)
-        analysis = session.scalar(
-            select(Analysis).where(Analysis.patient_id == patient.id, Analysis.input_hash == job.input_hash)
-        )
+        analysis = stored_analysis(session, _job(session, patient, scans, ws.settings))
         if analysis is None:
             latest = session.scalar(
                 select(Analysis.id).where(Analysis.patient_id == patient.id).order_by(Analysis.id.desc())
@@ -140,6 +140,10 @@ def _bool01(value: bool | None) -> int | None:
 def cohort_rows(ws: Workspace, session: Session) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """The cohort table's rows (see the module docstring) and the patients left out."""
     analysed, left_out = _current_analyses(ws, session)
+    return _cohort_rows(session, analysed, left_out), left_out
+
+
+def _cohort_rows(session: Session, analysed: Analysed, left_out: list[tuple[str, str]]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for patient, decision, analysis in analysed:
         tps = {
@@ -183,12 +187,11 @@ def cohort_rows(ws: Workspace, session: Session) -> tuple[list[dict[str, Any]], 
                 "grade": clinical.grade if clinical else None,
             }
         )
-    return out, left_out
+    return out
 
 
-def timepoint_rows(ws: Workspace, session: Session) -> list[dict[str, Any]]:
+def timepoint_rows(session: Session, analysed: Analysed) -> list[dict[str, Any]]:
     """One row per scan of every exported patient (RECIST, volumetry, TGR)."""
-    analysed, _ = _current_analyses(ws, session)
     out = []
     for patient, _decision, analysis in analysed:
         tps = session.scalars(
@@ -213,9 +216,8 @@ def timepoint_rows(ws: Workspace, session: Session) -> list[dict[str, Any]]:
     return out
 
 
-def lesion_rows(ws: Workspace, session: Session) -> list[dict[str, Any]]:
+def lesion_rows(session: Session, analysed: Analysed) -> list[dict[str, Any]]:
     """One row per lesion per scan of every exported patient (``lesion_id`` = tracked id, constant over time)."""
-    analysed, _ = _current_analyses(ws, session)
     out = []
     for patient, _decision, analysis in analysed:
         scans = session.scalars(
@@ -298,22 +300,24 @@ def export_tables(
         ) from None
     summary = ExportSummary()
     with ws.db.transaction() as session:
-        rows, summary.left_out = cohort_rows(ws, session)
-        tp_rows = timepoint_rows(ws, session)
-        lesion_table = lesion_rows(ws, session)
+        analysed, summary.left_out = _current_analyses(ws, session)
+        rows = _cohort_rows(session, analysed, summary.left_out)
         summary.patients = len(rows)
-        targets = [
-            (write_table, rows, COLUMNS, path),
-            (write_table, lesion_table, LESION_COLUMNS, Path(lesions) if lesions else _beside(path, "lesions")),
+        tables = [
+            (rows, COLUMNS, path),
             (
-                write_table,
-                tp_rows,
+                lesion_rows(session, analysed),
+                LESION_COLUMNS,
+                Path(lesions) if lesions else _beside(path, "lesions"),
+            ),
+            (
+                timepoint_rows(session, analysed),
                 TIMEPOINT_COLUMNS,
                 Path(timepoints) if timepoints else _beside(path, "timepoints"),
             ),
         ]
-        for writer, table, columns, dest in targets:
-            summary.files.append(writer(table, columns, dest))
+        for table, columns, dest in tables:
+            summary.files.append(write_table(table, columns, dest))
         audit.record(
             session,
             "export",

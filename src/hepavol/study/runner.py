@@ -119,6 +119,32 @@ def latest_eligibility(session: Session) -> dict[int, EligibilityDecision]:
     return latest
 
 
+def scan_input(study: ImagingStudy) -> tuple[ScanInput | None, str | None]:
+    """The input a study is measured on: its chosen series with the active segmentation (latest imported).
+
+    Returns the input, or None and why the study cannot be measured.
+    """
+    chosen = [s for s in study.series if s.chosen]
+    if not chosen:
+        return None, f"no series chosen ({study.modality or 'unknown modality'})"
+    series = chosen[0]
+    active = [g for g in series.segmentations if g.active]
+    if not active:
+        return None, "no segmentation (import one with hepavol study import-seg)"
+    seg = active[-1]
+    return ScanInput(
+        date=study.study_date,
+        study_pk=study.id,
+        series_pk=series.id,
+        segmentation_pk=seg.id,
+        image=series.path,
+        series_uid=series.series_uid if series.kind == "dicom" else None,
+        seg=seg.path,
+        image_hash=series.content_hash,
+        seg_hash=seg.content_hash,
+    ), None
+
+
 def current_inputs(session: Session, patient: Patient, since: dt.date | None) -> tuple[list[ScanInput], list[str]]:
     """The scans of a patient from ``since`` on, each with its chosen series and active segmentation.
 
@@ -134,33 +160,19 @@ def current_inputs(session: Session, patient: Patient, since: dt.date | None) ->
         if since is not None and study.study_date < since:
             continue
         day = study.study_date.isoformat()
-        chosen = [s for s in study.series if s.chosen]
-        if not chosen:
-            problems.append(f"scan {day}: no series chosen ({study.modality or 'unknown modality'})")
+        scan, problem = scan_input(study)
+        chosen_uid = next((s.series_uid for s in study.series if s.chosen), None)
+        if chosen_uid is None:
+            problems.append(f"scan {day}: {problem}")
             continue
-        series = chosen[0]
         if study.study_date in seen:
-            problems.append(f"two scans on {day} ({seen[study.study_date]} and {series.series_uid})")
+            problems.append(f"two scans on {day} ({seen[study.study_date]} and {chosen_uid})")
             continue
-        seen[study.study_date] = series.series_uid
-        active = [g for g in series.segmentations if g.active]
-        if not active:
-            problems.append(f"scan {day}: no segmentation (import one with hepavol study import-seg)")
+        seen[study.study_date] = chosen_uid
+        if scan is None:
+            problems.append(f"scan {day}: {problem}")
             continue
-        seg = active[-1]
-        scans.append(
-            ScanInput(
-                date=study.study_date,
-                study_pk=study.id,
-                series_pk=series.id,
-                segmentation_pk=seg.id,
-                image=series.path,
-                series_uid=series.series_uid if series.kind == "dicom" else None,
-                seg=seg.path,
-                image_hash=series.content_hash,
-                seg_hash=seg.content_hash,
-            )
-        )
+        scans.append(scan)
     if not scans and not problems:
         problems.append("no scans")
     return scans, problems
@@ -180,6 +192,13 @@ def _job(session: Session, patient: Patient, scans: Sequence[ScanInput], setting
         scans=tuple(scans),
         parameters=parameters,
         input_hash=digest,
+    )
+
+
+def stored_analysis(session: Session, job: PatientJob) -> Analysis | None:
+    """The stored analysis of a patient on exactly this job's inputs, if any."""
+    return session.scalar(
+        select(Analysis).where(Analysis.patient_id == job.patient_pk, Analysis.input_hash == job.input_hash)
     )
 
 
@@ -213,10 +232,7 @@ def plan_run(
                 summary.not_ready.append((patient.pseudonym, "; ".join(problems)))
                 continue
             job = _job(session, patient, scans, ws.settings)
-            done = session.scalar(
-                select(Analysis.id).where(Analysis.patient_id == patient.id, Analysis.input_hash == job.input_hash)
-            )
-            if done is not None and not force:
+            if stored_analysis(session, job) is not None and not force:
                 summary.up_to_date += 1
                 continue
             jobs.append(job)
@@ -391,11 +407,9 @@ def delete_analysis(session: Session, analysis_pk: int) -> None:
 def store_result(session: Session, job: PatientJob, result: dict[str, Any], *, replace: bool = False) -> Analysis:
     """Write one patient's analysis (in the caller's transaction; a unique constraint rejects a duplicate)."""
     if replace:
-        old = session.scalar(
-            select(Analysis.id).where(Analysis.patient_id == job.patient_pk, Analysis.input_hash == job.input_hash)
-        )
+        old = stored_analysis(session, job)
         if old is not None:
-            delete_analysis(session, old)
+            delete_analysis(session, old.id)
             session.flush()
     followup = result["followup"]
     analysis = Analysis(
@@ -551,11 +565,7 @@ def run_study(
             advance()
             return False
         with ws.db.transaction() as session:  # another run may have finished it since we planned
-            stored = session.scalar(
-                select(Analysis.id).where(
-                    Analysis.patient_id == job.patient_pk, Analysis.input_hash == job.input_hash
-                )
-            )
+            stored = stored_analysis(session, job)
         if stored is not None and not force:
             leases.release(job.patient_pk)
             summary.elsewhere += 1

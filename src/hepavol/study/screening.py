@@ -38,6 +38,7 @@ from hepavol.study.runner import (
     ScanInput,
     error_text,
     latest_eligibility,
+    scan_input,
     scan_measurement_hash,
     store_scan_measurement,
 )
@@ -113,31 +114,13 @@ class EligibilityRun:
         }
 
 
-def _baseline_input(session: Any, patient: Patient) -> tuple[ImagingStudy | None, ScanInput | None]:
+def _baseline_input(patient: Patient) -> tuple[ImagingStudy | None, ScanInput | None]:
     """The baseline study (first CT or MR) and, when it has a chosen series with a segmentation, its input."""
     studies = [s for s in patient.studies if (s.modality or "").upper() in ("CT", "MR")]
     if not studies:
         return None, None
     study = min(studies, key=lambda s: s.study_date)
-    chosen = [s for s in study.series if s.chosen]
-    if not chosen:
-        return study, None
-    series = chosen[0]
-    active = [g for g in series.segmentations if g.active]
-    if not active:
-        return study, None
-    seg = active[-1]
-    return study, ScanInput(
-        date=study.study_date,
-        study_pk=study.id,
-        series_pk=series.id,
-        segmentation_pk=seg.id,
-        image=series.path,
-        series_uid=series.series_uid if series.kind == "dicom" else None,
-        seg=seg.path,
-        image_hash=series.content_hash,
-        seg_hash=seg.content_hash,
-    )
+    return study, scan_input(study)[0]
 
 
 def _decision_key(d: EligibilityDecision, eligible: bool, reasons: list[dict[str, Any]]) -> dict[str, Any]:
@@ -187,7 +170,7 @@ def run_eligibility(ws: Workspace, *, workers: int = 1) -> EligibilityRun:
     tasks: list[MeasureTask] = []
     with ws.db.transaction() as session:
         for patient in session.scalars(select(Patient).order_by(Patient.pseudonym)):
-            _study, scan = _baseline_input(session, patient)
+            _study, scan = _baseline_input(patient)
             if scan is None:
                 continue
             digest = scan_measurement_hash(scan, parameters)
@@ -207,7 +190,7 @@ def run_eligibility(ws: Workspace, *, workers: int = 1) -> EligibilityRun:
     with ws.db.transaction() as session:
         current = latest_eligibility(session)
         for patient in session.scalars(select(Patient).order_by(Patient.pseudonym)):
-            study, scan = _baseline_input(session, patient)
+            study, scan = _baseline_input(patient)
             summaries: list[ScanSummary] = []
             for s in patient.studies:
                 chosen = [x for x in s.series if x.chosen]
