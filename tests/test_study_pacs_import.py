@@ -22,6 +22,7 @@ import pytest
 from pydicom.uid import generate_uid
 from sqlalchemy import select
 from tests._pacs_helpers import Orthanc, free_port, start_orthanc, upload
+from tests._study_helpers import db_url  # noqa: F401  (fixture)
 
 from hepavol.cli import main
 from hepavol.errors import TableError
@@ -212,11 +213,17 @@ def test_dicomweb_import_equals_local_import(
 
 
 def test_dimse_import_with_dates_and_modality(
-    orthanc: Orthanc, cohort: dict[str, Any], reference: dict[str, Any], tmp_path: Path, capsys: Any
+    orthanc: Orthanc,
+    cohort: dict[str, Any],
+    reference: dict[str, Any],
+    tmp_path: Path,
+    capsys: Any,
+    db_url: str | None,  # noqa: F811  (fixture)
 ) -> None:
-    """C-GET of the first two CT studies (date range); the MR patient is asked for CT only."""
+    """C-GET of the first two CT studies (date range); the MR patient is asked for CT only. On SQLite and on
+    PostgreSQL."""
     ws = tmp_path / "study"
-    init_workspace(ws).close()
+    init_workspace(ws, db_url=db_url).close()
     ref_ct = reference["SIM-001"]
     first_two = sorted(ref_ct.values(), key=lambda s: s["date"])[:2]
     until = first_two[1]["date"].isoformat()

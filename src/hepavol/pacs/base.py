@@ -95,6 +95,13 @@ class PacsClient(Protocol):
         """Retrieve a series into a new folder ``dest`` (atomically); the files written (``workers``: see above)."""
         ...
 
+    def instance_headers(
+        self, study_instance_uid: str, series_instance_uid: str, tags: Sequence[int]
+    ) -> list[Any] | None:
+        """Headers (pydicom Datasets, no pixel data) of every instance of a series with the given ``tags``, or
+        None when the server does not return image attributes without the images."""
+        ...
+
     def push(self, files: Sequence[str | os.PathLike[str]]) -> int:
         """Store DICOM files on the server; the number stored."""
         ...

@@ -126,6 +126,30 @@ class DicomWebClient:
             key=lambda s: (s.series_number or 0, s.series_instance_uid),
         )
 
+    def instance_headers(
+        self, study_instance_uid: str, series_instance_uid: str, tags: Sequence[int]
+    ) -> list[Any] | None:
+        """WADO-RS metadata of every instance of a series, restricted to ``tags`` (bulk data dropped)."""
+        from pydicom import Dataset
+
+        study = check_uid(study_instance_uid, "StudyInstanceUID")
+        series = check_uid(series_instance_uid, "SeriesInstanceUID")
+        found = self._call(
+            f"WADO-RS metadata of series {series}",
+            lambda: self._client().retrieve_series_metadata(study_instance_uid=study, series_instance_uid=series),
+        )
+        keep = {f"{t:08X}" for t in tags}
+        return [
+            Dataset.from_json(
+                {
+                    tag: v
+                    for tag, v in d.items()
+                    if tag.upper() in keep and not (isinstance(v, dict) and "BulkDataURI" in v)
+                }
+            )
+            for d in found
+        ]
+
     def _instance_uids(self, study: str, series: str) -> list[str]:
         found = self._call(
             f"a QIDO-RS instance search in series {series}",

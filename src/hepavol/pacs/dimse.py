@@ -213,6 +213,30 @@ class DimseClient:
         found = self._find(q, "an instance C-FIND")
         return sorted({str(d.SOPInstanceUID) for d in found if getattr(d, "SOPInstanceUID", "")})
 
+    def instance_headers(
+        self, study_instance_uid: str, series_instance_uid: str, tags: Sequence[int]
+    ) -> list[Any] | None:
+        """C-FIND at IMAGE level asking for ``tags``; None when the PACS does not return image attributes
+        (ImageOrientationPatient) at that level. Sequences and SpecificCharacterSet are not asked for: they are
+        not query keys for many SCPs."""
+        from pydicom import Dataset
+        from pydicom.datadict import dictionary_VR
+
+        series = check_uid(series_instance_uid, "SeriesInstanceUID")
+        q = Dataset()
+        q.QueryRetrieveLevel = "IMAGE"
+        for tag in tags:
+            vr = dictionary_VR(tag)
+            if tag != 0x00080005 and vr != "SQ":
+                q.add_new(tag, vr, None)
+        q.StudyInstanceUID = check_uid(study_instance_uid, "StudyInstanceUID")
+        q.SeriesInstanceUID = series
+        q.SOPInstanceUID = ""
+        headers = self._find(q, f"an instance C-FIND in series {series}")
+        if not any(str(getattr(h, "ImageOrientationPatient", "") or "") for h in headers):
+            return None
+        return headers
+
     def pull_series(
         self,
         study_instance_uid: str,

@@ -103,8 +103,9 @@ ORIENTATION_MAX_ANGLE_DEG = 30.0
 CONTRAST_PHASES = ("portal-venous", "arterial", "delayed", "non-contrast", "contrast")
 MR_SEQUENCES = ("T1", "T2", "T2*", "DWI", "ADC")
 
-#: Header tags read from every file (everything else is skipped without being decoded).
-_TAGS = (
+#: Header tags read from every file (everything else is skipped without being decoded); the PACS import asks a
+#: PACS for the same ones.
+HEADER_TAGS = (
     0x00080005,  # SpecificCharacterSet
     0x00080008,  # ImageType
     0x00080016,  # SOPClassUID
@@ -135,7 +136,7 @@ _TAGS = (
     0x00200052,  # FrameOfReferenceUID
     0x00280008,  # NumberOfFrames
 )
-_TAG_LIST: list[Any] = list(_TAGS)
+_TAG_LIST: list[Any] = list(HEADER_TAGS)
 #: Threads that read headers by default (trees of fewer than 64 files are read in the calling thread).
 DEFAULT_WORKERS = 4
 

@@ -333,52 +333,13 @@ def _merge(total: ImportSummary, part: ImportSummary) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- headers
-def _needed(d: dict[str, Any]) -> dict[str, Any]:
-    """The elements of a DICOM JSON dataset that the series choice reads (the tree reader's tags, with the
-    character set, and the shared functional groups of an enhanced image); a BulkDataURI value is dropped."""
-    keep = {f"{t:08X}" for t in (*_image_query_keys(), 0x00080005, 0x52009229)}
-    return {
-        tag: v for tag, v in d.items() if tag.upper() in keep and not (isinstance(v, dict) and "BulkDataURI" in v)
-    }
-
-
-def _image_query_keys() -> list[int]:
-    """The tags the series choice reads (those of the tree reader), PatientName excepted."""
-    from hepavol.study.dicom_tree import _TAGS
-
-    return [t for t in _TAGS if t not in (0x00100010, 0x00080005)]  # SpecificCharacterSet: not a query key
-
-
 def _series_headers(client: PacsClient, study_uid: str, series_uid: str) -> list[Any] | None:
-    """Headers of every instance of a series without pixel data, or None when the PACS cannot give them."""
-    from pydicom import Dataset
+    """Headers of every instance of a series without pixel data (the tree reader's tags, PatientName excepted,
+    with the shared functional groups of an enhanced image), or None when the PACS cannot give them."""
+    from hepavol.study.dicom_tree import HEADER_TAGS
 
-    from hepavol.pacs.dicomweb import DicomWebClient
-    from hepavol.pacs.dimse import DimseClient
-
-    if isinstance(client, DicomWebClient):
-        found = client._call(
-            f"WADO-RS metadata of series {series_uid}",
-            lambda: client._client().retrieve_series_metadata(
-                study_instance_uid=study_uid, series_instance_uid=series_uid
-            ),
-        )
-        return [Dataset.from_json(_needed(d)) for d in found]
-    if isinstance(client, DimseClient):
-        from pydicom.datadict import dictionary_VR
-
-        q = Dataset()
-        q.QueryRetrieveLevel = "IMAGE"
-        for tag in _image_query_keys():
-            q.add_new(tag, dictionary_VR(tag), None)
-        q.StudyInstanceUID = study_uid
-        q.SeriesInstanceUID = series_uid
-        q.SOPInstanceUID = ""
-        headers = client._find(q, f"an instance C-FIND in series {series_uid}")
-        if not any(str(getattr(h, "ImageOrientationPatient", "") or "") for h in headers):
-            return None  # the PACS does not return image attributes at IMAGE level
-        return headers
-    return None
+    tags = [t for t in HEADER_TAGS if t != 0x00100010] + [0x52009229]
+    return client.instance_headers(study_uid, series_uid, tags)
 
 
 def _write_stand_in(ds: Any, path: Path, *, study: StudyInfo, series: SeriesInfo) -> None:
