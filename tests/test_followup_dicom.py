@@ -25,7 +25,7 @@ import numpy as np
 import pydicom
 import pytest
 from tests._dicom_export_helpers import dciodvfy_errors, pixelmed_report, template_of
-from tests._followup_helpers import DATES, POSES, PhantomLesion, Pose, render
+from tests._followup_helpers import DATES, LESIONS, POSES, PhantomLesion, Pose, render
 
 from hepavol.cli import main
 from hepavol.errors import InputError
@@ -245,11 +245,18 @@ SPLIT_MERGE_POSES = (
 )
 
 
-def write_dicom_phantom(folder: Path, *, dicom: bool = True) -> Path:
-    """The split/merge phantom: CT as DICOM series (or NIfTI), label maps as NIfTI; returns the manifest."""
+def write_dicom_phantom(
+    folder: Path,
+    *,
+    dicom: bool = True,
+    lesions: tuple[PhantomLesion, ...] = SPLIT_MERGE,
+    poses: tuple[Pose, ...] = SPLIT_MERGE_POSES,
+) -> Path:
+    """A phantom (by default the split/merge one): CT as DICOM series (or NIfTI), label maps as NIfTI; returns the
+    manifest."""
     rows = []
-    for t in range(3):
-        image, labels, _ = render(t, lesions=SPLIT_MERGE, poses=SPLIT_MERGE_POSES)
+    for t in range(len(poses)):
+        image, labels, _ = render(t, lesions=lesions, poses=poses)
         day = DATES[t].strftime("%Y%m%d")
         if dicom:
             write_dicom_series(image, folder / day / "ct", study_date=DATES[t], patient_id="PHANTOM-2")
@@ -325,6 +332,40 @@ def test_split_lesion_is_one_segment_and_a_merged_lesion_joins_its_partner(phant
         tid = line.split("Template ")[1].split(" ")[0]
         assert tid in ("1410", "1411"), line
         assert kinds[line.split("within ")[1].split(":")[0]] != tid, line
+
+
+@pytest.mark.external
+def test_a_disappeared_lesion_keeps_a_zero_group_with_its_tracking_uid(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The follow-up phantom (tests/_followup_helpers.LESIONS): C vanishes at the third scan, D merges with E at
+    the fourth. C keeps a TID 1501 group with its UID, volume 0 mm3 and long axis 0 mm (RECIST 1.1 records a
+    disappeared target as 0 mm); a merged lesion has none."""
+    manifest = write_dicom_phantom(tmp_path_factory.mktemp("vanish"), lesions=LESIONS, poses=POSES)
+    done = write_followup_dicom(manifest, tmp_path_factory.mktemp("vanish_out"))
+    by_status = {les.status: les for les in done.result.lesions}
+    gone, merged = by_status["disappeared"], by_status["merged"]
+    before = sr_groups(done.timepoints[1].sr_path)
+    assert [g["template"] for g in before if g["tracking_uid"] == gone.tracking_uid] == ["1411", "1410"]
+    for t in (2, 3):  # C has no voxel on the third and fourth scans (truth: radius 0)
+        groups = [g for g in sr_groups(done.timepoints[t].sr_path) if g["tracking_uid"] == gone.tracking_uid]
+        assert len(groups) == 1
+        (group,) = groups
+        assert group["template"] == "1501"
+        assert group["tracking_id"] == gone.lesion_id
+        assert group["time_point"] == f"FU{t}"
+        assert group["nums"] == {"Volume": [0.0], "Long Axis": [0.0]}
+        assert not any(s.tracking_uid == gone.tracking_uid for s in done.timepoints[t].seg.segments)
+        assert dciodvfy_errors(done.timepoints[t].sr_path) == []
+    # PixelMed checks the 0 group (a TID 1501) against TID 1410/1411 too; it may report only those pinned
+    # cross-template errors (see test_split_lesion_is_one_segment_and_a_merged_lesion_joins_its_partner)
+    path = done.timepoints[2].sr_path
+    position = [g["tracking_uid"] for g in sr_groups(path)].index(gone.tracking_uid) + 1
+    for line in pixelmed_report(path).splitlines():
+        if line.startswith("Error") and f"within 1.8.{position}:" in line:
+            assert "Missing conditional content item" in line, line
+            assert line.split("Template ")[1].split(" ")[0] in ("1410", "1411"), line
+    assert merged.tracking_uid not in {g["tracking_uid"] for g in sr_groups(done.timepoints[3].sr_path)}
 
 
 def test_cli_manifest_writes_the_files_and_prints_the_table(

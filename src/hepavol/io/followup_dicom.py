@@ -23,8 +23,10 @@ coalesced lesions are measured as one):
   volumetric group holds the fragments' total volume, and it has one planar group per fragment, all with the
   same tracking identifier, so a viewer draws each fragment's axes.
 - A lesion that **merged** into another has no segment of its own from then on: its voxels are part of the
-  segment of the lesion it merged into, and carry that lesion's TrackingUID. A lesion that **disappeared** has no
-  segment either. Neither appears in that scan's SR (their volume is 0 in the follow-up).
+  segment of the lesion it merged into, and carry that lesion's TrackingUID; it does not appear in that scan's SR.
+- A lesion that **disappeared** has no segment either, but keeps a group in the SR with its TrackingUID: a TID
+  1501 group recording a volume of 0 mm3 and a long axis of 0 mm (RECIST 1.1 records a disappeared target lesion
+  as 0 mm), so the lesion's history in a viewer ends with its disappearance rather than silently.
 
 Every object is built before the first file is written, and each file is written atomically, so a failure
 leaves no partial set of files from this call.
@@ -44,7 +46,7 @@ import numpy as np
 from hepavol._atomic import write_bytes_atomic
 from hepavol.errors import InputError
 from hepavol.io.seg_write import SegExport, build_segmentation, dataset_bytes, load_source_datasets
-from hepavol.io.sr_write import LesionFinding, TimePoint, TimePointAssessment, build_report
+from hepavol.io.sr_write import AbsentLesion, LesionFinding, TimePoint, TimePointAssessment, build_report
 from hepavol.tracking import MAX_DISTANCE_MM
 
 if TYPE_CHECKING:
@@ -168,9 +170,12 @@ def write_followup_dicom(
             kinds.append(("liver", int(np.count_nonzero(liver))))
         lut = np.zeros(len(local) + 1, np.uint16)
         findings: list[LesionFinding] = []
+        absent: list[AbsentLesion] = []
         by_key = {les.lesion_id: les for les in scan.measurement.lesions}
         for lesion in result.lesions:
             point = points[lesion.lesion_id].get(scan.date)
+            if point is not None and not point.fragments and point.merged_into is None:
+                absent.append(AbsentLesion(tracking_id=lesion.lesion_id, tracking_uid=lesion.tracking_uid))
             if point is None or not point.fragments:
                 continue  # not yet seen, disappeared or merged into another lesion
             number = len(kinds) + 1
@@ -213,6 +218,7 @@ def write_followup_dicom(
             findings,
             assessment,
             time_point=TimePoint(time_point_id=tp_id, baseline=t == 0),
+            absent=absent,
             series_description=f"hepavol measurement report {tp_id}",
         )
         day = scan.date.isoformat()

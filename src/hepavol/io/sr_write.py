@@ -132,6 +132,16 @@ class LesionFinding:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AbsentLesion:
+    """A tracked lesion that has disappeared on this scan (no voxel left): its report group, with the lesion's
+    tracking identifier, records a volume of 0 mm3 and a long axis of 0 mm (RECIST 1.1 records a disappeared
+    target lesion as 0 mm), so a viewer following the TrackingUID sees it go."""
+
+    tracking_id: str
+    tracking_uid: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SegSegment:
     """A segment of a DICOM SEG as the SR needs it."""
 
@@ -344,6 +354,7 @@ def build_report(
     assessment: TimePointAssessment,
     *,
     time_point: TimePoint | None = None,
+    absent: Sequence[AbsentLesion] = (),
     series_instance_uid: str | None = None,
     sop_instance_uid: str | None = None,
     series_number: int = 301,
@@ -366,6 +377,9 @@ def build_report(
         Totals and responses of the timepoint group.
     time_point : TimePoint, optional
         Time point context; the StudyDate of the source when omitted.
+    absent : sequence of AbsentLesion
+        Tracked lesions gone on this scan: one TID 1501 group each (volume 0 mm3, long axis 0 mm), after the
+        lesions' groups.
     series_instance_uid, sop_instance_uid : str, optional
         UIDs to use; new ones otherwise.
     series_number : int
@@ -504,6 +518,19 @@ def build_report(
                 **(pieces[0] if pieces else {}),
                 "planar": pieces,
             }
+        )
+    for gone in absent:
+        groups.append(
+            hd.sr.MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=hd.sr.TrackingIdentifier(uid=gone.tracking_uid, identifier=gone.tracking_id),
+                time_point_context=tpc,
+                finding_type=finding,
+                finding_sites=[liver_site],
+                measurements=[
+                    hd.sr.Measurement(name=codes.SCT.Volume, value=0.0, unit=mm3),
+                    hd.sr.Measurement(name=long_code, value=0.0, unit=mm),
+                ],
+            )
         )
     recist_evaluations = [
         hd.sr.QualitativeEvaluation(name=codes.DCM.CurrentResponse, value=code)
