@@ -336,7 +336,7 @@ def test_patient_list_errors(tmp_path: Path) -> None:
         p.write_text(text)
         return p
 
-    with pytest.raises(TableError, match=r"no column 'patient_id' \(found: \['id'\]\)"):
+    with pytest.raises(TableError, match=r"missing column\(s\) 'patient_id'; the patient list .* \(found: 'id'\)"):
         read_patient_list(table("id\nA\n"))
     with pytest.raises(TableError, match=r"p\.csv, line 3: patient_id is empty"):
         read_patient_list(table("patient_id,modality\nA,CT\n,MR\n"))

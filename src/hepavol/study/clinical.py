@@ -50,16 +50,15 @@ person): the line number finds the row.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import math
 import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from hepavol.errors import TableError
+from hepavol.study.table import Table, normalise_name, read_table
 
 #: Treatment kinds and their category. ``invasive_liver`` and ``systemic`` exclude a patient from NCT03689231
 #: when given during follow-up; ``somatostatin_analogue`` is allowed; ``other`` (including resection of the
@@ -372,19 +371,6 @@ def who_2019_grade(ki67_percent: float) -> str:
     return "G3"
 
 
-def normalise_name(text: str) -> str:
-    """A header or category name in canonical form: lower case, ``µ`` → ``u``, ``%`` → ``percent``, runs of other
-    characters → ``_``.
-
-    Examples
-    --------
-    >>> normalise_name("CgA (µg/L)"), normalise_name("Ki-67 (%)"), normalise_name(" Radiofrequency ablation ")
-    ('cga_ug_l', 'ki_67_percent', 'radiofrequency_ablation')
-    """
-    t = text.strip().lower().replace("µ", "u").replace("μ", "u").replace("%", " percent ")
-    return re.sub(r"[^a-z0-9]+", "_", t).strip("_")
-
-
 def _lookup(table: dict[str, tuple[str, ...]], key: str) -> str | None:
     for canonical, synonyms in table.items():
         if key == normalise_name(canonical) or key in synonyms:
@@ -409,68 +395,7 @@ def treatment_kind(name: str) -> str | None:
 # ---- reading --------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Rows:
-    source: str
-    header: tuple[str, ...]  # as written
-    keys: tuple[str, ...]  # normalised
-    rows: tuple[tuple[int, tuple[str, ...]], ...]  # (line, cells)
-
-
-def _read_csv(path: str | os.PathLike[str], what: str) -> _Rows:
-    source = str(path)
-    try:
-        text = Path(path).read_bytes().decode("utf-8-sig")
-    except FileNotFoundError:
-        raise TableError(f"{what} file {source} does not exist; check the path") from None
-    except OSError as exc:
-        raise TableError(f"cannot read {what} file {source}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise TableError(
-            f"{source} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as 'CSV UTF-8' "
-            "(Excel: File > Save As > CSV UTF-8)"
-        ) from None
-    lines = text.splitlines(keepends=True)
-    first = next((i for i, s in enumerate(lines) if s.strip()), None)
-    if first is None:
-        raise TableError(f"{source} is empty; expected a header line (see 'hepavol study import-clinical --help')")
-    counts = {sep: lines[first].count(sep) for sep in (",", ";", "\t")}
-    delimiter = max(counts, key=lambda s: counts[s]) if any(counts.values()) else ","
-    reader = csv.reader(lines[first:], delimiter=delimiter, strict=True)
-    rows: list[tuple[int, tuple[str, ...]]] = []
-    line = first + 1
-    try:
-        header = tuple(h.strip() for h in next(reader))
-        keys = tuple(normalise_name(h) for h in header)
-        while True:
-            line = first + reader.line_num + 1
-            try:
-                cells = next(reader)
-            except StopIteration:
-                break
-            if not cells or all(not c.strip() for c in cells):
-                continue
-            if any("\n" in c or "\r" in c for c in cells):
-                raise TableError(
-                    f"{source}, line {line}: a value runs over several lines (an unmatched double quote?); remove "
-                    "line breaks and stray quotes from the cells"
-                )
-            if len(cells) > len(header) and any(c.strip() for c in cells[len(header) :]):
-                raise TableError(
-                    f"{source}, line {line}: {len(cells)} cells but the header has {len(header)} columns; "
-                    f"put quotes around values that contain the separator {delimiter!r}"
-                )
-            cells = cells[: len(header)] + [""] * (len(header) - len(cells))
-            rows.append((line, tuple(c.strip() for c in cells)))
-    except csv.Error as exc:
-        raise TableError(
-            f"{source}, line {line}: not valid CSV ({exc}); check the double quotes on this line: a quoted value "
-            'must be quoted as a whole, with "" for a quote inside it'
-        ) from None
-    return _Rows(source, header, keys, tuple(rows))
-
-
-def _map_columns(data: _Rows, spec: dict[str, tuple[str, ...]], what: str, warnings: list[str]) -> dict[str, int]:
+def _map_columns(data: Table, spec: dict[str, tuple[str, ...]], what: str, warnings: list[str]) -> dict[str, int]:
     """Canonical column → index in the file; refuses units that cannot be converted and duplicated columns."""
     found: dict[str, int] = {}
     ignored: list[str] = []
@@ -619,7 +544,7 @@ def _grade(source: str, line: int, column: str, raw: str) -> str:
 
 
 def _parse_clinical_row(
-    data: _Rows, columns: dict[str, int], line: int, cells: tuple[str, ...], warnings: list[str]
+    data: Table, columns: dict[str, int], line: int, cells: tuple[str, ...], warnings: list[str]
 ) -> tuple[ClinicalRecord, dict[str, bool | None]]:
     """One clinical row as a record without treatments, and its yes/no treatment-history values."""
     src = data.source
@@ -728,7 +653,7 @@ def _parse_clinical_row(
 def _read_treatments(
     path: str | os.PathLike[str], ids: dict[str, int], clinical_source: str, warnings: list[str]
 ) -> dict[str, list[Treatment]]:
-    data = _read_csv(path, "treatments")
+    data = read_table(path, "treatments")
     src = data.source
     columns = _map_columns(data, _TREATMENT_COLUMNS, "treatments", warnings)
     missing = [c for c in ("patient_id", "treatment", "start_date") if c not in columns]
@@ -822,7 +747,7 @@ def read_clinical(
         has such a treatment. The message names the file, the line, the column, the value and the fix.
     """
     warnings: list[str] = []
-    data = _read_csv(path, "clinical")
+    data = read_table(path, "clinical")
     src = data.source
     columns = _map_columns(data, _CLINICAL_COLUMNS, "clinical", warnings)
     if "patient_id" not in columns:

@@ -13,7 +13,6 @@ folder holding several series). This is the manifest of ``hepavol follow-up`` an
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
 import os
@@ -29,6 +28,7 @@ from hepavol.errors import InputError
 from hepavol.study import audit
 from hepavol.study.hashing import hash_path
 from hepavol.study.models import Identity, ImagingStudy, Patient, Segmentation, Series
+from hepavol.study.table import read_table
 from hepavol.study.workspace import Workspace
 
 __all__ = ["ImportSummary", "ScanRow", "import_scans", "import_segmentations", "read_scan_manifest"]
@@ -80,25 +80,15 @@ def read_scan_manifest(path: str | os.PathLike[str], *, patient_id: str | None =
 
     Raises
     ------
+    TableError
+        Missing or unreadable file, missing columns, malformed CSV (:func:`hepavol.study.table.read_table`).
     InputError
-        Missing file or columns, unparseable dates, missing paths, unknown modality, no patient id.
+        Unparseable dates, missing paths, unknown modality, no patient id.
     """
     p = Path(path)
-    try:
-        with open(p, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            header = [h.strip() for h in reader.fieldnames or []]
-            rows = [
-                ({(k or "").strip(): (v or "").strip() for k, v in r.items()}, reader.line_num) for r in reader
-            ]
-    except OSError as exc:
-        raise InputError(f"cannot read the manifest '{path}': {exc.strerror}. Check the path.") from None
-    missing = [c for c in ("date", "image") if c not in header]
-    if missing:
-        raise InputError(
-            f"{p}: missing column(s) {missing}; a scan manifest has date,image[,seg][,patient_id][,modality]"
-            f"[,series_uid] (found: {header})."
-        )
+    table = read_table(p, "manifest")
+    table.require(("date", "image"), "a scan manifest has date,image[,seg][,patient_id][,modality][,series_uid]")
+    rows = [(row, line) for line, row in table.records()]
     if not rows:
         raise InputError(f"{p}: no scans (the manifest has only a header).")
     out: list[ScanRow] = []
@@ -450,20 +440,10 @@ def import_segmentations(
     entries: list[tuple[str, str, str, Path]] = []  # (where, patient, date, path)
     if table is not None:
         t = Path(table)
-        try:
-            with open(t, newline="", encoding="utf-8-sig") as f:
-                reader = csv.DictReader(f)
-                header = [h.strip() for h in reader.fieldnames or []]
-                missing = [c for c in ("patient_id", "date", "seg") if c not in header]
-                if missing:
-                    raise InputError(f"{t}: missing column(s) {missing}; expected patient_id,date,seg.")
-                for r in reader:
-                    row = {(k or "").strip(): (v or "").strip() for k, v in r.items()}
-                    entries.append(
-                        (f"{t}, line {reader.line_num}", row["patient_id"], row["date"], (t.parent / row["seg"]))
-                    )
-        except OSError as exc:
-            raise InputError(f"cannot read '{table}': {exc.strerror}.") from None
+        rows = read_table(t, "segmentation list")
+        rows.require(("patient_id", "date", "seg"), "a segmentation list has patient_id,date,seg")
+        for line, row in rows.records():
+            entries.append((f"{t}, line {line}", row["patient_id"], row["date"], t.parent / row["seg"]))
     else:
         if seg is None or patient_id is None or date is None:
             raise InputError(

@@ -47,7 +47,6 @@ imported).
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime as dt
 import os
 import re
@@ -64,6 +63,7 @@ from hepavol.pacs.base import PacsClient, SeriesInfo, StudyInfo
 from hepavol.pacs.errors import PacsError
 from hepavol.study import audit
 from hepavol.study.importer import ImportSummary
+from hepavol.study.table import read_table
 from hepavol.study.workspace import Workspace
 
 __all__ = [
@@ -186,26 +186,13 @@ def read_patient_list(
     [(2, '20200101-', ('CT',)), (3, None, ('MR',))]
     """
     p = Path(path)
-    try:
-        with open(p, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            header = [(h or "").strip().lower() for h in reader.fieldnames or []]
-            rows = [
-                (
-                    {(k or "").strip().lower(): (v or "").strip() for k, v in r.items() if k is not None},
-                    reader.line_num,
-                )
-                for r in reader
-            ]
-    except FileNotFoundError:
-        raise TableError(f"The patient list '{p}' does not exist. Check the path given with --patients.") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise TableError(f"Cannot read the patient list '{p}': {exc}. Give a UTF-8 CSV file.") from None
-    if "patient_id" not in header:
-        raise TableError(
-            f"{p}: no column 'patient_id' (found: {header}). The patient list is a CSV with patient_id (the PACS "
-            "PatientID) and optional study_date_from, study_date_to and modality."
-        )
+    table = read_table(p, "patient list")
+    table.require(
+        ("patient_id",),
+        "the patient list is a CSV with patient_id (the PACS PatientID) and optional study_date_from, "
+        "study_date_to and modality",
+    )
+    rows = [(row, line) for line, row in table.records()]
 
     def default_date(value: str | dt.date | None, name: str) -> dt.date | None:
         if value is None or isinstance(value, dt.date):
