@@ -18,8 +18,12 @@ Method (figures in ``benchmarks/segment.py``):
    border. If the random walk collapses inside a heterogeneous lesion, the long axis of
    the intensity region is used as a RECIST line; if the layer around the result differs clearly from both the
    lesion and the tissue beyond (a target lesion: necrotic or cystic centre, solid rim), it is added.
-3. Propagation slice by slice up and down: the eroded previous slice is the foreground marker, growth per slice is
-   limited, an ellipsoid prior (half-extent 1.3 × the lesion radius) bounds the slice axis, and the propagation
+3. Propagation slice by slice up and down under an ellipsoid prior (half-extent 1.3 × the lesion radius along
+   the slice axis): each slice starts from the previous region shrunk about its centroid as the prior's
+   cross-section shrinks; the random walk's foreground is that shape eroded, its background beyond it dilated, by
+   the same per-slice growth, so without an edge the border stays on the prior's shape and with one it moves to
+   the edge, inwards or outwards (an under-segmented slice recovers; nothing shrinks or grows systematically from
+   slice to slice). Every slice stays within the convex hull of the key-slice region + 2 mm, and the propagation
    stops where the footprint no longer has lesion intensities (one last partial-volume slice may be added).
 4. Shape prior: every slice is opened with a disk of 0.15 x the key slice's equivalent radius and keeps its
    largest part (strands and wings of touching tissue go). The border then moves outwards to the half-way
@@ -320,11 +324,13 @@ class _Segmenter:
     BG_FACTOR = 1.3  # seed slice: background beyond 1.3 x the (leak-limited) rays + BG_MARGIN_MM
     BG_MARGIN_MM = 2.0
     COLLAPSE = 0.5  # random-walk region below half the intensity-band region: heterogeneous lesion, long-axis mode
-    GROW_FACTOR = 0.6  # growth allowed from one slice to the next: 0.6 x slice spacing, 1-4 mm
-    LIMIT_MM = 2.0  # no slice extends beyond the key-slice lesion + 2 mm
+    # Border movement allowed from one slice to the next (in and out, relative to the prior's shape): 0.6 x slice
+    # spacing, 1-4 mm.
+    GROW_FACTOR = 0.6
+    LIMIT_MM = 2.0  # no slice extends beyond the convex hull of the key-slice lesion + 2 mm
     Z_FACTOR = 1.3  # half-extent along the slice axis at most 1.3 x the lesion radius (ellipsoid prior)
     MARGIN_MM = 3.0  # margin of that ellipsoid prior in the slice
-    MIN_MARKER = 0.5  # propagate while >= 50 % of the eroded previous slice is lesion-like
+    MIN_MARKER = 0.5  # propagate while >= 50 % of the foreground marker (eroded prior shape) is lesion-like
     END_FRACTION = 0.2  # partial-volume end slice when >= 20 % of the footprint is nearer the lesion intensity
     RIM_ITERATIONS = 1  # a rim is added at most this many times (target lesions)
     RIM_MM = 2.5  # width of the layer tested as a rim
@@ -588,14 +594,34 @@ class _Segmenter:
 
     # ------------------------------------------------------------------ propagation
     def _propagate(self, z0: int, region0: NDArray[np.bool_]) -> dict[int, NDArray[np.bool_]]:
+        """Propagate the key-slice region up and down, one slice at a time.
+
+        Each slice starts from the previous region shrunk about its centroid as the ellipsoid prior predicts
+        (``target``). The random walker's foreground marker is ``target`` eroded by the per-slice growth and its
+        background lies beyond ``target`` dilated by the same distance, so without an edge the border stays on
+        ``target`` (the random walk splits a homogeneous gap half-way) and with one it snaps to it, in or out: an
+        under-segmented slice can recover, and no systematic shrinkage compounds from slice to slice. Every
+        slice stays within the convex hull of the key-slice region + LIMIT_MM (lesions are convex on the scale
+        of the key slice: parts the key slice missed, such as an enhancing rim, may come back) and within the
+        ellipsoid prior.
+        """
+        from skimage.morphology import convex_hull_image
+
         out = {z0: region0}
         grow_mm = min(max(self.GROW_FACTOR * self.sz, 1.0), 4.0)
         grow = _disk(grow_mm, self.sp2)
-        limit0 = np.asarray(ndimage.binary_dilation(region0, _disk(self.LIMIT_MM, self.sp2)))
+        footprint0 = np.asarray(convex_hull_image(region0)) | region0
+        limit0 = np.asarray(ndimage.binary_dilation(footprint0, _disk(self.LIMIT_MM, self.sp2)))
         pix = max(self.sp2)
         c0 = np.argwhere(region0).mean(axis=0)
-        rays0 = _ray_lengths(region0, c0, self.sp2, self.max_diameter_mm)
+        rays0 = _ray_lengths(footprint0, c0, self.sp2, self.max_diameter_mm)
         z_half_mm = self.Z_FACTOR * self.radius_mm
+        c_mm = z_half_mm + 0.5 * self.sz  # semi-axis of the ellipsoid prior along the slice axis
+
+        def scale(dz_mm: float) -> float:
+            """In-plane scale of the ellipsoid prior's cross-section ``dz_mm`` from the key slice."""
+            return math.sqrt(max(0.0, 1.0 - (dz_mm / c_mm) ** 2))
+
         for step in (1, -1):
             prev = region0
             z = z0
@@ -606,10 +632,11 @@ class _Segmenter:
                     if z + self.lo[0] < 0 or z + self.lo[0] >= self.image.geometry.shape[0]:
                         self.border_hit = True
                     break
-                eq_r_mm = math.sqrt(prev.sum() * self.sy * self.sx / math.pi)
-                core = np.asarray(ndimage.binary_erosion(prev, _disk(max(0.25 * eq_r_mm, 1.0), self.sp2)))
+                dz_mm = abs(z - z0) * self.sz
+                target = self._scaled(prev, scale(dz_mm) / max(scale(dz_mm - self.sz), 1e-6))
+                core = np.asarray(ndimage.binary_erosion(target, grow))
                 if not core.any():
-                    core = prev
+                    core = target
                 band = self.band(z)
                 marker = core & band
                 if marker.sum() < self.MIN_MARKER * core.sum():
@@ -617,14 +644,12 @@ class _Segmenter:
                     if end is not None:
                         out[z] = end
                     break
-                dz_mm = abs(z - z0) * self.sz
-                if dz_mm > z_half_mm + 0.5 * self.sz:
+                if dz_mm > c_mm:
                     if last_found < 0.3 and len(out) > 1:
                         self.z_leak = True
                     break
-                shrink = math.sqrt(max(0.0, 1.0 - (dz_mm / (z_half_mm + 0.5 * self.sz)) ** 2))
-                ellipsoid = _star_mask(prev.shape, c0, self.sp2, rays0 * shrink + self.MARGIN_MM)
-                allowed = np.asarray(ndimage.binary_dilation(prev, grow)) & limit0 & ellipsoid
+                ellipsoid = _star_mask(prev.shape, c0, self.sp2, rays0 * scale(dz_mm) + self.MARGIN_MM)
+                allowed = np.asarray(ndimage.binary_dilation(target, grow)) & limit0 & ellipsoid
                 center = np.argwhere(marker).mean(axis=0)
                 len_band = _ray_lengths(band & allowed, center, self.sp2, self.max_diameter_mm)
                 len_allowed = _ray_lengths(allowed, center, self.sp2, self.max_diameter_mm)
@@ -636,6 +661,19 @@ class _Segmenter:
                 out[z] = region
                 prev = region
         return out
+
+    @staticmethod
+    def _scaled(region: NDArray[np.bool_], factor: float) -> NDArray[np.bool_]:
+        """``region`` scaled by ``factor`` (<= 1) about its centroid (the region itself if that would vanish)."""
+        if factor >= 1.0 or not region.any():
+            return region
+        f = max(factor, 1e-3)
+        cp = np.argwhere(region).mean(axis=0)
+        out = np.asarray(
+            ndimage.affine_transform(region.astype(np.float32), np.full(2, 1.0 / f), offset=cp - cp / f, order=1)
+            >= 0.5
+        )
+        return out if out.any() else region
 
     def _end_slice(self, z: int, prev: NDArray[np.bool_], core: NDArray[np.bool_]) -> NDArray[np.bool_] | None:
         """The last, partial-volume slice of a lesion: under the previous footprint, voxels nearer the lesion
