@@ -325,7 +325,8 @@ class _Segmenter:
     BG_MARGIN_MM = 2.0
     COLLAPSE = 0.5  # random-walk region below half the intensity-band region: heterogeneous lesion, long-axis mode
     # Border movement allowed from one slice to the next (in and out, relative to the prior's shape): 0.6 x slice
-    # spacing, 1-4 mm.
+    # spacing, 1-4 mm. Kept from the earlier one-sided growth limit, not retuned; 0.4 / 0.6 / 0.8 give DeepLesion
+    # RECIST mean Dice 0.811 / 0.815 / 0.816, seeded 0.806 / 0.810 / 0.821, simulator RECIST 0.918 / 0.914 / 0.905.
     GROW_FACTOR = 0.6
     LIMIT_MM = 2.0  # no slice extends beyond the convex hull of the key-slice lesion + 2 mm
     Z_FACTOR = 1.3  # half-extent along the slice axis at most 1.3 x the lesion radius (ellipsoid prior)
