@@ -10,13 +10,18 @@ Method (figures in ``benchmarks/segment.py``):
    much longer than the robust radius (a leak into touching tissue of similar intensity) are cut back and
    reported. A random walker (Grady, IEEE TPAMI 2006; ``skimage.segmentation.random_walker``) then places the
    border between the seed (foreground) and background markers: beyond 1.3 × those rays, and every voxel far
-   (3.5 spreads) from the lesion intensities. From a RECIST line: the line is the foreground marker and the
-   lesion must lie between the perpendiculars through its end points and within one line length of both (the
-   line is its longest diameter); the tissue just beyond its end points gives the surrounding intensity, and the
-   lesion band stops half-way to it. The random walk sees intensities in units of the larger of the lesion
-   spread and twice the typical step between neighbouring lesion pixels, so texture (MR) is not taken for a
-   border. If the random walk collapses inside a heterogeneous lesion, the long axis of
-   the intensity region is used as a RECIST line; if the layer around the result differs clearly from both the
+   (3.5 spreads) from the lesion intensities. From a RECIST line: the tissue just beyond its end points gives
+   the surrounding intensity, and the lesion band stops half-way to it. The key slice is then an optimal closed
+   contour in polar coordinates around the line's midpoint (dynamic programming over rays, cost from the
+   contrast of lesion membership across the border and the radial gradient of the smoothed image) that uses what
+   a RECIST line means: the border passes through both end points; it lies between the perpendiculars through
+   them and within one line length of both (the lens); no chord through the midpoint is longer than the line
+   (opposite rays are solved together); the radius changes smoothly from ray to ray (star-shaped lesion).
+   (A line shorter than 3 radial steps falls back to a random walk from the line within the lens.) The random
+   walk sees intensities in units of the larger of the lesion spread and twice the typical step between
+   neighbouring lesion pixels, so texture (MR) is not taken for a border. If the seeded random walk collapses
+   inside a heterogeneous lesion, the long axis of the intensity region is used as a line (random walk from it
+   within its lens: that axis is not a measured diameter, so the polar contour is not used); if the layer around the result differs clearly from both the
    lesion and the tissue beyond (a target lesion: necrotic or cystic centre, solid rim), it is added.
 3. Propagation slice by slice up and down under an ellipsoid prior (half-extent 1.3 × the lesion radius along
    the slice axis): each slice starts from the previous region shrunk about its centroid as the prior's
@@ -236,6 +241,62 @@ def _longest_diameter(
     return rc[i], rc[j]
 
 
+def _coupled_contour(cost: NDArray[np.float64], end_bin: int, max_sum: int) -> NDArray[np.int64]:
+    """Cheapest closed star-shaped contour over ``K`` rays (``cost`` shape (K, N): cost of the border at radius
+    bin j on ray k; K even) through bin ``end_bin`` on rays 0 and K/2 (the RECIST line's end points).
+
+    Dynamic programming over pairs of opposite rays (k, k + K/2), from ray pair 0 to ray pair K/2: the radius
+    changes by at most one bin from one ray to the next, and the two radii of each pair add up to at most
+    ``max_sum`` bins (no chord through the centre is longer than the line). Returns the bin of every ray.
+    """
+    n_rays, n = cost.shape
+    half = n_rays // 2
+    up = cost[: half + 1]
+    down = np.vstack([cost[half:], cost[:1]])  # down[k] is the ray opposite up[k]
+    inf = np.inf
+    bins = np.arange(n)
+    feasible = (bins[:, None] + bins[None, :]) <= max_sum
+    acc = np.full((n, n), inf)
+    acc[end_bin, end_bin] = up[0, end_bin] + down[0, end_bin]
+    back_up = np.zeros((half + 1, n, n), dtype=np.int8)
+    back_down = np.zeros((half + 1, n, n), dtype=np.int8)
+
+    def shifted_min(values: NDArray[np.float64], axis: int) -> tuple[NDArray[np.float64], NDArray[np.int8]]:
+        best = values.copy()
+        arg = np.zeros(values.shape, dtype=np.int8)
+        for d in (-1, 1):
+            v = np.full(values.shape, inf)
+            if axis == 0:
+                if d > 0:
+                    v[1:] = values[:-1]
+                else:
+                    v[:-1] = values[1:]
+            elif d > 0:
+                v[:, 1:] = values[:, :-1]
+            else:
+                v[:, :-1] = values[:, 1:]
+            better = v < best
+            best[better] = v[better]
+            arg[better] = d
+        return best, arg
+
+    for k in range(1, half + 1):
+        best_up, arg_up = shifted_min(acc, 0)
+        best, arg_down = shifted_min(best_up, 1)
+        acc = best + up[k][:, None] + down[k][None, :]
+        acc[~feasible] = inf
+        back_down[k] = arg_down
+        back_up[k] = arg_up[bins[:, None], np.clip(bins[None, :] - arg_down, 0, n - 1)]
+    path_up = np.zeros(half + 1, dtype=np.int64)
+    path_down = np.zeros(half + 1, dtype=np.int64)
+    path_up[-1] = path_down[-1] = end_bin
+    for k in range(half, 0, -1):
+        i, j = path_up[k], path_down[k]
+        path_up[k - 1] = i - back_up[k, i, j]
+        path_down[k - 1] = j - back_down[k, i, j]
+    return np.concatenate([path_up[:half], path_down[: n_rays - half]])
+
+
 # ---------------------------------------------------------------------------------------------------- main entry
 def segment_lesion(
     image: Volume,
@@ -340,6 +401,12 @@ class _Segmenter:
     # seed slice already used). DeepLesion, 0.15 / 0.25 / 0.35: seeded mean Dice 0.801 / 0.802 / 0.800, RECIST
     # 0.795 / 0.796 / 0.787 (0.789 and 0.790 without); simulator RECIST 0.913 / 0.909 / 0.900 (0.914 without).
     OPEN_FRACTION = 0.15
+    # Polar contour of the key slice from a RECIST line: membership contrast over this window on each side of the
+    # border (2 pixels of 0.75 mm; DeepLesion RECIST mean Dice 0.817 / 0.817 / 0.811 for 1.0 / 1.5 / 2.5 mm,
+    # simulator 0.932 / 0.932 / 0.934: insensitive). Radial step half a pixel, but at most POLAR_BINS steps over
+    # the line length, which bounds the time for large lesions at fine pixels (set, not tuned).
+    POLAR_WINDOW_MM = 1.5
+    POLAR_BINS = 150
     REFINE_MM = 1.0  # final border moves outwards by up to 1 mm (at least 2 pixels) to the half-way intensity
 
     def __init__(self, image: Volume, *, band_k: float, max_diameter_mm: float) -> None:
@@ -386,13 +453,17 @@ class _Segmenter:
     def band(self, z: int) -> NDArray[np.bool_]:
         """Voxels whose smoothed intensity lies within ``k`` spreads of the lesion's intensity range."""
         sm = self.smoothed(z)
+        lo, hi = self._band_limits()
+        return np.asarray((sm >= lo) & (sm <= hi))
+
+    def _band_limits(self) -> tuple[float, float]:
         lo, hi = self.low - self.k * self.spread, self.high + self.k * self.spread
         if self.background is not None:  # never nearer the surrounding tissue than the lesion range
             if self.background > self.high:
                 hi = min(hi, 0.5 * (self.high + self.background))
             elif self.background < self.low:
                 lo = max(lo, 0.5 * (self.low + self.background))
-        return np.asarray((sm >= lo) & (sm <= hi))
+        return lo, hi
 
     def _set_model(self, values: NDArray[np.float64], z: int) -> None:
         med, mad = _robust_stats(values)
@@ -460,7 +531,9 @@ class _Segmenter:
             region = grown
         return region
 
-    def _seed_slice_from_line(self, a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.bool_]:
+    def _seed_slice_from_line(
+        self, a: NDArray[np.float64], b: NDArray[np.float64], *, polar: bool = True
+    ) -> NDArray[np.bool_]:
         z = round(a[0])
         shape2 = self.roi.shape[1:]
         sp = np.array(self.sp2)
@@ -492,10 +565,81 @@ class _Segmenter:
         self.high = max(float(high), self.center)
         self.radius_mm = length / 2
         self.background = self._beyond_ends(z, a[1:], b[1:])
+        region = self._polar_contour(z, a_mm, b_mm) if polar else None
+        if region is not None:
+            return region
+        # a line of a few pixels: random walk from the line within the lens
         fg = np.zeros(shape2, dtype=bool)
         fg[rc[inner, 0], rc[inner, 1]] = True
         bg = ~np.asarray(ndimage.binary_dilation(allowed, _disk(1.0, self.sp2))) | (self.far(z) & ~fg)
         return self._random_walk(z, fg, bg)
+
+    def _polar_contour(
+        self, z: int, a_mm: NDArray[np.float64], b_mm: NDArray[np.float64]
+    ) -> NDArray[np.bool_] | None:
+        """Optimal closed contour around the midpoint of a RECIST line (a, b: in-plane end points in mm).
+
+        Rays from the midpoint, the border on each ray at the radius of least cost: minus the contrast of lesion
+        membership (mean over POLAR_WINDOW_MM inside minus outside) minus the radial gradient of the smoothed
+        image (in units of its 90th percentile in the lens, capped at 1). Dynamic programming
+        (:func:`_coupled_contour`) makes it pass through both end points, change by at most one radial step per
+        ray step (arc step = radial step at half the line length), stay in the lens (within one line length of
+        both ends, between the perpendiculars through them) and have no chord through the midpoint longer than
+        the line (+ 1 pixel). None for a line shorter than 4 radial steps.
+        """
+        from skimage.draw import polygon2mask
+
+        sp = np.array(self.sp2)
+        length = float(np.linalg.norm(b_mm - a_mm))
+        mid = 0.5 * (a_mm + b_mm)
+        u = (b_mm - a_mm) / length
+        h = max(0.5 * float(sp.min()), length / self.POLAR_BINS)  # radial step (mm)
+        n_rays = max(32, 2 * math.ceil(math.pi * length / (4 * h)))  # arc step h at half the line length
+        theta = math.atan2(*(a_mm - mid)) + 2 * np.pi * np.arange(n_rays) / n_rays
+        radii = np.arange(math.ceil(0.9 * length / h) + 1) * h
+        yy = mid[0] + np.sin(theta)[:, None] * radii[None, :]
+        xx = mid[1] + np.cos(theta)[:, None] * radii[None, :]
+        sm = self.smoothed(z)
+        vals = ndimage.map_coordinates(sm, [yy / sp[0], xx / sp[1]], order=1, mode="nearest")
+        tol = 0.5 * float(sp.max()) + h  # half a pixel (the end voxels), + h: the border lies h/2 inside bin j
+        lens = (
+            (np.abs((yy - mid[0]) * u[0] + (xx - mid[1]) * u[1]) <= length / 2 + tol)
+            & (np.hypot(yy - a_mm[0], xx - a_mm[1]) <= length + tol)
+            & (np.hypot(yy - b_mm[0], xx - b_mm[1]) <= length + tol)
+            & (yy >= 0)
+            & (yy <= (sm.shape[0] - 1) * sp[0])
+            & (xx >= 0)
+            & (xx <= (sm.shape[1] - 1) * sp[1])
+        )
+        lens = np.minimum.accumulate(lens, axis=1)
+        # lesion membership: 1/2 at the limits of the intensity band, from 1 to 0 over one spread across them
+        lo, hi = self._band_limits()
+        member = np.clip(1.0 - np.maximum(np.maximum(lo - vals, vals - hi), 0.0) / self.spread, 0.0, 1.0)
+        w = max(1, round(self.POLAR_WINDOW_MM / h))
+        cum = np.concatenate([np.zeros((n_rays, 1)), np.cumsum(member, axis=1)], axis=1)
+        j = np.arange(radii.size)
+        j_in, j_out = np.clip(j - w, 0, None), np.clip(j + w, None, radii.size)
+        contrast = (cum[:, j] - cum[:, j_in]) / np.maximum(j - j_in, 1) - (cum[:, j_out] - cum[:, j]) / np.maximum(
+            j_out - j, 1
+        )
+        grad = np.zeros_like(vals)
+        grad[:, 1:-1] = np.abs(vals[:, 2:] - vals[:, :-2])
+        scale = float(np.percentile(grad[lens], 90)) if lens.any() else 0.0
+        cost = -contrast - np.minimum(grad / max(scale, 1e-12), 1.0)
+        cost[~lens] = np.inf
+        cost[:, 0] = np.inf
+        # the border lies between the last lesion sample and the first outside one (bin j: radius (j - 1/2) h);
+        # it passes half a pixel beyond both end points (their voxels are lesion)
+        px = float(sp.max())
+        end_bin = round((length / 2 + 0.5 * px) / h + 0.5)
+        if end_bin < 3 or end_bin >= radii.size:
+            return None
+        bins = _coupled_contour(cost, end_bin, math.floor((length + px) / h + 1.0))
+        if not np.isfinite(cost[np.arange(n_rays), bins].sum()):
+            return None
+        r = (bins - 0.5) * h
+        poly = np.stack([(mid[0] + np.sin(theta) * r) / sp[0], (mid[1] + np.cos(theta) * r) / sp[1]], axis=1)
+        return np.asarray(polygon2mask(sm.shape, poly))
 
     def _beyond_ends(self, z: int, a: NDArray[np.float64], b: NDArray[np.float64]) -> float | None:
         """Median smoothed intensity just beyond both ends of a RECIST line (1.5 pixels to 1.5 pixels + 4 mm
@@ -737,7 +881,7 @@ class _Segmenter:
                     # the random walk collapsed inside a heterogeneous lesion: use its long axis as a RECIST line
                     a, b = _longest_diameter(band_region, self.sp2)
                     region0 = self._seed_slice_from_line(
-                        np.array([z0, *a], dtype=float), np.array([z0, *b], dtype=float)
+                        np.array([z0, *a], dtype=float), np.array([z0, *b], dtype=float), polar=False
                     )
                 else:
                     region0 = self._grow_rim(z0, local, region0)
