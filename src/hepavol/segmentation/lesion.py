@@ -612,7 +612,8 @@ class _Segmenter:
             & (xx <= (sm.shape[1] - 1) * sp[1])
         )
         lens = np.minimum.accumulate(lens, axis=1)
-        # lesion membership: 1/2 at the limits of the intensity band, from 1 to 0 over one spread across them
+        # lesion membership: 1 in the intensity band, falling to 0 one spread beyond it (the variant 1/2 at the band
+        # limits gave DeepLesion RECIST 0.799 instead of 0.813, simulator 0.929 instead of 0.930)
         lo, hi = self._band_limits()
         member = np.clip(1.0 - np.maximum(np.maximum(lo - vals, vals - hi), 0.0) / self.spread, 0.0, 1.0)
         w = max(1, round(self.POLAR_WINDOW_MM / h))
