@@ -402,7 +402,8 @@ class _Segmenter:
     # 0.795 / 0.796 / 0.787 (0.789 and 0.790 without); simulator RECIST 0.913 / 0.909 / 0.900 (0.914 without).
     OPEN_FRACTION = 0.15
     # Polar contour of the key slice from a RECIST line: membership contrast over this window on each side of the
-    # border (2 pixels of 0.75 mm; DeepLesion RECIST mean Dice 0.817 / 0.817 / 0.811 for 1.0 / 1.5 / 2.5 mm,
+    # border (2 pixels of 0.75 mm; before the half-step border placement, DeepLesion RECIST mean Dice 0.817 /
+    # 0.817 / 0.811 for 1.0 / 1.5 / 2.5 mm,
     # simulator 0.932 / 0.932 / 0.934: insensitive). Radial step half a pixel, but at most POLAR_BINS steps over
     # the line length, which bounds the time for large lesions at fine pixels (set, not tuned).
     POLAR_WINDOW_MM = 1.5
