@@ -21,8 +21,9 @@ Method (figures in ``benchmarks/segment.py``):
    walk sees intensities in units of the larger of the lesion spread and twice the typical step between
    neighbouring lesion pixels, so texture (MR) is not taken for a border. If the seeded random walk collapses
    inside a heterogeneous lesion, the long axis of the intensity region is used as a line (random walk from it
-   within its lens: that axis is not a measured diameter, so the polar contour is not used); if the layer around the result differs clearly from both the
-   lesion and the tissue beyond (a target lesion: necrotic or cystic centre, solid rim), it is added.
+   within its lens: that axis is not a measured diameter, so the polar contour is not used); if the layer around
+   the result differs clearly from both the lesion and the tissue beyond (a target lesion: necrotic or cystic
+   centre, solid rim), it is added.
 3. Propagation slice by slice up and down under an ellipsoid prior (half-extent 1.3 × the lesion radius along
    the slice axis): each slice starts from the previous region shrunk about its centroid as the prior's
    cross-section shrinks; the random walk's foreground is that shape eroded, its background beyond it dilated, by
