@@ -130,17 +130,86 @@ def _disk(radius_mm: float, spacing_rc: tuple[float, float]) -> NDArray[np.bool_
     return np.asarray((yy * spacing_rc[0]) ** 2 + (xx * spacing_rc[1]) ** 2 <= radius_mm**2 + 1e-9)
 
 
+def _box(mask: NDArray[np.bool_], margin: Sequence[int] | int = 0) -> tuple[slice, ...] | None:
+    """Bounding box of ``mask`` grown by ``margin`` pixels per axis (clipped to the array); None when empty.
+
+    Every operation below that can only touch pixels near a mask runs on this box, which gives the same result
+    as on the whole region of interest at a cost that follows the lesion, not the image.
+    """
+    margins = [margin] * mask.ndim if isinstance(margin, int) else list(margin)
+    box = []
+    for axis in range(mask.ndim):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        if hit.size == 0:
+            return None
+        m = margins[axis]
+        box.append(slice(max(int(hit[0]) - m, 0), min(int(hit[-1]) + m + 1, mask.shape[axis])))
+    return tuple(box)
+
+
 def _fill(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
-    return np.asarray(ndimage.binary_fill_holes(mask))
+    out = mask.copy()
+    box = _box(mask, 1)  # the background outside the box is one connected piece touching the border
+    if box is not None:
+        out[box] = ndimage.binary_fill_holes(mask[box])
+    return out
 
 
 def _component_touching(mask: NDArray[np.bool_], marker: NDArray[np.bool_]) -> NDArray[np.bool_]:
-    labels, n = ndimage.label(mask)
+    out = np.zeros_like(mask)
+    box = _box(mask)
+    if box is None:
+        return out
+    labels, n = ndimage.label(mask[box])
     if n == 0:
-        return np.zeros_like(mask)
-    keep = np.unique(labels[marker & mask])
+        return out
+    keep = np.unique(labels[(marker & mask)[box]])
     keep = keep[keep > 0]
-    return np.isin(labels, keep)
+    out[box] = np.isin(labels, keep)
+    return out
+
+
+#: Disks up to this radius (pixels) are applied as structuring elements, larger ones through a distance map.
+_SMALL_DISK_PX = 3
+
+
+def _dilate(mask: NDArray[np.bool_], radius_mm: float, spacing_rc: tuple[float, float]) -> NDArray[np.bool_]:
+    """Binary dilation of a 2D mask with ``_disk(radius_mm)``, computed within the mask's box + the radius (a
+    Euclidean distance map beyond a few pixels: the same set, pixels within ``radius_mm`` of the mask)."""
+    reach = (max(math.floor(radius_mm / spacing_rc[0]), 0), max(math.floor(radius_mm / spacing_rc[1]), 0))
+    out = np.zeros_like(mask)
+    box = _box(mask, reach)
+    if box is None:
+        return out
+    if max(reach) <= _SMALL_DISK_PX:
+        out[box] = ndimage.binary_dilation(mask[box], _disk(radius_mm, spacing_rc))
+    else:
+        dist = ndimage.distance_transform_edt(~mask[box], sampling=spacing_rc)
+        out[box] = dist * dist <= radius_mm**2 + 1e-9
+    return out
+
+
+def _erode(mask: NDArray[np.bool_], radius_mm: float, spacing_rc: tuple[float, float]) -> NDArray[np.bool_]:
+    """Binary erosion of a 2D mask with ``_disk(radius_mm)`` (outside the image counts as background), computed
+    within the mask's box framed by one background pixel (the nearest background pixel always lies there)."""
+    reach = (max(math.floor(radius_mm / spacing_rc[0]), 0), max(math.floor(radius_mm / spacing_rc[1]), 0))
+    out = np.zeros_like(mask)
+    box = _box(mask)
+    if box is None:
+        return out
+    framed = np.pad(mask[box], 1)
+    if max(reach) <= _SMALL_DISK_PX:
+        eroded = ndimage.binary_erosion(framed, _disk(radius_mm, spacing_rc))
+    else:
+        dist = ndimage.distance_transform_edt(framed, sampling=spacing_rc)
+        eroded = dist * dist > radius_mm**2 + 1e-9
+    out[box] = eroded[1:-1, 1:-1]
+    return out
+
+
+def _open(mask: NDArray[np.bool_], radius_mm: float, spacing_rc: tuple[float, float]) -> NDArray[np.bool_]:
+    """Binary opening of a 2D mask with ``_disk(radius_mm)``."""
+    return _dilate(_erode(mask, radius_mm, spacing_rc), radius_mm, spacing_rc)
 
 
 def _robust_stats(values: NDArray[np.float64]) -> tuple[float, float]:
@@ -484,12 +553,10 @@ class _Segmenter:
             if p[0] == z:
                 marker[p[1], p[2]] = True
         seed_px = marker
-        marker = (
-            np.asarray(ndimage.binary_dilation(seed_px, _disk(max(2.0, 1.5 * max(self.sp2)), self.sp2))) | marker
-        )
+        marker = _dilate(seed_px, max(2.0, 1.5 * max(self.sp2)), self.sp2) | marker
         band = self.band(z)
         if not (marker & band).any():  # the click is on a calcification or a vessel inside the lesion
-            marker = np.asarray(ndimage.binary_dilation(seed_px, _disk(self.SEED_DISK_MM, self.sp2))) & band
+            marker = _dilate(seed_px, self.SEED_DISK_MM, self.sp2) & band
         center = np.array(pts[0][1:], dtype=float)
         max_len = self.max_diameter_mm / 2
         lengths = _ray_lengths(band, center, self.sp2, max_len, skip_mm=self.SEED_DISK_MM)
@@ -513,9 +580,9 @@ class _Segmenter:
         for _ in range(self.RIM_ITERATIONS):
             if not region.any():
                 break
-            near = np.asarray(ndimage.binary_dilation(region, _disk(self.RIM_MM, self.sp2))) & ~region
-            far_ring = np.asarray(ndimage.binary_dilation(region, _disk(3 * self.RIM_MM, self.sp2)))
-            far_ring &= ~np.asarray(ndimage.binary_dilation(region, _disk(2 * self.RIM_MM, self.sp2)))
+            near = _dilate(region, self.RIM_MM, self.sp2) & ~region
+            far_ring = _dilate(region, 3 * self.RIM_MM, self.sp2)
+            far_ring &= ~_dilate(region, 2 * self.RIM_MM, self.sp2)
             if not near.any() or not far_ring.any():
                 break
             sm = self.smoothed(z)
@@ -573,7 +640,7 @@ class _Segmenter:
         # a line of a few pixels: random walk from the line within the lens
         fg = np.zeros(shape2, dtype=bool)
         fg[rc[inner, 0], rc[inner, 1]] = True
-        bg = ~np.asarray(ndimage.binary_dilation(allowed, _disk(1.0, self.sp2))) | (self.far(z) & ~fg)
+        bg = ~_dilate(allowed, 1.0, self.sp2) | (self.far(z) & ~fg)
         return self._random_walk(z, fg, bg)
 
     def _polar_contour(
@@ -672,7 +739,7 @@ class _Segmenter:
     def _texture_scale(self, sm: NDArray[np.float64], fg: NDArray[np.bool_], bg: NDArray[np.bool_]) -> float:
         """Typical step between neighbouring pixels inside the lesion (near the foreground marker), times
         RW_TEXTURE_K: the random walk must not cut along texture (MR, heterogeneous lesions), only real borders."""
-        near = np.asarray(ndimage.binary_dilation(fg, _disk(2.0 * max(self.sp2), self.sp2))) & ~bg
+        near = _dilate(fg, 2.0 * max(self.sp2), self.sp2) & ~bg
         steps = np.concatenate(
             [
                 np.abs(np.diff(sm, axis=0))[near[1:] & near[:-1]],
@@ -734,7 +801,7 @@ class _Segmenter:
         region = _component_touching(region, marker)
         region = _fill(region)
         open_r = max(0.15 * radius_mm, 1.0)
-        opened = np.asarray(ndimage.binary_opening(region, _disk(open_r, self.sp2)))
+        opened = _open(region, open_r, self.sp2)
         kept = _component_touching(opened, marker)
         if kept.sum() >= 0.3 * region.sum():
             region = kept
@@ -757,9 +824,8 @@ class _Segmenter:
 
         out = {z0: region0}
         grow_mm = min(max(self.GROW_FACTOR * self.sz, 1.0), 4.0)
-        grow = _disk(grow_mm, self.sp2)
         footprint0 = np.asarray(convex_hull_image(region0)) | region0
-        limit0 = np.asarray(ndimage.binary_dilation(footprint0, _disk(self.LIMIT_MM, self.sp2)))
+        limit0 = _dilate(footprint0, self.LIMIT_MM, self.sp2)
         pix = max(self.sp2)
         c0 = np.argwhere(region0).mean(axis=0)
         rays0 = _ray_lengths(footprint0, c0, self.sp2, self.max_diameter_mm)
@@ -782,7 +848,7 @@ class _Segmenter:
                     break
                 dz_mm = abs(z - z0) * self.sz
                 target = self._scaled(prev, scale(dz_mm) / max(scale(dz_mm - self.sz), 1e-6))
-                core = np.asarray(ndimage.binary_erosion(target, grow))
+                core = _erode(target, grow_mm, self.sp2)
                 if not core.any():
                     core = target
                 band = self.band(z)
@@ -797,7 +863,7 @@ class _Segmenter:
                         self.z_leak = True
                     break
                 ellipsoid = _star_mask(prev.shape, c0, self.sp2, rays0 * scale(dz_mm) + self.MARGIN_MM)
-                allowed = np.asarray(ndimage.binary_dilation(target, grow)) & limit0 & ellipsoid
+                allowed = _dilate(target, grow_mm, self.sp2) & limit0 & ellipsoid
                 center = np.argwhere(marker).mean(axis=0)
                 len_band = _ray_lengths(band & allowed, center, self.sp2, self.max_diameter_mm)
                 len_allowed = _ray_lengths(allowed, center, self.sp2, self.max_diameter_mm)
@@ -826,7 +892,7 @@ class _Segmenter:
     def _end_slice(self, z: int, prev: NDArray[np.bool_], core: NDArray[np.bool_]) -> NDArray[np.bool_] | None:
         """The last, partial-volume slice of a lesion: under the previous footprint, voxels nearer the lesion
         intensity than the surrounding one (half-way threshold), if they cover enough of the footprint."""
-        ring = np.asarray(ndimage.binary_dilation(prev, _disk(3.0, self.sp2))) & ~prev
+        ring = _dilate(prev, 3.0, self.sp2) & ~prev
         zp = z - 1 if z - 1 >= 0 and z - 1 < self.roi.shape[0] else z
         outside = float(np.median(self.roi[zp][ring])) if ring.any() else self.center
         if abs(outside - self.center) < self.spread:
@@ -837,7 +903,7 @@ class _Segmenter:
         if seed.sum() < self.END_FRACTION * core.sum():
             return None
         region = _component_touching(half & prev, seed)
-        region = _fill(np.asarray(ndimage.binary_opening(region, _disk(1.0, self.sp2))))
+        region = _fill(_open(region, 1.0, self.sp2))
         return region if region.sum() >= 3 else None
 
     # ------------------------------------------------------------------ driver
@@ -925,10 +991,10 @@ class _Segmenter:
         its largest part, which removes strands and wings of touching tissue (lesions are compact); a slice that
         would lose more than half of its area is kept as it is."""
         r_key = math.sqrt(float(region0.sum()) * self.sy * self.sx / math.pi)
-        disk = _disk(max(self.OPEN_FRACTION * r_key, 1.0), self.sp2)
+        open_mm = max(self.OPEN_FRACTION * r_key, 1.0)
         out = {}
         for z, reg in slices.items():
-            labels, n = ndimage.label(np.asarray(ndimage.binary_opening(reg, disk)))
+            labels, n = ndimage.label(_open(reg, open_mm, self.sp2))
             if n == 0:
                 out[z] = reg
                 continue
@@ -941,10 +1007,9 @@ class _Segmenter:
         vol = np.zeros(self.roi.shape, dtype=bool)
         for z, reg in slices.items():
             vol[z] = reg
-        ring_w = _disk(3.0, self.sp2)
         ring_vals = []
         for z, reg in slices.items():
-            ring = np.asarray(ndimage.binary_dilation(reg, ring_w)) & ~reg
+            ring = _dilate(reg, 3.0, self.sp2) & ~reg
             ring_vals.append(self.roi[z][ring])
         if not ring_vals:
             return slices
@@ -953,13 +1018,13 @@ class _Segmenter:
         if abs(outside - inside) < 1e-9:
             return slices
         out: dict[int, NDArray[np.bool_]] = {}
-        one = _disk(max(self.sp2) * 1.01, self.sp2)
+        one_mm = max(self.sp2) * 1.01
         for z, reg in slices.items():
             sm = 0.5 * (self.smoothed(z) + self.roi[z])
             closer = np.abs(sm - inside) < np.abs(sm - outside)
             grown = reg
             for _ in range(max(2, math.ceil(self.REFINE_MM / min(self.sp2)))):
-                grown = grown | (np.asarray(ndimage.binary_dilation(grown, one)) & closer)
+                grown = grown | (_dilate(grown, one_mm, self.sp2) & closer)
             out[z] = _fill(grown)
         return out
 
