@@ -268,7 +268,13 @@ def _star_mask(
 ) -> NDArray[np.bool_]:
     """Pixels within the star polygon given by ray ``lengths`` (mm) at equally spaced angles around the centre."""
     n = lengths.size
-    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    reach = float(lengths.max()) + 0.5 * min(spacing_rc)  # nothing beyond the longest ray
+    lo = [max(math.floor(center_rc[a] - reach / spacing_rc[a]), 0) for a in (0, 1)]
+    hi = [min(math.ceil(center_rc[a] + reach / spacing_rc[a]) + 1, shape[a]) for a in (0, 1)]
+    out = np.zeros(shape, dtype=bool)
+    if hi[0] <= lo[0] or hi[1] <= lo[1]:
+        return out
+    yy, xx = np.mgrid[lo[0] : hi[0], lo[1] : hi[1]]
     dy = (yy - center_rc[0]) * spacing_rc[0]
     dx = (xx - center_rc[1]) * spacing_rc[1]
     dist = np.hypot(dy, dx)
@@ -278,7 +284,8 @@ def _star_mask(
     i1 = (i0 + 1) % n
     w = pos - np.floor(pos)
     limit = lengths[i0] * (1 - w) + lengths[i1] * w
-    return np.asarray(dist <= limit + 0.5 * min(spacing_rc))
+    out[lo[0] : hi[0], lo[1] : hi[1]] = dist <= limit + 0.5 * min(spacing_rc)
+    return out
 
 
 def _circular_median(values: NDArray[np.float64], window: int) -> NDArray[np.float64]:
@@ -740,6 +747,10 @@ class _Segmenter:
         """Typical step between neighbouring pixels inside the lesion (near the foreground marker), times
         RW_TEXTURE_K: the random walk must not cut along texture (MR, heterogeneous lesions), only real borders."""
         near = _dilate(fg, 2.0 * max(self.sp2), self.sp2) & ~bg
+        box = _box(near)
+        if box is None:
+            return 0.0
+        sm, near = sm[box], near[box]
         steps = np.concatenate(
             [
                 np.abs(np.diff(sm, axis=0))[near[1:] & near[:-1]],
@@ -782,11 +793,22 @@ class _Segmenter:
             work, work_labels = data, labels
         if not (work_labels == 0).any():
             return fg
+        # The linear system involves only the unlabelled pixels and their neighbours: solve it on their box.
+        # skimage scales the edge weights by the standard deviation of the data it gets; beta is rescaled so the
+        # weights are those of the whole slice.
+        box = _box(work_labels == 0, 1)
+        assert box is not None
+        std_box = float(work[box].std())
+        beta = self.BETA * std_box / float(work.std()) if std_box > 0 else self.BETA
+        if std_box == 0:  # flat box: skimage cannot scale by its spread, use the whole slice
+            box = (slice(None), slice(None))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            prob = random_walker(work, work_labels, beta=self.BETA, mode="cg_j", tol=1e-3, return_full_prob=True)[
-                0
-            ]
+            prob_box = random_walker(
+                work[box], work_labels[box], beta=beta, mode="cg_j", tol=1e-3, return_full_prob=True
+            )[0]
+        prob = (work_labels == 1).astype(np.float64)
+        prob[box] = prob_box
         if f > 1:
             prob = ndimage.zoom(prob, f, order=1)
             prob = np.pad(
@@ -882,9 +904,14 @@ class _Segmenter:
         if factor >= 1.0 or not region.any():
             return region
         f = max(factor, 1e-3)
-        cp = np.argwhere(region).mean(axis=0)
-        out = np.asarray(
-            ndimage.affine_transform(region.astype(np.float32), np.full(2, 1.0 / f), offset=cp - cp / f, order=1)
+        box = _box(region, 2)  # shrinking about a point inside moves nothing out of the box
+        assert box is not None
+        cp = np.argwhere(region).mean(axis=0) - [b.start for b in box]
+        out = np.zeros_like(region)
+        out[box] = (
+            ndimage.affine_transform(
+                region[box].astype(np.float32), np.full(2, 1.0 / f), offset=cp - cp / f, order=1
+            )
             >= 0.5
         )
         return out if out.any() else region
