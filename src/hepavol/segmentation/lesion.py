@@ -374,6 +374,70 @@ def _coupled_contour(cost: NDArray[np.float64], end_bin: int, max_sum: int) -> N
     return np.concatenate([path_up[:half], path_down[: n_rays - half]])
 
 
+def _walk_probability(
+    data: NDArray[np.float64], labels: NDArray[np.int32], *, beta: float, tol: float
+) -> NDArray[np.float64]:
+    """Probability that a random walker from each pixel of a 2D image first reaches a label-1 marker rather than
+    a label-2 one (label 0: unknown); Grady, IEEE TPAMI 2006.
+
+    The same linear system and solver as ``skimage.segmentation.random_walker(data, labels, beta=beta,
+    mode="cg_j", tol=tol)`` (4-neighbour edge weights ``exp(-beta / (10 std(data)) * step**2) + 1e-10``,
+    conjugate gradients with a Jacobi preconditioner), but built only on the box of the unknown pixels (their
+    neighbours are all in it) and solved for label 1 only (with two labels the other probability is its
+    complement), so its cost follows the lesion, not the slice.
+    """
+    from scipy.sparse import csr_array, diags_array
+    from scipy.sparse.linalg import cg
+
+    prob = (labels == 1).astype(np.float64)
+    box = _box(labels == 0, 1)
+    if box is None:
+        return prob
+    std = float(data.std())
+    scale = -beta / (10.0 * std) if std > 0 else 0.0
+    sub = data[box]
+    lab = labels[box]
+    w_rows = np.exp(scale * np.diff(sub, axis=0) ** 2) + 1e-10  # edge (r, c) - (r + 1, c)
+    w_cols = np.exp(scale * np.diff(sub, axis=1) ** 2) + 1e-10  # edge (r, c) - (r, c + 1)
+    degree = np.zeros(sub.shape)
+    degree[:-1] += w_rows
+    degree[1:] += w_rows
+    degree[:, :-1] += w_cols
+    degree[:, 1:] += w_cols
+    fg = (lab == 1).astype(np.float64)
+    rhs = np.zeros(sub.shape)  # weight of the edges to label-1 markers
+    rhs[:-1] += w_rows * fg[1:]
+    rhs[1:] += w_rows * fg[:-1]
+    rhs[:, :-1] += w_cols * fg[:, 1:]
+    rhs[:, 1:] += w_cols * fg[:, :-1]
+    unknown = lab == 0
+    index = np.full(sub.shape, -1, dtype=np.int64)
+    n = int(unknown.sum())
+    index[unknown] = np.arange(n)
+    rows, cols, vals = [], [], []
+    for a, b, w in (
+        (index[:-1], index[1:], w_rows),
+        (index[:, :-1], index[:, 1:], w_cols),
+    ):
+        both = (a >= 0) & (b >= 0)
+        rows += [a[both], b[both]]
+        cols += [b[both], a[both]]
+        vals += [-w[both], -w[both]]
+    diag = degree[unknown]
+    lap = csr_array(
+        (
+            np.concatenate([*vals, diag]),
+            (np.concatenate([*rows, np.arange(n)]), np.concatenate([*cols, np.arange(n)])),
+        ),
+        shape=(n, n),
+    )
+    x, _ = cg(lap, rhs[unknown], rtol=tol, atol=0.0, M=diags_array(1.0 / diag))
+    sub_prob = prob[box]
+    sub_prob[unknown] = x
+    prob[box] = sub_prob
+    return prob
+
+
 # ---------------------------------------------------------------------------------------------------- main entry
 def segment_lesion(
     image: Volume,
@@ -767,10 +831,6 @@ class _Segmenter:
         Runs on the slice downsampled to about 0.7 mm pixels (the result is interpolated back), with the
         intensities in units of the lesion spread, so ``beta`` means the same for HU, windowed CT and MR.
         """
-        import warnings
-
-        from skimage.segmentation import random_walker
-
         fg = fg & ~bg
         if not fg.any():
             return fg
@@ -793,22 +853,7 @@ class _Segmenter:
             work, work_labels = data, labels
         if not (work_labels == 0).any():
             return fg
-        # The linear system involves only the unlabelled pixels and their neighbours: solve it on their box.
-        # skimage scales the edge weights by the standard deviation of the data it gets; beta is rescaled so the
-        # weights are those of the whole slice.
-        box = _box(work_labels == 0, 1)
-        assert box is not None
-        std_box = float(work[box].std())
-        beta = self.BETA * std_box / float(work.std()) if std_box > 0 else self.BETA
-        if std_box == 0:  # flat box: skimage cannot scale by its spread, use the whole slice
-            box = (slice(None), slice(None))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            prob_box = random_walker(
-                work[box], work_labels[box], beta=beta, mode="cg_j", tol=1e-3, return_full_prob=True
-            )[0]
-        prob = (work_labels == 1).astype(np.float64)
-        prob[box] = prob_box
+        prob = _walk_probability(work, work_labels, beta=self.BETA, tol=1e-3)
         if f > 1:
             prob = ndimage.zoom(prob, f, order=1)
             prob = np.pad(
