@@ -504,6 +504,21 @@ def segment_lesion(
     return seg.run(seed, None, [point_to_index(image, p, what="exclude point") for p in exclude_lps_mm])
 
 
+class _Slices:
+    """A region of interest of the image (a view), converted to float64 one slice at a time when first used: a
+    seed's search window is much taller than the lesion it finds."""
+
+    def __init__(self, raw: NDArray[np.generic]) -> None:
+        self.raw = raw
+        self.shape = (int(raw.shape[0]), int(raw.shape[1]), int(raw.shape[2]))
+        self._cache: dict[int, NDArray[np.float64]] = {}
+
+    def __getitem__(self, z: int) -> NDArray[np.float64]:
+        if z not in self._cache:
+            self._cache[z] = np.asarray(self.raw[z], dtype=np.float64)
+        return self._cache[z]
+
+
 class _Segmenter:
     """Working state of one lesion segmentation (a region of interest around the seed, smoothed lazily)."""
 
@@ -577,9 +592,8 @@ class _Segmenter:
         self.hi = np.array(
             [min(c[0] + hz + 1, shape[0]), min(c[1] + hy + 1, shape[1]), min(c[2] + hx + 1, shape[2])]
         )
-        self.roi = np.asarray(
-            self.image.array[self.lo[0] : self.hi[0], self.lo[1] : self.hi[1], self.lo[2] : self.hi[2]],
-            dtype=np.float64,
+        self.roi = _Slices(
+            self.image.array[self.lo[0] : self.hi[0], self.lo[1] : self.hi[1], self.lo[2] : self.hi[2]]
         )
 
     def smoothed(self, z: int) -> NDArray[np.float64]:
@@ -1174,8 +1188,7 @@ class _Segmenter:
         """Refuse seeds in air or background: the darkest, flat part of the image."""
         sl = self.roi[p[0]]
         value = float(sl[p[1], p[2]])
-        hu_like = float(self.roi.min()) <= -500.0
-        lowest = float(np.percentile(self.roi, 0.5))
+        hu_like = float(self.roi.raw.min()) <= -500.0
         where = f"seed voxel {(p + self.lo).tolist()} (slice, row, column)"
         if hu_like and value < -400.0:
             raise InputError(
@@ -1184,7 +1197,8 @@ class _Segmenter:
             )
         r = np.clip([p[1] - 1, p[1] + 2, p[2] - 1, p[2] + 2], 0, None)
         patch = sl[r[0] : r[1], r[2] : r[3]]
-        if not hu_like and value <= lowest and float(np.ptp(patch)) == 0.0:
+        flat = float(np.ptp(patch)) == 0.0
+        if not hu_like and flat and value <= float(np.percentile(np.asarray(self.roi.raw, dtype=np.float64), 0.5)):
             raise InputError(
                 f"The {where} is in the background (intensity {value:g}, the image minimum, in a flat area): "
                 "no lesion can be grown from it. Click inside the lesion."
