@@ -267,25 +267,43 @@ def _star_mask(
     lengths: NDArray[np.float64],
 ) -> NDArray[np.bool_]:
     """Pixels within the star polygon given by ray ``lengths`` (mm) at equally spaced angles around the centre."""
-    n = lengths.size
-    reach = float(lengths.max()) + 0.5 * min(spacing_rc)  # nothing beyond the longest ray
-    lo = [max(math.floor(center_rc[a] - reach / spacing_rc[a]), 0) for a in (0, 1)]
-    hi = [min(math.ceil(center_rc[a] + reach / spacing_rc[a]) + 1, shape[a]) for a in (0, 1)]
-    out = np.zeros(shape, dtype=bool)
-    if hi[0] <= lo[0] or hi[1] <= lo[1]:
+    return _Star(shape, center_rc, spacing_rc, lengths, reach_mm=float(lengths.max())).mask()
+
+
+class _Star:
+    """A star polygon (ray ``lengths`` in mm at equally spaced angles around a centre) and its scaled copies
+    ``scale x lengths + margin``, on the box of pixels within ``reach_mm`` (+ half a pixel) of the centre."""
+
+    def __init__(
+        self,
+        shape: tuple[int, int],
+        center_rc: NDArray[np.float64],
+        spacing_rc: tuple[float, float],
+        lengths: NDArray[np.float64],
+        *,
+        reach_mm: float,
+    ) -> None:
+        self.shape = shape
+        self.half_pixel = 0.5 * min(spacing_rc)
+        reach = reach_mm + self.half_pixel
+        lo = [max(math.floor(center_rc[a] - reach / spacing_rc[a]), 0) for a in (0, 1)]
+        hi = [max(min(math.ceil(center_rc[a] + reach / spacing_rc[a]) + 1, shape[a]), lo[a]) for a in (0, 1)]
+        self.box = (slice(lo[0], hi[0]), slice(lo[1], hi[1]))
+        n = lengths.size
+        yy, xx = np.mgrid[lo[0] : hi[0], lo[1] : hi[1]]
+        dy = (yy - center_rc[0]) * spacing_rc[0]
+        dx = (xx - center_rc[1]) * spacing_rc[1]
+        self.dist = np.hypot(dy, dx)
+        pos = np.mod(np.arctan2(dy, dx), 2 * np.pi) / (2 * np.pi) * n
+        i0 = np.floor(pos).astype(int) % n
+        w = pos - np.floor(pos)
+        self.limit = lengths[i0] * (1 - w) + lengths[(i0 + 1) % n] * w  # radius of the polygon (mm) per pixel
+
+    def mask(self, scale: float = 1.0, margin_mm: float = 0.0) -> NDArray[np.bool_]:
+        """Pixels within the polygon of rays ``scale x lengths + margin_mm`` (reach_mm must cover them)."""
+        out = np.zeros(self.shape, dtype=bool)
+        out[self.box] = self.dist <= scale * self.limit + margin_mm + self.half_pixel
         return out
-    yy, xx = np.mgrid[lo[0] : hi[0], lo[1] : hi[1]]
-    dy = (yy - center_rc[0]) * spacing_rc[0]
-    dx = (xx - center_rc[1]) * spacing_rc[1]
-    dist = np.hypot(dy, dx)
-    ang = np.mod(np.arctan2(dy, dx), 2 * np.pi)
-    pos = ang / (2 * np.pi) * n
-    i0 = np.floor(pos).astype(int) % n
-    i1 = (i0 + 1) % n
-    w = pos - np.floor(pos)
-    limit = lengths[i0] * (1 - w) + lengths[i1] * w
-    out[lo[0] : hi[0], lo[1] : hi[1]] = dist <= limit + 0.5 * min(spacing_rc)
-    return out
 
 
 def _circular_median(values: NDArray[np.float64], window: int) -> NDArray[np.float64]:
@@ -910,6 +928,7 @@ class _Segmenter:
         pix = max(self.sp2)
         c0 = np.argwhere(region0).mean(axis=0)
         rays0 = _ray_lengths(footprint0, c0, self.sp2, self.max_diameter_mm)
+        star0 = _Star(region0.shape, c0, self.sp2, rays0, reach_mm=float(rays0.max()) + self.MARGIN_MM)
         z_half_mm = self.Z_FACTOR * self.radius_mm
         c_mm = z_half_mm + 0.5 * self.sz  # semi-axis of the ellipsoid prior along the slice axis
 
@@ -943,7 +962,7 @@ class _Segmenter:
                     if last_found < 0.3 and len(out) > 1:
                         self.z_leak = True
                     break
-                ellipsoid = _star_mask(prev.shape, c0, self.sp2, rays0 * scale(dz_mm) + self.MARGIN_MM)
+                ellipsoid = star0.mask(scale(dz_mm), self.MARGIN_MM)
                 allowed = _dilate(target, grow_mm, self.sp2) & limit0 & ellipsoid
                 center = np.argwhere(marker).mean(axis=0)
                 len_band = _ray_lengths(band & allowed, center, self.sp2, self.max_diameter_mm)
