@@ -8,8 +8,9 @@ Quality:
 - ``hepavol simulate`` phantoms (cohort seed 1, first scan of patients 1, 2, 3 and 12, small grid 2.5 x 2.5 x 5 mm):
   liver and every lesion (seeded at its centroid and from its RECIST line) against the simulator's truth.
 
-Speed (2 cores shared): one lesion on a 512×512×120 CT-like volume (0.75 × 0.75 × 2.5 mm, a 30 mm lesion in
-liver-like noise) and the liver on the example CT resampled to 512×512×120.
+Speed (2 cores shared): one lesion on a 512×512×120 CT-like volume (0.75 × 0.75 × 2.5 mm, a 30 mm and a 100 mm
+ellipsoidal lesion in liver-like noise, from a seed and from a RECIST line) and the liver on the example CT resampled
+to 512×512×120.
 
 Run: ``.venv/bin/python benchmarks/segment.py [--png DIR]`` (about half a minute). ``--png`` writes overlays
 of every case (reference red, hepavol green) for checking by eye. Prints markdown tables.
@@ -171,6 +172,29 @@ def simulated_table() -> None:
     )
 
 
+def _speed_lesion(
+    g: Geometry, diameter_mm: float
+) -> tuple[Volume, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """A 512x512x120 CT-like volume with one ellipsoidal lesion (semi-axes 1/2, 0.4 and 0.35 x the diameter
+    along rows, columns and slices; 60 below the background of 100 +- 12): image, truth, seed (LPS) and its
+    RECIST line (LPS: along the rows through the centre, end points on the border)."""
+    rng = np.random.default_rng(0)
+    arr = rng.normal(100.0, 12.0, g.shape).astype(np.float32)
+    zz, yy, xx = np.ogrid[: g.shape[0], : g.shape[1], : g.shape[2]]
+    sz, sy, sx = g.spacing_mm
+    c = (60, 250, 260)
+    a, b, h = 0.5 * diameter_mm, 0.4 * diameter_mm, 0.35 * diameter_mm
+    truth = ((zz - c[0]) * sz / h) ** 2 + ((yy - c[1]) * sy / a) ** 2 + ((xx - c[2]) * sx / b) ** 2 <= 1.0
+    arr[truth] -= 60.0
+    half = int(a / sy)
+    seed = g.index_to_lps(np.array(c, dtype=float))
+    line = (
+        g.index_to_lps(np.array([c[0], c[1] - half, c[2]])),
+        g.index_to_lps(np.array([c[0], c[1] + half, c[2]])),
+    )
+    return Volume(arr, g), truth, seed, line
+
+
 def speed() -> None:
     print("\n| speed case | shape | time s |")
     print("|---|---|---:|")
@@ -180,19 +204,15 @@ def speed() -> None:
         origin_lps_mm=(-192.0, -192.0, -150.0),
         direction=((0.0, 0.0, 1.0), (0.0, 1.0, 0.0), (1.0, 0.0, 0.0)),
     )
-    rng = np.random.default_rng(0)
-    arr = rng.normal(100.0, 12.0, g.shape).astype(np.float32)
-    zz, yy, xx = np.ogrid[:120, :512, :512]
-    ball = ((zz - 60) * 2.5) ** 2 + ((yy - 250) * 0.75) ** 2 + ((xx - 260) * 0.75) ** 2 <= 15.0**2
-    arr[ball] -= 60.0
-    image = Volume(arr, g)
-    seed = g.index_to_lps(np.array([60, 250, 260]))
-    segment_lesion(image, seed_lps_mm=seed)  # warm-up (imports)
-    res, t = _timed(lambda: segment_lesion(image, seed_lps_mm=seed))
-    print(f"| one lesion from a seed (Dice {dice(res.mask, ball):.3f}) | 512×512×120 | {t:.2f} |")
-    line = (g.index_to_lps(np.array([60, 230, 260])), g.index_to_lps(np.array([60, 270, 260])))
-    res, t = _timed(lambda: segment_lesion(image, recist_lps_mm=line))
-    print(f"| one lesion from a RECIST line (Dice {dice(res.mask, ball):.3f}) | 512×512×120 | {t:.2f} |")
+    for diameter in (30.0, 100.0):
+        image, truth, seed, line = _speed_lesion(g, diameter)
+        segment_lesion(image, seed_lps_mm=seed)  # warm-up (imports)
+        for what, kwargs in (("a seed", {"seed_lps_mm": seed}), ("a RECIST line", {"recist_lps_mm": line})):
+            res, t = _timed(lambda: segment_lesion(image, **kwargs))  # type: ignore[arg-type]  # noqa: B023
+            print(
+                f"| one {diameter:.0f} mm lesion from {what} (Dice {dice(res.mask, truth):.3f}) | 512×512×120 | "
+                f"{t:.2f} |"
+            )
     ct = load_nifti(TS_DIR / "example_ct_sm.nii.gz")
     cg = ct.geometry
     extent = np.array(cg.shape) * np.array(cg.spacing_mm)
