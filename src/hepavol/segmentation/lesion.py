@@ -37,6 +37,11 @@ Method (figures in ``benchmarks/segment.py``):
 5. Leak checks: a region without a boundary within the search radius, cut back in many directions, or still open
    at the end of the ellipsoid prior is flagged (``LesionSegmentation.leaked`` and a warning), never returned as
    half the abdomen.
+
+Cost: every per-slice operation runs on the bounding box of the pixels it can touch (disk morphology through
+distance maps, the random walk's linear system on the box of its unknown pixels, solved for the lesion label only),
+so the time follows the lesion's size, not the image's: 0.05 s for a 30 mm and 0.2 s for a 100 mm lesion on a
+512 x 512 x 120 CT, about 0.5 s for 150 mm (``benchmarks/segment.py``).
 """
 
 from __future__ import annotations
