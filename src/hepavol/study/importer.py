@@ -88,11 +88,10 @@ def read_scan_manifest(path: str | os.PathLike[str], *, patient_id: str | None =
     p = Path(path)
     table = read_table(p, "manifest")
     table.require(("date", "image"), "a scan manifest has date,image[,seg][,patient_id][,modality][,series_uid]")
-    rows = [(row, line) for line, row in table.records()]
-    if not rows:
+    if not table.rows:
         raise InputError(f"{p}: no scans (the manifest has only a header).")
     out: list[ScanRow] = []
-    for row, line in rows:
+    for line, row in table.records():
         where = f"{p}, line {line}"
         pid = row.get("patient_id") or patient_id
         if not pid:
@@ -440,9 +439,9 @@ def import_segmentations(
     entries: list[tuple[str, str, str, Path]] = []  # (where, patient, date, path)
     if table is not None:
         t = Path(table)
-        rows = read_table(t, "segmentation list")
-        rows.require(("patient_id", "date", "seg"), "a segmentation list has patient_id,date,seg")
-        for line, row in rows.records():
+        listing = read_table(t, "segmentation list")
+        listing.require(("patient_id", "date", "seg"), "a segmentation list has patient_id,date,seg")
+        for line, row in listing.records():
             entries.append((f"{t}, line {line}", row["patient_id"], row["date"], t.parent / row["seg"]))
     else:
         if seg is None or patient_id is None or date is None:

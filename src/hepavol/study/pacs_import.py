@@ -192,7 +192,6 @@ def read_patient_list(
         "the patient list is a CSV with patient_id (the PACS PatientID) and optional study_date_from, "
         "study_date_to and modality",
     )
-    rows = [(row, line) for line, row in table.records()]
 
     def default_date(value: str | dt.date | None, name: str) -> dt.date | None:
         if value is None or isinstance(value, dt.date):
@@ -203,10 +202,8 @@ def read_patient_list(
     default_to = default_date(date_to, "date_to")
     default_mods = _parse_modalities(modality, "option") if modality else None
     out: list[PatientRequest] = []
-    for row, line in rows:
+    for line, row in table.records():  # blank rows are already left out
         where = f"{p}, line {line}"
-        if not any(row.values()):
-            continue  # a blank line
         pid = row.get("patient_id", "")
         if not pid:
             raise TableError(f"{where}: patient_id is empty. Every row needs the patient's PatientID on the PACS.")
