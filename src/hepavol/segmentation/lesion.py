@@ -8,9 +8,10 @@ Method (figures in ``benchmarks/segment.py``):
    (0-255) and MR all work.
 2. Key slice. From a seed: rays cast in the slice stop where the smoothed intensity leaves the lesion band; rays
    much longer than the robust radius (a leak into touching tissue of similar intensity) are cut back and
-   reported. A random walker (Grady, IEEE TPAMI 2006; ``skimage.segmentation.random_walker``) then places the
-   border between the seed (foreground) and background markers: beyond 1.3 × those rays, and every voxel far
-   (3.5 spreads) from the lesion intensities. From a RECIST line: the tissue just beyond its end points gives
+   reported. A random walker (Grady, IEEE TPAMI 2006; the linear system of ``skimage.segmentation.random_walker``,
+   solved by :func:`_walk_probability` on the box of unknown pixels) then places the border between the seed
+   (foreground) and background markers: beyond 1.3 × those rays, and every voxel far (3.5 spreads) from the
+   lesion intensities. From a RECIST line: the tissue just beyond its end points gives
    the surrounding intensity, and the lesion band stops half-way to it. The key slice is then an optimal closed
    contour in polar coordinates around the line's midpoint (dynamic programming over rays, cost from the
    contrast of lesion membership across the border and the radial gradient of the smoothed image) that uses what
@@ -717,15 +718,6 @@ class _Segmenter:
         a_mm = a[1:] * sp
         b_mm = b[1:] * sp
         length = float(np.linalg.norm(b_mm - a_mm))
-        u = (b_mm - a_mm) / length
-        mid = 0.5 * (a_mm + b_mm)
-        yy, xx = np.mgrid[0 : shape2[0], 0 : shape2[1]]
-        p = np.stack([yy * sp[0], xx * sp[1]], axis=-1)
-        tol = 0.75 * float(sp.max())
-        t = (p - mid) @ u
-        da = np.linalg.norm(p - a_mm, axis=-1)
-        db = np.linalg.norm(p - b_mm, axis=-1)
-        allowed = (np.abs(t) <= length / 2 + tol) & (da <= length + tol) & (db <= length + tol)
         # the line itself (central part is surely lesion; the end points are on its border)
         n = max(int(length / (0.5 * sp.min())), 2)
         s = np.linspace(0.0, 1.0, n)
@@ -745,7 +737,16 @@ class _Segmenter:
         region = self._polar_contour(z, a_mm, b_mm) if polar else None
         if region is not None:
             return region
-        # a line of a few pixels: random walk from the line within the lens
+        # a line of a few pixels (or the seed mode's long axis): random walk from the line within the lens
+        u = (b_mm - a_mm) / length
+        mid = 0.5 * (a_mm + b_mm)
+        yy, xx = np.mgrid[0 : shape2[0], 0 : shape2[1]]
+        p = np.stack([yy * sp[0], xx * sp[1]], axis=-1)
+        tol = 0.75 * float(sp.max())
+        t = (p - mid) @ u
+        da = np.linalg.norm(p - a_mm, axis=-1)
+        db = np.linalg.norm(p - b_mm, axis=-1)
+        allowed = (np.abs(t) <= length / 2 + tol) & (da <= length + tol) & (db <= length + tol)
         fg = np.zeros(shape2, dtype=bool)
         fg[rc[inner, 0], rc[inner, 1]] = True
         bg = ~_dilate(allowed, 1.0, self.sp2) | (self.far(z) & ~fg)
@@ -762,7 +763,8 @@ class _Segmenter:
         (:func:`_coupled_contour`) makes it pass through both end points, change by at most one radial step per
         ray step (arc step = radial step at half the line length), stay in the lens (within one line length of
         both ends, between the perpendiculars through them) and have no chord through the midpoint longer than
-        the line (+ 1 pixel). None for a line shorter than 4 radial steps.
+        the line (+ 1 pixel). None when the end points lie fewer than 3 radial steps from the midpoint or no
+        contour is feasible.
         """
         from skimage.draw import polygon2mask
 
@@ -1114,9 +1116,6 @@ class _Segmenter:
 
     def _refine(self, slices: dict[int, NDArray[np.bool_]]) -> dict[int, NDArray[np.bool_]]:
         """Move the border to the half-way intensity between lesion and surroundings (partial-volume voxels)."""
-        vol = np.zeros(self.roi.shape, dtype=bool)
-        for z, reg in slices.items():
-            vol[z] = reg
         ring_vals = []
         for z, reg in slices.items():
             ring = _dilate(reg, 3.0, self.sp2) & ~reg
