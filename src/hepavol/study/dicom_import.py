@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from hepavol.study import audit
 from hepavol.study.dicom_tree import SegFound, SelectionRules, SeriesFound, StudyFound, scan_dicom_tree
@@ -26,6 +25,7 @@ from hepavol.study.importer import (
     ImportSummary,
     add_segmentation,
     patient_for,
+    series_attributes,
     series_for,
     study_for,
 )
@@ -54,18 +54,6 @@ def measured_series(study: StudyFound) -> tuple[SeriesFound | None, str]:
 def _light_hash(series: SeriesFound) -> str:
     """A cheap fingerprint of a series that is not measured (file names and sizes)."""
     return hash_json(sorted((p.name, p.stat().st_size) for p in series.files))
-
-
-def _attributes(series: SeriesFound) -> dict[str, Any]:
-    return {
-        "modality": series.modality,
-        "description": series.description[:256] or None,
-        "n_instances": series.n_instances,
-        "slice_thickness_mm": series.slice_thickness_mm,
-        "orientation": series.orientation,
-        "contrast_phase": series.contrast_phase,
-        "mr_sequence": series.mr_sequence,
-    }
 
 
 def import_dicom_tree(
@@ -124,7 +112,7 @@ def import_dicom_tree(
                         content_hash=content if is_chosen and content is not None else _light_hash(series),
                         chosen=is_chosen,
                         choice_reason=reason if is_chosen else None,
-                        attributes=_attributes(series),
+                        attributes=series_attributes(series),
                         summary=summary,
                     )
                     if is_chosen and not db_series.chosen:  # the rules now choose this series

@@ -89,6 +89,7 @@ __all__ = [
     "classify_contrast_phase",
     "classify_mr_sequence",
     "classify_orientation",
+    "read_series",
     "scan_dicom_tree",
 ]
 
@@ -1192,6 +1193,69 @@ def _read_all(
             if progress is not None and (i % step == 0 or i == total):
                 progress(i, total)
     return results
+
+
+def read_series(
+    path: str | os.PathLike[str], *, series_uid: str | None = None, workers: int | None = None
+) -> tuple[SeriesFound, str]:
+    """The DICOM image series at ``path`` (a folder, searched recursively, or one file), read as
+    :func:`scan_dicom_tree` reads headers: for a scan named in a manifest.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A folder holding the series (other files, DICOM SEG and non-image objects are ignored) or one DICOM file
+        (an enhanced multi-frame image).
+    series_uid : str, optional
+        The SeriesInstanceUID to take when the folder holds several image series.
+    workers : int, optional
+        Threads reading headers (default :data:`DEFAULT_WORKERS`).
+
+    Returns
+    -------
+    tuple of (SeriesFound, str)
+        The series (its ``folder`` is the common folder of its files) and the StudyDescription ('' when absent).
+
+    Raises
+    ------
+    InputError
+        If ``path`` holds no DICOM image, holds several image series and ``series_uid`` does not name one of
+        them, or ``series_uid`` is not among them.
+    """
+    top = Path(path)
+    if not top.exists():
+        raise InputError(f"DICOM series '{top}' does not exist. Check the path.")
+    files = _walk(top) if top.is_dir() else [top]
+    groups: dict[str, list[_Header]] = defaultdict(list)
+    seen: set[str] = set()
+    for h in _read_all(files, workers, None):
+        if (
+            isinstance(h, _Skip)
+            or h.sop_class_uid == SEG_SOP_CLASS_UID
+            or h.sop_class_uid.startswith(_NON_IMAGE_SOP_PREFIXES)
+            or h.modality in _NON_IMAGE_MODALITIES
+            or h.ends_before_pixels
+            or not h.series_uid
+            or (h.sop_instance_uid and h.sop_instance_uid in seen)
+        ):
+            continue
+        seen.add(h.sop_instance_uid)
+        groups[h.series_uid].append(h)
+    if not groups:
+        raise InputError(
+            f"'{top}' holds no DICOM image with a SeriesInstanceUID ({len(files)} files read). Give the folder "
+            "of one image series, or an image file."
+        )
+    found = ", ".join(f"{uid} ({len(hs)} files)" for uid, hs in sorted(groups.items()))
+    if series_uid is not None and series_uid not in groups:
+        raise InputError(f"'{top}' holds no image series with SeriesInstanceUID {series_uid}; it holds {found}.")
+    if series_uid is None and len(groups) > 1:
+        raise InputError(
+            f"'{top}' holds {len(groups)} image series: {found}. Name the one to measure in the manifest's "
+            "series_uid column, or give the folder of that series."
+        )
+    headers = groups[series_uid if series_uid is not None else next(iter(groups))]
+    return _build_series(headers), _most_common((h.study_description for h in headers), "")
 
 
 def scan_dicom_tree(

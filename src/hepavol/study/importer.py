@@ -19,7 +19,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -31,9 +31,13 @@ from hepavol.study.models import Identity, ImagingStudy, Patient, Segmentation, 
 from hepavol.study.table import read_table
 from hepavol.study.workspace import Workspace
 
+if TYPE_CHECKING:
+    from hepavol.study.dicom_tree import SeriesFound
+
 __all__ = ["ImportSummary", "ScanRow", "import_scans", "import_segmentations", "read_scan_manifest"]
 
 _MODALITIES = {"ct": "CT", "mr": "MR", "mri": "MR"}
+_NOT_SERIES_ATTRIBUTES = {"study_uid", "series_uid", "study_description"}
 
 
 @dataclass(slots=True)
@@ -131,30 +135,31 @@ def read_scan_manifest(path: str | os.PathLike[str], *, patient_id: str | None =
     return out
 
 
-def _dicom_header(folder: Path, series_uid: str | None) -> dict[str, Any] | None:
-    """StudyInstanceUID, SeriesInstanceUID, Modality, descriptions of the first image of a DICOM folder."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
+def series_attributes(series: SeriesFound) -> dict[str, Any]:
+    """The stored attributes of a DICOM series (columns of :class:`~hepavol.study.models.Series`)."""
+    return {
+        "modality": series.modality,
+        "description": series.description[:256] or None,
+        "n_instances": series.n_instances,
+        "slice_thickness_mm": series.slice_thickness_mm,
+        "orientation": series.orientation,
+        "contrast_phase": series.contrast_phase,
+        "mr_sequence": series.mr_sequence,
+    }
 
-    files = [folder] if folder.is_file() else sorted(f for f in folder.rglob("*") if f.is_file())
-    for f in files:
-        try:
-            ds = pydicom.dcmread(f, stop_before_pixels=True)
-        except (InvalidDicomError, OSError, AttributeError, TypeError, ValueError):
-            continue
-        if "ImagePositionPatient" not in ds and "PerFrameFunctionalGroupsSequence" not in ds:
-            continue
-        if series_uid is not None and ds.get("SeriesInstanceUID") != series_uid:
-            continue
-        return {
-            "study_uid": str(ds.get("StudyInstanceUID", "")) or None,
-            "series_uid": str(ds.get("SeriesInstanceUID", "")) or None,
-            "modality": str(ds.get("Modality", "")) or None,
-            "study_description": str(ds.get("StudyDescription", "")) or None,
-            "series_description": str(ds.get("SeriesDescription", "")) or None,
-            "slice_thickness_mm": float(ds.SliceThickness) if ds.get("SliceThickness") else None,
-        }
-    return None
+
+def _dicom_header(path: Path, series_uid: str | None) -> dict[str, Any]:
+    """UIDs and the series attributes stored for a DICOM series named in a manifest (read as the tree reader
+    reads a PACS export, so a series gets the same attributes whichever way it was imported)."""
+    from hepavol.study.dicom_tree import read_series
+
+    series, study_description = read_series(path, series_uid=series_uid)
+    return {
+        "study_uid": series.study_uid,
+        "series_uid": series.series_uid,
+        "study_description": study_description[:256] or None,
+        **series_attributes(series),
+    }
 
 
 def patient_for(session: Session, pseudonymiser: Any, original_id: str, summary: ImportSummary) -> Patient:
@@ -336,12 +341,13 @@ def import_scans(
     for original_id, patient_rows in by_patient.items():
         prepared = []
         for row in patient_rows:  # read and hash outside the transaction
-            header = (
-                _dicom_header(row.image, row.series_uid) if row.image.is_dir() or _is_dicom(row.image) else None
-            )
+            header = None
+            if row.image.is_dir() or _is_dicom(row.image):
+                try:
+                    header = _dicom_header(row.image, row.series_uid)
+                except InputError as exc:
+                    raise InputError(f"{row.source}: {exc}") from None
             kind = "dicom" if header is not None else "file"
-            if row.image.is_dir() and header is None:
-                raise InputError(f"{row.source}: '{row.image}' is a folder without DICOM images.")
             image_hash = hash_path(row.image)
             seg_info = None
             if row.seg is not None:
@@ -376,9 +382,10 @@ def import_scans(
                     chosen=True,
                     choice_reason=f"named in the manifest ({row.source})",
                     attributes={
+                        "description": None,
+                        "slice_thickness_mm": None,
+                        **{k: v for k, v in (header or {}).items() if k not in _NOT_SERIES_ATTRIBUTES},
                         "modality": mod,
-                        "description": (header or {}).get("series_description"),
-                        "slice_thickness_mm": (header or {}).get("slice_thickness_mm"),
                     },
                     summary=summary,
                 )
