@@ -14,7 +14,7 @@ Method (figures in ``benchmarks/segment.py``):
    lesion intensities. From a RECIST line: the tissue just beyond its end points gives
    the surrounding intensity, and the lesion band stops half-way to it. The key slice is then an optimal closed
    contour in polar coordinates around the line's midpoint (dynamic programming over rays, cost from the
-   contrast of lesion membership across the border and the radial gradient of the smoothed image) that uses what
+   contrast of lesion membership across the border and the radial intensity step across it) that uses what
    a RECIST line means: the border passes through both end points; it lies between the perpendiculars through
    them and within one line length of both (the lens); no chord through the midpoint is longer than the line
    (opposite rays are solved together); the radius changes smoothly from ray to ray (star-shaped lesion).
@@ -758,8 +758,8 @@ class _Segmenter:
         """Optimal closed contour around the midpoint of a RECIST line (a, b: in-plane end points in mm).
 
         Rays from the midpoint, the border on each ray at the radius of least cost: minus the contrast of lesion
-        membership (mean over POLAR_WINDOW_MM inside minus outside) minus the radial gradient of the smoothed
-        image (in units of its 90th percentile in the lens, capped at 1). Dynamic programming
+        membership (mean over POLAR_WINDOW_MM inside minus outside) minus the radial step of the smoothed image
+        across the border (in units of its 90th percentile in the lens, capped at 1). Dynamic programming
         (:func:`_coupled_contour`) makes it pass through both end points, change by at most one radial step per
         ray step (arc step = radial step at half the line length), stay in the lens (within one line length of
         both ends, between the perpendiculars through them) and have no chord through the midpoint longer than
@@ -802,8 +802,11 @@ class _Segmenter:
         contrast = (cum[:, j] - cum[:, j_in]) / np.maximum(j - j_in, 1) - (cum[:, j_out] - cum[:, j]) / np.maximum(
             j_out - j, 1
         )
+        # radial step between the samples the border of bin j passes between (j - 1 and j); the centred difference
+        # at sample j put the edge half a radial step inwards: DeepLesion RECIST mean Dice 0.822 -> 0.826,
+        # simulator 0.931 -> 0.934 (no constant involved)
         grad = np.zeros_like(vals)
-        grad[:, 1:-1] = np.abs(vals[:, 2:] - vals[:, :-2])
+        grad[:, 1:] = np.abs(vals[:, 1:] - vals[:, :-1])
         scale = float(np.percentile(grad[lens], 90)) if lens.any() else 0.0
         cost = -contrast - np.minimum(grad / max(scale, 1e-12), 1.0)
         cost[~lens] = np.inf
