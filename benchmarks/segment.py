@@ -4,6 +4,8 @@ Quality:
 - the six DeepLesion lesions (FLARE 2025 "RECIST to 3D" npz, windowed 0-255) and the HU NIfTI of one of them,
   seeded at each mask's centroid and from its RECIST line (the longest in-plane diameter of the mask on its
   largest slice): Dice and volume error against the mask;
+- the same from the RECIST lines with ``--exclude`` clicks where the result leaked into touching tissue (a reader's
+  clicks, simulated: ``_segment_helpers.leak_clicks``), one click or one per slice that leaked;
 - the liver of the TotalSegmentator example CT and MR (label 5, a model output) with the automatic seed;
 - ``hepavol simulate`` phantoms (cohort seed 1, first scan of patients 1, 2, 3 and 12, small grid 2.5 x 2.5 x 5 mm):
   liver and every lesion (seeded at its centroid and from its RECIST line) against the simulator's truth.
@@ -37,6 +39,7 @@ from _segment_helpers import (  # noqa: E402
     TS_DIR,
     centroid_lps,
     dice,
+    leak_clicks,
     load_nifti,
     load_npz,
     npz_cases,
@@ -123,6 +126,28 @@ def lesion_table(png: Path | None) -> None:
         ),
     ):
         print(f"- {what}: {value} ({'met' if ok else 'NOT met'})")
+
+
+def exclude_table() -> None:
+    """From the RECIST line, then with --exclude clicks where the result leaked (``leak_clicks``)."""
+    print("\n| lesion | RECIST Dice | + one click | + a click per leaked slice (clicks) |")
+    print("|---|---:|---:|---:|")
+    means: list[list[float]] = [[], [], []]
+    for p in npz_cases():
+        image, mask = load_npz(p)
+        truth = np.asarray(mask.array) > 0
+        line = recist_line_lps(mask)
+        row = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = segment_lesion(image, recist_lps_mm=line)
+            for i, every in enumerate((None, False, True)):
+                clicks = [] if every is None else leak_clicks(res.mask, truth, mask, every_slice=every)
+                out = segment_lesion(image, recist_lps_mm=line, exclude_lps_mm=clicks) if clicks else res
+                means[i].append(dice(out.mask, truth))
+                row.append(f"{means[i][-1]:.3f}" + (f" ({len(clicks)})" if every else ""))
+        print(f"| {p.stem.removeprefix('CT_Lesion_')} | " + " | ".join(row) + " |")
+    print("| mean | " + " | ".join(f"{np.mean(m):.3f}" for m in means) + " |")
 
 
 def liver_table(png: Path | None) -> None:
@@ -298,6 +323,7 @@ def main() -> None:
     if args.png:
         args.png.mkdir(parents=True, exist_ok=True)
     lesion_table(args.png)
+    exclude_table()
     liver_table(args.png)
     simulated_table()
     speed()

@@ -79,3 +79,26 @@ def recist_line_lps(mask: Volume) -> tuple[NDArray[np.float64], NDArray[np.float
     a = np.array([z, *rc[i]])
     b = np.array([z, *rc[j]])
     return mask.geometry.index_to_lps(a), mask.geometry.index_to_lps(b)
+
+
+def leak_clicks(
+    result: NDArray[np.bool_], truth: NDArray[np.bool_], mask: Volume, *, every_slice: bool
+) -> list[NDArray[np.float64]]:
+    """Exclude points (LPS mm) a reader would click in tissue a segmentation leaked into: where the false positive
+    region of a slice covers >= 10 % of the lesion's area on it and is >= 2 mm deep, its deepest point (farthest
+    from the region's edge). One click on the slice with most false positives, or one on every such slice."""
+    from scipy import ndimage
+
+    fp = result & ~truth
+    spacing = mask.geometry.spacing_mm[1:]
+    slices = range(fp.shape[0]) if every_slice else [int(np.argmax(fp.sum(axis=(1, 2))))]
+    clicks = []
+    for z in slices:
+        if fp[z].sum() < 0.1 * max(int(truth[z].sum()), 1):
+            continue
+        depth = ndimage.distance_transform_edt(fp[z], sampling=spacing)
+        if depth.max() < 2.0:
+            continue
+        r, c = np.unravel_index(int(np.argmax(depth)), depth.shape)
+        clicks.append(mask.geometry.index_to_lps(np.array([z, r, c], dtype=float)))
+    return clicks

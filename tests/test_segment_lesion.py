@@ -19,6 +19,7 @@ from _segment_helpers import (
     HU_MASK,
     centroid_lps,
     dice,
+    leak_clicks,
     load_nifti,
     load_npz,
     npz_cases,
@@ -281,6 +282,40 @@ def test_real_cases_recist_issue_target(real_results: dict[str, list[tuple[str, 
 def test_real_cases_volume_issue_target(real_results: dict[str, list[tuple[str, float, float]]]) -> None:
     """Issue 8: lesion volume error <= 15% (from the RECIST lines)."""
     assert all(abs(v) <= 0.15 for _, _, v in real_results["recist"])
+
+
+@pytest.mark.parametrize("every_slice", [False, True], ids=["one click", "a click per leaked slice"])
+def test_real_cases_exclude_clicks_in_leaked_tissue(every_slice: bool) -> None:
+    """From the RECIST line, then again with --exclude points where a reader sees the result leak into touching
+    tissue (tests/_segment_helpers.leak_clicks: the deepest false-positive point of the slice that leaked most, or
+    of every slice that leaked). Reference: the DeepLesion masks.
+
+    Measured, per case 000001 / 000002 / 000009 / 000010 / 081 / 103 (000001 gets no click):
+    - RECIST alone: 0.889 / 0.743 / 0.912 / 0.860 / 0.759 / 0.795, mean 0.826.
+    - one click: 0.889 / 0.757 / 0.897 / 0.861 / 0.770 / 0.797, mean 0.828.
+    - a click per leaked slice (0 / 11 / 2 / 10 / 9 / 13): 0.889 / 0.812 / 0.899 / 0.814 / 0.830 / 0.843, mean 0.848.
+    The earlier rule (every click drops the voxels closer to it than to the key slice's centroid, on all slices)
+    cut into the lesions: one click 0.889 / 0.752 / 0.831 / 0.792 / 0.808 / 0.757, mean 0.805; a click per slice
+    mean 0.627.
+    """
+    before, after = [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _, image, mask in _real_cases():
+            truth = np.asarray(mask.array) > 0
+            line = recist_line_lps(mask)
+            res = segment_lesion(image, recist_lps_mm=line)
+            clicks = leak_clicks(res.mask, truth, mask, every_slice=every_slice)
+            clicked = segment_lesion(image, recist_lps_mm=line, exclude_lps_mm=clicks) if clicks else res
+            before.append(dice(res.mask, truth))
+            after.append(dice(clicked.mask, truth))
+    assert sum(a != b for a, b in zip(after, before)) == 5
+    if every_slice:
+        assert np.mean(after) >= 0.84
+        assert min(after) >= 0.80
+    else:  # one click never costs much, and helps on average
+        assert min(a - b for a, b in zip(after, before)) >= -0.02
+        assert np.mean(after) >= np.mean(before)
 
 
 def test_hu_case_matches_windowed_case() -> None:

@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         for text in args.recist:
             a, b = _line(text)
             lines.append((g.index_to_lps(np.array(a)), g.index_to_lps(np.array(b))) if args.index else (a, b))
-        # every other lesion's seed (or line centre) is an exclude point: touching lesions stay apart
+        # every other lesion's seed (or line centre) is passed on: touching lesions are split half-way
         centres = seeds + [0.5 * (np.asarray(a, dtype=float) + np.asarray(b, dtype=float)) for a, b in lines]
         results = []
         for i, seed_lps in enumerate(seeds):
@@ -148,13 +148,16 @@ def run(args: argparse.Namespace) -> int:
                 segment_lesion(
                     image,
                     seed_lps_mm=seed_lps,
-                    exclude_lps_mm=excludes + others,
+                    exclude_lps_mm=excludes,
+                    other_lesions_lps_mm=others,
                     max_diameter_mm=args.max_diameter,
                 )
             )
         for k, ends in enumerate(lines):
             others = [c for j, c in enumerate(centres) if j != len(seeds) + k]
-            results.append(segment_lesion(image, recist_lps_mm=ends, exclude_lps_mm=excludes + others))
+            results.append(
+                segment_lesion(image, recist_lps_mm=ends, exclude_lps_mm=excludes, other_lesions_lps_mm=others)
+            )
         labels = compose_label_map(g.shape, lesions=[r.mask for r in results], base=base)
         first = max(int(base.max()) + 1 if base is not None else 0, 2)
         preview_slice = results[0].seed_index[0]
