@@ -1195,6 +1195,11 @@ def _read_all(
     return results
 
 
+def _non_image(h: _Header) -> bool:
+    """A structured report, key object, presentation state, RT object, registration, encapsulated document..."""
+    return h.sop_class_uid.startswith(_NON_IMAGE_SOP_PREFIXES) or h.modality in _NON_IMAGE_MODALITIES
+
+
 def read_series(
     path: str | os.PathLike[str], *, series_uid: str | None = None, workers: int | None = None
 ) -> tuple[SeriesFound, str]:
@@ -1232,8 +1237,7 @@ def read_series(
         if (
             isinstance(h, _Skip)
             or h.sop_class_uid == SEG_SOP_CLASS_UID
-            or h.sop_class_uid.startswith(_NON_IMAGE_SOP_PREFIXES)
-            or h.modality in _NON_IMAGE_MODALITIES
+            or _non_image(h)
             or h.ends_before_pixels
             or not h.series_uid
             or (h.sop_instance_uid and h.sop_instance_uid in seen)
@@ -1320,9 +1324,7 @@ def scan_dicom_tree(
             skip(path, result.category, result.detail)
             continue
         h = result
-        if h.sop_class_uid != SEG_SOP_CLASS_UID and (
-            h.sop_class_uid.startswith(_NON_IMAGE_SOP_PREFIXES) or h.modality in _NON_IMAGE_MODALITIES
-        ):
+        if h.sop_class_uid != SEG_SOP_CLASS_UID and _non_image(h):
             skip(path, f"{h.modality or 'non-image'} object, not an image or SEG")
             continue
         if h.ends_before_pixels:

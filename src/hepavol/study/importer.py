@@ -19,25 +19,22 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hepavol.errors import InputError
 from hepavol.study import audit
+from hepavol.study.dicom_tree import SeriesFound, read_series
 from hepavol.study.hashing import hash_path
 from hepavol.study.models import Identity, ImagingStudy, Patient, Segmentation, Series
 from hepavol.study.table import read_table
 from hepavol.study.workspace import Workspace
 
-if TYPE_CHECKING:
-    from hepavol.study.dicom_tree import SeriesFound
-
 __all__ = ["ImportSummary", "ScanRow", "import_scans", "import_segmentations", "read_scan_manifest"]
 
 _MODALITIES = {"ct": "CT", "mr": "MR", "mri": "MR"}
-_NOT_SERIES_ATTRIBUTES = {"study_uid", "series_uid", "study_description"}
 
 
 @dataclass(slots=True)
@@ -145,20 +142,6 @@ def series_attributes(series: SeriesFound) -> dict[str, Any]:
         "orientation": series.orientation,
         "contrast_phase": series.contrast_phase,
         "mr_sequence": series.mr_sequence,
-    }
-
-
-def _dicom_header(path: Path, series_uid: str | None) -> dict[str, Any]:
-    """UIDs and the series attributes stored for a DICOM series named in a manifest (read as the tree reader
-    reads a PACS export, so a series gets the same attributes whichever way it was imported)."""
-    from hepavol.study.dicom_tree import read_series
-
-    series, study_description = read_series(path, series_uid=series_uid)
-    return {
-        "study_uid": series.study_uid,
-        "series_uid": series.series_uid,
-        "study_description": study_description[:256] or None,
-        **series_attributes(series),
     }
 
 
@@ -341,34 +324,38 @@ def import_scans(
     for original_id, patient_rows in by_patient.items():
         prepared = []
         for row in patient_rows:  # read and hash outside the transaction
-            header = None
+            # a DICOM series is read as the tree reader reads a PACS export: the same attributes either way
+            found: SeriesFound | None = None
+            study_description = ""
             if row.image.is_dir() or _is_dicom(row.image):
                 try:
-                    header = _dicom_header(row.image, row.series_uid)
+                    found, study_description = read_series(row.image, series_uid=row.series_uid)
                 except InputError as exc:
                     raise InputError(f"{row.source}: {exc}") from None
-            kind = "dicom" if header is not None else "file"
             image_hash = hash_path(row.image)
             seg_info = None
             if row.seg is not None:
                 source, sop_uid = _seg_source(row.seg)
                 seg_info = (row.seg, source, sop_uid, hash_path(row.seg))
-            prepared.append((row, header, kind, image_hash, seg_info))
+            prepared.append((row, found, study_description, image_hash, seg_info))
         with ws.db.transaction() as session:
             patient = patient_for(session, pseudonymiser, original_id, summary)
-            for row, header, kind, image_hash, seg_info in prepared:
-                mod = row.modality or (header or {}).get("modality") or default_modality
-                study_uid = (header or {}).get("study_uid") or _uid(
+            for row, found, study_description, image_hash, seg_info in prepared:
+                kind = "dicom" if found is not None else "file"
+                mod = row.modality or (found.modality if found is not None else None) or default_modality
+                study_uid = (found.study_uid if found is not None else None) or _uid(
                     "study", patient.pseudonym, row.date.isoformat()
                 )
-                series_uid = (header or {}).get("series_uid") or _uid("series", patient.pseudonym, str(row.image))
+                series_uid = (found.series_uid if found is not None else None) or _uid(
+                    "series", patient.pseudonym, str(row.image)
+                )
                 study = study_for(
                     session,
                     patient,
                     study_uid=study_uid,
                     date=row.date,
                     modality=mod,
-                    description=(header or {}).get("study_description"),
+                    description=study_description[:256] or None,
                     source=kind,
                     summary=summary,
                 )
@@ -382,9 +369,7 @@ def import_scans(
                     chosen=True,
                     choice_reason=f"named in the manifest ({row.source})",
                     attributes={
-                        "description": None,
-                        "slice_thickness_mm": None,
-                        **{k: v for k, v in (header or {}).items() if k not in _NOT_SERIES_ATTRIBUTES},
+                        **(series_attributes(found) if found is not None else {}),
                         "modality": mod,
                     },
                     summary=summary,
