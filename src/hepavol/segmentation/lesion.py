@@ -1207,6 +1207,7 @@ class _Segmenter:
             return slices
         sp = np.array([self.sz, self.sy, self.sx])
         seed = np.array([z0, *np.argwhere(region0).mean(axis=0)])
+        d_seed: NDArray[np.float64] | None = None
         vol = np.zeros(self.roi.shape, dtype=bool)
         for z, reg in slices.items():
             vol[z] = reg
@@ -1222,7 +1223,10 @@ class _Segmenter:
                     cut = d_click <= ((yy[0] - c[0]) * sp[1]) ** 2 + ((xx[0] - c[1]) * sp[2]) ** 2
                 vol[el[0]] &= ~cut
                 continue
-            d_seed = ((zz - seed[0]) * sp[0]) ** 2 + ((yy - seed[1]) * sp[1]) ** 2 + ((xx - seed[2]) * sp[2]) ** 2
+            if d_seed is None:
+                d_seed = (
+                    ((zz - seed[0]) * sp[0]) ** 2 + ((yy - seed[1]) * sp[1]) ** 2 + ((xx - seed[2]) * sp[2]) ** 2
+                )
             d_ex = ((zz - el[0]) * sp[0]) ** 2 + ((yy - el[1]) * sp[1]) ** 2 + ((xx - el[2]) * sp[2]) ** 2
             vol &= d_ex > d_seed
         marker = np.zeros_like(vol)
@@ -1248,13 +1252,18 @@ class _Segmenter:
         if float(np.hypot(*(click_mm - centre))) < 1e-6:
             return None
         towards = math.atan2(*(click_mm - centre))
+
+        def off(points_mm: NDArray[np.float64]) -> NDArray[np.float64]:
+            """Angle between each point's direction from the centre and the click's (0 to pi)."""
+            return np.abs((np.arctan2(*(points_mm - centre).T) - towards + np.pi) % (2 * np.pi) - np.pi)
+
         border = np.argwhere(sub & ~ndimage.binary_erosion(sub)) * sp
-        off = np.abs((np.arctan2(*(border - centre).T) - towards + np.pi) % (2 * np.pi) - np.pi)
+        border_off = off(border)
         rr, cc = np.nonzero(sub)
         pts = np.stack([rr, cc], axis=1) * sp
-        side = np.abs((np.arctan2(*(pts - centre).T) - towards + np.pi) % (2 * np.pi) - np.pi) < math.pi / 2
+        side = off(pts) < math.pi / 2
         for sector in self.EXCLUDE_SECTORS_DEG:
-            kept = border[off > math.radians(sector)]
+            kept = border[border_off > math.radians(sector)]
             if len(kept) < 8:
                 return None
             model = EllipseModel()
