@@ -105,18 +105,22 @@ class DimseClient:
 
         ae = self._ae(contexts, storage_scp=storage_scp)
         roles = [build_role(uid, scp_role=True) for uid in STORAGE_CLASSES] if storage_scp else []
+        rejections: list[Any] = []
         assoc = ae.associate(
             self.host,
             self.port,
             ae_title=self.called_aet,
             ext_neg=roles or None,
-            evt_handlers=[*(handlers or []), _no_delay_handler()],
+            evt_handlers=[*(handlers or []), _no_delay_handler(), _rejection_recorder(rejections)],
         )
         if not assoc.is_established:
-            if assoc.is_rejected:
+            # A peer that rejects may close the connection right after its A-ASSOCIATE-RJ; pynetdicom's requestor
+            # then sometimes reports an abort (seen with Orthanc under load), so the received PDU decides.
+            if assoc.is_rejected or rejections:
+                why = f" ({rejections[0].reason_str})" if rejections else ""
                 raise PacsError(
-                    f"{self.describe()} rejected the association from AE title {self.aet!r}. Check the called AE "
-                    "title (--called-aet) and that the PACS knows our AE title (--aet) and address."
+                    f"{self.describe()} rejected the association from AE title {self.aet!r}{why}. Check the called "
+                    "AE title (--called-aet) and that the PACS knows our AE title (--aet) and address."
                 )
             reason = self._tcp_problem()
             if reason is not None:
@@ -477,3 +481,15 @@ def _no_delay_handler() -> tuple[Any, Any]:
     from pynetdicom import evt
 
     return (evt.EVT_CONN_OPEN, _no_delay)
+
+
+def _rejection_recorder(rejections: list[Any]) -> tuple[Any, Any]:
+    """A handler that keeps every A-ASSOCIATE-RJ PDU received, with the peer's reason (e.g. called AE title)."""
+    from pynetdicom import evt
+    from pynetdicom.pdu import A_ASSOCIATE_RJ
+
+    def record(event: Any) -> None:
+        if isinstance(event.pdu, A_ASSOCIATE_RJ):
+            rejections.append(event.pdu)
+
+    return (evt.EVT_PDU_RECV, record)
