@@ -21,7 +21,11 @@ from hepavol.pacs.dimse import DimseClient
 def rejecting_peer() -> Iterator[int]:
     """A TCP port whose peer reads the request, sends A-ASSOCIATE-RJ (permanent, service user, reason 3) and closes."""
     pdu = A_ASSOCIATE_RJ()
-    pdu.result, pdu.source, pdu.reason_diagnostic = 1, 1, 3  # PS3.8 table 9-21: 3 = calling AE title not recognized
+    pdu.result, pdu.source, pdu.reason_diagnostic = (
+        1,
+        1,
+        3,
+    )  # PS3.8 table 9-21: 3 = calling AE title not recognized
     data = pdu.encode()
     server = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()

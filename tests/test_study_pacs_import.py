@@ -277,7 +277,10 @@ def test_unreachable_or_rejecting_pacs_is_a_clear_error(orthanc: Orthanc, tmp_pa
     cases = [
         (f"http://127.0.0.1:{closed}/dicom-web", "Cannot reach DICOMweb"),
         (f"ORTHANC@127.0.0.1:{closed}", "Cannot connect to DICOM node ORTHANC@127.0.0.1"),
-        (f"NOT-ORTHANC@127.0.0.1:{orthanc.dicom_port}", "rejected the association from AE title 'HEPAVOL' (Called AE title not recognised)"),
+        (
+            f"NOT-ORTHANC@127.0.0.1:{orthanc.dicom_port}",
+            "rejected the association from AE title 'HEPAVOL' (Called AE title not recognised)",
+        ),
     ]
     for spec, message in cases:
         args = [
