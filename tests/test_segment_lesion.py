@@ -67,6 +67,71 @@ def test_sphere_phantom_from_seed(lesion: float, background: float) -> None:
     assert not result.leaked
 
 
+def _layered_phantom(
+    *, radius_mm: float, core_fraction: float, core: float, wall: float, background: float, noise: float, seed: int
+) -> tuple[Volume, np.ndarray, np.ndarray]:
+    """A target lesion: a sphere whose centre (``core_fraction`` of its radius) differs from its wall, in noise."""
+    g = Geometry(
+        shape=(50, 80, 80),
+        spacing_mm=(1.5, 0.8, 0.8),
+        origin_lps_mm=(10.0, -20.0, 30.0),
+        direction=PHANTOM_DIRECTION,
+    )
+    lps = g.index_to_lps(np.indices(g.shape).reshape(3, -1).T)
+    center = g.index_to_lps(np.array([25.3, 39.6, 40.2]))
+    dist = np.linalg.norm(lps - center, axis=1).reshape(g.shape)
+    truth = dist <= radius_mm
+    arr = np.where(dist <= core_fraction * radius_mm, core, np.where(truth, wall, background))
+    arr = arr + np.random.default_rng(seed).normal(0.0, noise, g.shape)
+    return Volume(arr.astype(np.float32), g), truth, center
+
+
+@pytest.mark.parametrize(
+    ("core_fraction", "core", "wall", "background", "noise"),
+    [
+        (0.55, 1400.0, 750.0, 300.0, 25.0),  # MR, T2-like: necrotic centre brighter than the solid wall
+        (0.72, 50.0, 150.0, 100.0, 10.0),  # CT: hypodense centre, enhancing rim (the liver's intensity between)
+        (0.55, 20.0, 75.0, 105.0, 10.0),  # CT: fluid centre, hypodense wall
+    ],
+)
+def test_target_lesion_from_a_click_in_its_centre(
+    core_fraction: float, core: float, wall: float, background: float, noise: float
+) -> None:
+    """A click in the centre of a target lesion gives the whole lesion, wall included, not only its centre.
+
+    Reference: the analytic sphere (r = 12 mm, 7.238 mL). Before the layer step (``_grow_layers``) the MR case
+    gave the centre only (Dice 0.29 on the simulator's lesion of this kind).
+    """
+    image, truth, center = _layered_phantom(
+        radius_mm=12.0,
+        core_fraction=core_fraction,
+        core=core,
+        wall=wall,
+        background=background,
+        noise=noise,
+        seed=3,
+    )
+    result = segment_lesion(image, seed_lps_mm=center)
+    assert dice(result.mask, truth) >= 0.90
+    assert result.volume_ml == pytest.approx(4 / 3 * np.pi * 12.0**3 / 1000, rel=0.15)
+
+
+def test_small_lesion_on_coarse_pixels_from_seed() -> None:
+    """A 12 mm hypodense lesion on 2.5 x 2.5 x 5 mm voxels (the simulator's small grid): the 6 mm intensity disk
+    around the seed is half liver, so the seed's sample must shrink to the lesion (a disk half in the liver passed
+    the old test and the result leaked into the liver: Dice 0.004 on a simulator lesion of 0.6 mL)."""
+    g = Geometry(
+        shape=(24, 48, 48), spacing_mm=(5.0, 2.5, 2.5), origin_lps_mm=(0.0, 0.0, 0.0), direction=PHANTOM_DIRECTION
+    )
+    lps = g.index_to_lps(np.indices(g.shape).reshape(3, -1).T)
+    center = g.index_to_lps(np.array([12.0, 24.0, 24.0]))
+    truth = (np.linalg.norm(lps - center, axis=1) <= 6.0).reshape(g.shape)
+    arr = np.where(truth, 75.0, 108.0) + np.random.default_rng(1).normal(0.0, 9.0, g.shape)
+    result = segment_lesion(Volume(arr.astype(np.float32), g), seed_lps_mm=center)
+    assert not result.leaked
+    assert dice(result.mask, truth) >= 0.80
+
+
 def test_sphere_phantom_windowed_uint8() -> None:
     """The intensity model is estimated at the seed, so a windowed 0-255 image works like HU."""
     image, truth, center = _phantom()
@@ -242,11 +307,12 @@ def real_results() -> dict[str, list[tuple[str, float, float]]]:
 def test_real_cases_regression_floor(real_results: dict[str, list[tuple[str, float, float]]]) -> None:
     """Measured quality must not drop below what this version reaches (benchmarks/segment.py prints the table).
 
-    Floors (measured: seeded mean 0.810, min 0.715; RECIST mean 0.826, min 0.743) minus a margin.
+    Floors (measured: seeded mean 0.822, min 0.745; RECIST mean 0.826, min 0.743) minus a margin.
     """
     seed = np.array([d for _, d, _ in real_results["seed"]])
     recist = np.array([d for _, d, _ in real_results["recist"]])
-    assert seed.mean() >= 0.79
+    assert seed.mean() >= 0.81
+    assert seed.min() >= 0.72
     assert recist.mean() >= 0.795
     assert recist.min() >= 0.68
 
@@ -254,14 +320,15 @@ def test_real_cases_regression_floor(real_results: dict[str, list[tuple[str, flo
 def test_real_cases_seeded_none_below_issue_target(
     real_results: dict[str, list[tuple[str, float, float]]],
 ) -> None:
-    """Issue 8: seeded at each mask's centroid, no lesion below Dice 0.65 (measured min 0.715)."""
+    """Issue 8: seeded at each mask's centroid, no lesion below Dice 0.65 (measured min 0.745)."""
     assert min(d for _, d, _ in real_results["seed"]) >= 0.65
 
 
 def test_real_cases_seeded_mean_issue_target(real_results: dict[str, list[tuple[str, float, float]]]) -> None:
     """Issue 8: seeded at each mask's centroid, mean Dice >= 0.80.
 
-    Measured 0.810 (0.801 before the propagation kept the border on the ellipsoid prior's shape instead of
+    Measured 0.822 (0.810 before the seed slice was re-modelled on its interior; 0.801 before the propagation
+    kept the border on the ellipsoid prior's shape instead of
     eroding each slice by a quarter of its radius). The slice-opening fraction was not tuned here (it is the seed
     slice's existing 0.15); choosing it by leave-one-out among 0.15/0.25/0.35 gave 0.795 before that change.
     """

@@ -2,8 +2,9 @@
 
 Method (figures in ``benchmarks/segment.py``):
 
-1. Intensity model where the user pointed: median and spread (1.4826 × MAD, floored by the image noise) of a
-   6 mm disk around the seed, or of the central part of a RECIST line, whose 5th-95th percentile range is also
+1. Intensity model where the user pointed: median and spread (1.4826 × MAD, floored by the image noise) of the
+   largest disk around the seed (6 mm down to 1.5 pixels) whose median agrees with the seed's within the noise,
+   then of the interior of the seed slice's first region; or of the central part of a RECIST line, whose 5th-95th percentile range is also
    accepted as lesion (rims, necrotic or cystic centres). Nothing assumes Hounsfield units: CT in HU, windowed CT
    (0-255) and MR all work.
 2. Key slice. From a seed: rays cast in the slice stop where the smoothed intensity leaves the lesion band; rays
@@ -24,7 +25,8 @@ Method (figures in ``benchmarks/segment.py``):
    inside a heterogeneous lesion, the long axis of the intensity region is used as a line (random walk from it
    within its lens: that axis is not a measured diameter, so the polar contour is not used); if the layer around
    the result differs clearly from both the lesion and the tissue beyond (a target lesion: necrotic or cystic
-   centre, solid rim), it is added.
+   centre in a solid wall, hypodense centre in an enhancing rim), everything connected to it that differs from
+   that tissue is added (``_grow_layers``), unless it reaches far beyond the region (no closed wall).
 3. Propagation slice by slice up and down under an ellipsoid prior (half-extent 1.3 × the lesion radius along
    the slice axis): each slice starts from the previous region shrunk about its centroid as the prior's
    cross-section shrinks; the random walk's foreground is that shape eroded, its background beyond it dilated, by
@@ -586,6 +588,18 @@ class _Segmenter:
     MARGIN_MM = 3.0  # margin of that ellipsoid prior in the slice
     MIN_MARKER = 0.5  # propagate while >= 50 % of the foreground marker (eroded prior shape) is lesion-like
     END_FRACTION = 0.2  # partial-volume end slice when >= 20 % of the footprint is nearer the lesion intensity
+    # A seed slice region is re-modelled on its interior (eroded by one pixel) when that has >= 3 pixels
+    # (set, not tuned: the border pixels mix lesion and liver; a region of >= 20 pixels, border included, before:
+    # simulator seeded mean Dice 0.902 -> 0.915, DeepLesion seeded 0.810 -> 0.822).
+    MIN_INTERIOR = 3
+    # Layers of a target lesion (_grow_layers): the layer outside the region differs from it and from the
+    # surroundings by LAYER_K spreads; lesion = pixels more than LAYER_T spreads from the surroundings; a layer
+    # between lesion and surroundings is a wall if it stays WALL_FRACTION of the contrast from the surroundings one
+    # pixel further out (set, not tuned; the simulator's seeded mean Dice 0.854 -> 0.907, DeepLesion unchanged;
+    # without the wall test a noise-free sphere grew by 12 %)
+    LAYER_K = 3.0
+    LAYER_T = 2.5
+    WALL_FRACTION = 0.25
     RIM_ITERATIONS = 1  # a rim is added at most this many times (target lesions)
     RIM_MM = 2.5  # width of the layer tested as a rim
     RIM_K = 3.0  # the rim differs from the lesion and from the tissue beyond by at least 3 spreads
@@ -620,6 +634,8 @@ class _Segmenter:
         self.border_hit = False
         self._rw_pass = False
         self.background: float | None = None  # intensity of the tissue around the lesion, when known
+        # a target lesion whose range contains the surrounding intensity: (that intensity, half-width excluded)
+        self.not_background: tuple[float, float] | None = None
 
     # ------------------------------------------------------------------ region of interest
     def _set_roi(self, center: NDArray[np.float64], half_inplane_mm: float, half_z_mm: float) -> None:
@@ -650,7 +666,10 @@ class _Segmenter:
         """Voxels whose smoothed intensity lies within ``k`` spreads of the lesion's intensity range."""
         sm = self.smoothed(z)
         lo, hi = self._band_limits()
-        return np.asarray((sm >= lo) & (sm <= hi))
+        out = (sm >= lo) & (sm <= hi)
+        if self.not_background is not None:
+            out &= np.abs(sm - self.not_background[0]) > self.not_background[1]
+        return np.asarray(out)
 
     def _band_limits(self) -> tuple[float, float]:
         lo, hi = self.low - self.k * self.spread, self.high + self.k * self.spread
@@ -701,7 +720,12 @@ class _Segmenter:
 
     def _grow_rim(self, z: int, pts: list[NDArray[np.int64]], region: NDArray[np.bool_]) -> NDArray[np.bool_]:
         """Add a rim around the region (a target lesion: necrotic or cystic centre, solid rim) when the layer just
-        outside it differs clearly from both the region and the tissue further out."""
+        outside it differs clearly from both the region and the tissue further out: first as everything that
+        differs from the surrounding tissue (:meth:`_grow_layers`), else as the layer's intensity added to the
+        lesion range."""
+        grown = self._grow_layers(z, region)
+        if grown is not region:
+            return grown
         for _ in range(self.RIM_ITERATIONS):
             if not region.any():
                 break
@@ -724,6 +748,67 @@ class _Segmenter:
                 break
             region = grown
         return region
+
+    def _grow_layers(self, z: int, region: NDArray[np.bool_]) -> NDArray[np.bool_]:
+        """The region plus every layer around it that differs from the surrounding tissue (a target lesion: a
+        necrotic or cystic centre inside a solid wall, a hypodense centre inside an enhancing rim), or the region
+        itself.
+
+        The surrounding tissue is the median of the smoothed image in a ring 1.2-2 region radii (+ 2-4 mm) beyond
+        the region's border. The layer is the pixel ring just outside the region, or the next one if the first
+        lies between the region's and the surroundings' intensities (a partial-volume edge; a blurred edge has
+        fallen to within WALL_FRACTION of the contrast from the surroundings there, a wall has not). It must
+        differ from the surroundings and from the region by LAYER_K robust spreads of each. The lesion is then
+        the region and the connected pixels beyond half-way from the surrounding intensity to the layer's (and
+        more than LAYER_T spreads from it) that touch it, filled and opened; refused (the region is kept) if that
+        reaches the ring (no closed wall: a leak into other tissue). When the surrounding intensity lies inside
+        the lesion's new intensity range (hypodense centre, enhancing rim), the propagation's band also excludes
+        it (``not_background``).
+        """
+        if not region.any():
+            return region
+        sm = self.smoothed(z)
+        px = max(self.sp2)
+        r_mm = math.sqrt(region.sum() * self.sy * self.sx / math.pi)
+        ring = _dilate(region, 2.0 * r_mm + 4.0, self.sp2) & ~_dilate(region, 1.2 * r_mm + 2.0, self.sp2)
+        touching = _dilate(region, 1.01 * px, self.sp2)
+        near = touching & ~region
+        if not ring.any() or not near.any():
+            return region
+        bg, bg_spread = _robust_stats(sm[ring])
+        # spread of the smoothed surroundings (the layers are compared in the smoothed image); 3 lesion spreads of
+        # the raw image instead missed the enhancing rim of a CT phantom (Dice 0.54, rim 50 HU above the liver)
+        bg_spread = max(bg_spread, self.FLOOR_FRACTION * abs(self.center - bg), 1e-9)
+        layer = float(np.median(sm[near]))
+        if min(self.center, bg) < layer < max(self.center, bg):
+            # between the lesion and its surroundings: the region's partial-volume edge, or a wall; the layer is
+            # measured one pixel further out, where a blurred edge has fallen to the surroundings (less than a
+            # quarter of the contrast from them) and a wall has not
+            second = _dilate(region, 2.01 * px, self.sp2) & ~touching
+            layer = float(np.median(sm[second]))
+            if abs(layer - bg) < self.WALL_FRACTION * abs(self.center - bg):
+                return region
+        if abs(layer - bg) < self.LAYER_K * bg_spread or abs(layer - self.center) < self.LAYER_K * self.spread:
+            return region
+        # the lesion: pixels beyond half-way from the surroundings to the layer (partial volume), and LAYER_T spreads
+        threshold = max(self.LAYER_T * bg_spread, 0.5 * abs(layer - bg))
+        other = (np.abs(sm - bg) > threshold) | region
+        labels, _ = ndimage.label(other)
+        ids = np.unique(labels[touching & other])
+        grown = np.isin(labels, ids[ids > 0])
+        if (grown & ring).sum() > 0.05 * ring.sum():
+            return region
+        grown = _fill((grown & ~ring) | region)
+        grown = self._clean(grown, region, math.sqrt(grown.sum() * self.sy * self.sx / math.pi))
+        if grown.sum() <= region.sum():
+            return region
+        lo, hi = np.percentile(sm[grown], [5, 95])
+        self.low = min(self.low, float(lo))
+        self.high = max(self.high, float(hi))
+        if self.low - self.k * self.spread <= bg <= self.high + self.k * self.spread:
+            self.not_background = (bg, threshold)
+        self.radius_mm = max(self.radius_mm, math.sqrt(grown.sum() * self.sy * self.sx / math.pi))
+        return grown
 
     def _seed_slice_from_line(
         self, a: NDArray[np.float64], b: NDArray[np.float64], *, polar: bool = True
@@ -1072,9 +1157,11 @@ class _Segmenter:
             self._check_seed(local[0])
             self._set_model(self._seed_values(local), z0)
             region0 = self._seed_slice_from_points(z0, local)
-            # refine the model on the first estimate of the lesion, then redo the seed slice
-            if region0.sum() >= 20:
-                self._set_model(self.roi[z0][region0], z0)
+            # refine the model on the first estimate of the lesion (its interior: the border pixels mix lesion
+            # and liver), then redo the seed slice
+            interior = np.asarray(ndimage.binary_erosion(region0))
+            if interior.sum() >= self.MIN_INTERIOR:
+                self._set_model(self.roi[z0][interior], z0)
                 band_region = region0
                 self._rw_pass = True
                 region0 = self._seed_slice_from_points(z0, local)
@@ -1086,6 +1173,8 @@ class _Segmenter:
                     )
                 else:
                     region0 = self._grow_rim(z0, local, region0)
+            else:  # a few pixels: the core of a target lesion, or a lesion of a few pixels
+                region0 = self._grow_rim(z0, local, region0)
             self._report_seed_slice()
             seed_index = tuple(int(v) for v in seed)
         slices = self._refine(self._open_slices(self._propagate(z0, region0), region0))
@@ -1168,17 +1257,19 @@ class _Segmenter:
 
     def _seed_values(self, local: list[NDArray[np.int64]]) -> NDArray[np.float64]:
         """Intensities around the seed: the largest disk (6 mm down to 1 pixel) whose median agrees with the
-        intensity at the seed itself (3 x 3 median), so a lesion smaller than the disk is not swamped by liver."""
+        intensity at the seed itself (3 x 3 median) within the slice's noise, so a lesion smaller than the disk
+        is not swamped by liver. (Within the disk's own MAD, a disk half in the liver passed: its MAD is inflated
+        by the mix; simulator lesions of 0.4-2.6 mL on 2.5 mm pixels were lost, seeded mean Dice 0.810 -> 0.854.)"""
         p = local[0]
         pixel = max(self.sp2)
         at_seed = float(np.median(self._disk_values(p, 1.01 * pixel)))
+        noise = max(_noise_sigma(self.roi[p[0]]), 1e-9)
         vals = self._disk_values(p, 1.01 * pixel)
         for radius in (self.SEED_DISK_MM, 4.0, 2.5, 1.5 * pixel):
             if radius < 1.01 * pixel:
                 continue
             candidate = self._disk_values(p, radius)
-            med, mad = _robust_stats(candidate)
-            if abs(med - at_seed) <= max(mad, 1e-9):
+            if abs(float(np.median(candidate)) - at_seed) <= noise:
                 vals = candidate
                 break
         return vals
