@@ -18,9 +18,10 @@ from scipy import stats
 from hepavol.response.growth import DAYS_PER_MONTH, tgr_volume
 from hepavol.simulate import DEFAULT_CONFIG, sample_patient
 from hepavol.simulate.anatomy import liver_sdf
-from hepavol.simulate.clinical import sample_ki67_percent, sample_patient_tgr, who_grade
+from hepavol.simulate.clinical import sample_ki67_percent, sample_patient_tgr
 from hepavol.simulate.growth import GrowthLaw, tgr_to_rate
 from hepavol.simulate.patient import patient_rng
+from hepavol.study.clinical import who_2019_grade
 
 N_PATIENTS = 40
 
@@ -146,9 +147,9 @@ def test_new_lesions_are_pd(cohort: list) -> None:
 
 def test_grade_from_ki67_who_2019(cohort: list) -> None:
     # SCIENCE.md §3.4: G1 < 3 %, G2 3-20 %, G3 > 20 %.
-    assert [who_grade(v) for v in (0.5, 2.9, 3.0, 20.0, 20.1)] == ["G1", "G1", "G2", "G2", "G3"]
+    assert [who_2019_grade(v) for v in (0.5, 2.9, 3.0, 20.0, 20.1)] == ["G1", "G1", "G2", "G2", "G3"]
     for p in cohort:
-        assert p.clinical.grade == who_grade(p.clinical.ki67_percent)
+        assert p.clinical.grade == who_2019_grade(p.clinical.ki67_percent)
 
 
 def test_ki67_and_tgr_distributions() -> None:

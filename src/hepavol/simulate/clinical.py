@@ -1,7 +1,8 @@
 """Clinical variables of a virtual patient, consistent with the simulated tumour biology.
 
-- Ki-67 (%) lognormal (design choice, see :class:`~hepavol.simulate.config.SimulationConfig`), grade from Ki-67 by
-  the WHO 2019 GEP-NET thresholds: G1 < 3 %, G2 3-20 %, G3 > 20 % (SCIENCE.md §3.4).
+- Ki-67 (%) lognormal (design choice, see :class:`~hepavol.simulate.config.SimulationConfig`); the patient's grade
+  follows from it by the WHO 2019 GEP-NET thresholds, the same function the study workspace uses
+  (:func:`hepavol.study.clinical.who_2019_grade`).
 - Patient TGR (%/month) rising with ln Ki-67 plus noise (the study's secondary aim correlates TGR with Ki-67,
   SCIENCE.md §0; TGR ranges in NETs, §2.3).
 - CgA (µg/L) rising with total tumour volume with lognormal noise, raised by proton-pump inhibitors
@@ -16,21 +17,6 @@ import math
 import numpy as np
 
 from hepavol.simulate.config import SimulationConfig
-
-
-def who_grade(ki67_percent: float) -> str:
-    """WHO 2019 grade of a well-differentiated GEP-NET from Ki-67 (SCIENCE.md §3.4).
-
-    Examples
-    --------
-    >>> who_grade(2.9), who_grade(3.0), who_grade(20.0), who_grade(20.1)
-    ('G1', 'G2', 'G2', 'G3')
-    """
-    if ki67_percent < 3.0:
-        return "G1"
-    if ki67_percent <= 20.0:
-        return "G2"
-    return "G3"
 
 
 def sample_ki67_percent(rng: np.random.Generator, config: SimulationConfig) -> float:

@@ -22,13 +22,13 @@ from hepavol.simulate.clinical import (
     extra_abdominal_probability,
     sample_ki67_percent,
     sample_patient_tgr,
-    who_grade,
 )
 from hepavol.simulate.config import DEFAULT_CONFIG, Modality, SimulationConfig
 from hepavol.simulate.growth import GrowthLaw, GrowthModel, tgr_to_rate
 from hepavol.simulate.lesions import Appearance, LesionSpec, place_lesions, random_rotation
 from hepavol.simulate.schedule import ScanEvent, sample_poses, sample_scan_days
 from hepavol.simulate.truth import PatientTruth, assess_truth
+from hepavol.study.clinical import who_2019_grade
 
 MODALITY_CHOICES = ("ct", "mr", "mixed")
 
@@ -274,7 +274,7 @@ def sample_patient(
         age_years=age,
         sex=sex,
         ki67_percent=ki67,
-        grade=who_grade(ki67),
+        grade=who_2019_grade(ki67),
         cga_ug_per_l=cga[0],
         ppi_use=ppi,
         extra_abdominal_disease=extra,
