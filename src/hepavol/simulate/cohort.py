@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ from hepavol.errors import InputError
 from hepavol.simulate.config import DEFAULT_CONFIG, SimulationConfig, grid_for
 from hepavol.simulate.growth import rate_to_tgr
 from hepavol.simulate.patient import MODALITY_CHOICES, VirtualPatient, sample_patient
+from hepavol.simulate.readers import READER_COLUMNS, ReaderModel, reader_rows
 from hepavol.simulate.render import render_scan
 from hepavol.simulate.treatments import TREATMENT_COLUMNS, patient_treatments
 from hepavol.simulate.writer import (
@@ -54,6 +55,7 @@ class SimulatedCohort:
     truth_json: Path
     truth_cohort_csv: Path
     patients: tuple[SimulatedPatient, ...]
+    readers_csv: Path | None = None
 
 
 def _check_options(modality: str, size: str, fmt: str, seed: int = 0) -> None:
@@ -252,13 +254,17 @@ def simulate_cohort(
     fmt: str = "nifti",
     config: SimulationConfig = DEFAULT_CONFIG,
     progress: Callable[[int, int, SimulatedPatient], None] | None = None,
+    reads: Sequence[ReaderModel] = (),
 ) -> SimulatedCohort:
     """Simulate ``n_patients`` virtual patients into the new or empty folder ``out``.
 
     Writes every patient's scans and ``manifest.csv`` (see :func:`simulate_patient`), then ``clinical.csv``,
     ``treatments.csv`` (dated treatments, :mod:`hepavol.simulate.treatments`), ``truth.json`` and
     ``truth_cohort.csv`` (the eligible patients' true values as a ``hepavol cohort`` table) for the cohort.
-    ``progress(done, total, patient)`` is called after each patient.
+    ``progress(done, total, patient)`` is called after each patient. With ``reads`` (reader models,
+    :mod:`hepavol.simulate.readers`) it also writes ``readers.csv``: every read's lesion measurements in the
+    ``hepavol agreement`` format, and the models under ``generator.readers`` of ``truth.json``; without, the
+    outputs are those of earlier versions byte for byte.
 
     Raises
     ------
@@ -280,21 +286,28 @@ def simulate_cohort(
     treatments = folder / "treatments.csv"
     write_csv([row for p in done for row in patient_treatments(p.patient)], TREATMENT_COLUMNS, treatments)
     write_truth_cohort_table([p.patient for p in done], folder / "truth_cohort.csv")
+    readers_csv = None
+    if reads:
+        readers_csv = folder / "readers.csv"
+        write_csv([row for p in done for row in reader_rows(p.patient, reads)], READER_COLUMNS, readers_csv)
     truth_path = folder / "truth.json"
     config_dict = asdict(config)
+    generator: dict[str, Any] = {
+        "hepavol_version": __version__,
+        "seed": seed,
+        "patients": n_patients,
+        "modality": modality,
+        "size": size,
+        "format": fmt,
+        "config": config_dict,
+    }
+    if reads:
+        generator["readers"] = [r.to_dict() for r in reads]
     write_json(
         {
             "format": TRUTH_FORMAT,
             "version": TRUTH_VERSION,
-            "generator": {
-                "hepavol_version": __version__,
-                "seed": seed,
-                "patients": n_patients,
-                "modality": modality,
-                "size": size,
-                "format": fmt,
-                "config": config_dict,
-            },
+            "generator": generator,
             "conventions": {
                 "coordinates": "DICOM LPS mm of each scan's own grid (scanner frame)",
                 "labels": {"liver": 1, "tumour": 2},
@@ -318,4 +331,5 @@ def simulate_cohort(
         truth_json=truth_path,
         truth_cohort_csv=folder / "truth_cohort.csv",
         patients=tuple(done),
+        readers_csv=readers_csv,
     )
