@@ -190,6 +190,18 @@ class AgreementAnalysis:
     summaries: tuple[ReaderSummary, ReaderSummary]
     warnings: tuple[str, ...] = field(default=())
 
+    def category_rows(self) -> list[dict[str, object]]:
+        """Both reads' RECIST and volumetric response at every follow-up time point they share."""
+        rows: list[dict[str, object]] = []
+        sa, sb = self.summaries
+        for criteria in ("recist_response", "volumetric_response"):
+            for p in sorted(set(sa.patients) & set(sb.patients)):
+                ra = getattr(sa.patients[p], criteria)()
+                rb = getattr(sb.patients[p], criteria)()
+                for d in sorted(set(ra) & set(rb)):
+                    rows.append({"criteria": criteria, "patient_id": p, "date": d, "first": ra[d], "second": rb[d]})
+        return rows
+
     def results(self) -> dict[str, object]:
         """The JSON-ready results (strict JSON after :func:`hepavol.cohort._serialize.clean`)."""
         lo, hi = self.early_window_days

@@ -1,4 +1,6 @@
-"""Run the agreement analysis of two reads and write ``results.json``, ``pairs.csv``, figures and the report.
+"""Run the agreement analysis of two reads and write ``results.json``, ``pairs.csv`` (the paired values of every
+continuous quantity), ``categories.csv`` (both reads' response per follow-up time point), the Bland–Altman
+figure and the HTML/PDF report.
 
 :func:`run_agreement` takes the two :class:`~hepavol.agreement.reads.ReaderReads` to compare, so that any source
 of reads (the ``hepavol agreement`` table today, each reader's segmentations in a study workspace later) goes
@@ -17,6 +19,7 @@ from hepavol.agreement.reads import ReaderReads
 from hepavol.study.eligibility import EARLY_WINDOW_DAYS
 
 PAIRS_COLUMNS = ("quantity", "level", "unit", "pair", "first", "second")
+CATEGORY_COLUMNS = ("criteria", "patient_id", "date", "first", "second")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +30,7 @@ class AgreementRun:
     out_dir: Path
     results_json: Path
     pairs_csv: Path
+    categories_csv: Path
     report_html: Path
     report_pdf: Path | None
     pdf_method: str | None
@@ -68,6 +72,8 @@ def run_agreement(
     ]  # fmt: skip
     pairs_csv = out / "pairs.csv"
     write_text_atomic(pairs_csv, csv_text(rows, PAIRS_COLUMNS))
+    categories_csv = out / "categories.csv"
+    write_text_atomic(categories_csv, csv_text(analysis.category_rows(), CATEGORY_COLUMNS))
     figures = make_figures(analysis, out / "figures")
     report_html = out / "report.html"
     write_html(report_html, render_html(analysis, figures, source_name=source_name, generated=generated))
@@ -83,6 +89,7 @@ def run_agreement(
         out_dir=out,
         results_json=results_json,
         pairs_csv=pairs_csv,
+        categories_csv=categories_csv,
         report_html=report_html,
         report_pdf=report_pdf,
         pdf_method=pdf_method,
