@@ -17,8 +17,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from tests._agreement_helpers import write_reads_table
+
 from hepavol.cli import main
 from hepavol.simulate.readers import default_reads
 

@@ -33,15 +33,19 @@ def test_icc_rater_offset_lowers_icc2_only() -> None:
     x = np.array([[v, v + 2.0] for v in (10.0, 12.0, 15.0, 19.0, 30.0)])
     r = icc(x)
     assert r.icc_3_1.value == pytest.approx(1.0)
-    assert r.icc_2_1.value is not None and r.icc_2_1.value < 0.97
-    assert r.icc_3_1.ci95 is None and "agree exactly" in (r.icc_3_1.reason or "")
+    assert r.icc_2_1.value is not None
+    assert r.icc_2_1.value < 0.97
+    assert r.icc_3_1.ci95 is None
+    assert "agree exactly" in (r.icc_3_1.reason or "")
 
 
 def test_icc_undefined_cases_have_reasons() -> None:
     one = icc([[1.0, 1.2]])
-    assert one.icc_2_1.value is None and "at least 2 subjects" in (one.icc_2_1.reason or "")
+    assert one.icc_2_1.value is None
+    assert "at least 2 subjects" in (one.icc_2_1.reason or "")
     const = icc([[5.0, 5.0], [5.0, 5.0], [5.0, 5.0]])
-    assert const.icc_3_1.value is None and "same value" in (const.icc_3_1.reason or "")
+    assert const.icc_3_1.value is None
+    assert "same value" in (const.icc_3_1.reason or "")
     with pytest.raises(ValueError, match="complete rows"):
         icc([[1.0, float("nan")], [2.0, 2.0]])
 
@@ -84,7 +88,8 @@ def test_within_subject_log_scale() -> None:
 
 def test_within_subject_linear_wcv_needs_positive_means() -> None:
     r = within_subject([[-5.0, -3.0], [10.0, 12.0]])
-    assert r.wcv_percent is None and "positive" in (r.wcv_reason or "")
+    assert r.wcv_percent is None
+    assert "positive" in (r.wcv_reason or "")
     assert r.repeatability_coefficient == pytest.approx(Z95 * math.sqrt(2) * math.sqrt(2.0))
 
 
@@ -102,7 +107,8 @@ def test_kappa_hand_calculation() -> None:
 
 def test_kappa_undefined_with_one_category() -> None:
     r = cohen_kappa(["SD"] * 5, ["SD"] * 5, ["CR", "PR", "SD", "PD"])
-    assert r.kappa.value is None and "same category" in (r.kappa.reason or "")
+    assert r.kappa.value is None
+    assert "same category" in (r.kappa.reason or "")
     assert cohen_kappa([], [], ["CR"]).kappa.reason == "no subject was categorised by both raters"
 
 
@@ -120,10 +126,12 @@ def test_weighted_kappa_variance_matches_monte_carlo() -> None:
         first = [cats[i] for i in range(4) for j in range(4) for _ in range(counts[i, j])]
         second = [cats[j] for i in range(4) for j in range(4) for _ in range(counts[i, j])]
         r = cohen_kappa(first, second, cats)
-        assert r.weighted_kappa.value is not None and r.weighted_kappa.ci95 is not None
+        assert r.weighted_kappa.value is not None
+        assert r.weighted_kappa.ci95 is not None
         values.append(r.weighted_kappa.value)
         ses.append((r.weighted_kappa.ci95[1] - r.weighted_kappa.ci95[0]) / (2 * Z95))
-        assert r.kappa.value is not None and r.kappa.ci95 is not None
+        assert r.kappa.value is not None
+        assert r.kappa.ci95 is not None
         values_u.append(r.kappa.value)
         ses_u.append((r.kappa.ci95[1] - r.kappa.ci95[0]) / (2 * Z95))
     assert float(np.mean(ses)) == pytest.approx(float(np.std(values)), rel=0.10)

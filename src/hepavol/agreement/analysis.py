@@ -199,7 +199,9 @@ class AgreementAnalysis:
                 ra = getattr(sa.patients[p], criteria)()
                 rb = getattr(sb.patients[p], criteria)()
                 for d in sorted(set(ra) & set(rb)):
-                    rows.append({"criteria": criteria, "patient_id": p, "date": d, "first": ra[d], "second": rb[d]})
+                    rows.append(
+                        {"criteria": criteria, "patient_id": p, "date": d, "first": ra[d], "second": rb[d]}
+                    )
         return rows
 
     def results(self) -> dict[str, object]:
@@ -284,7 +286,9 @@ def _restrict(reads: ReaderReads, keys: set[tuple[str, dt.date]]) -> ReaderReads
     )
 
 
-def _category(name: str, a: Mapping[object, str], b: Mapping[object, str]) -> CategoryAgreement:
+def _category(
+    name: str, a: Mapping[tuple[str, dt.date], str], b: Mapping[tuple[str, dt.date], str]
+) -> CategoryAgreement:
     excluded: dict[str, int] = {}
     xs: list[str] = []
     ys: list[str] = []
@@ -349,10 +353,10 @@ def _sdc(quantities: Mapping[str, ContinuousAgreement]) -> dict[str, object]:
         entry |= {
             "mean_sum_of_diameters_mm": mean,
             "repeatability_coefficient_percent_of_mean": rc_pct,
-            "pd_threshold_mm_beyond_sdc": 5.0 > rc,
+            "pd_threshold_mm_beyond_sdc": rc < 5.0,
         }
         if rc_pct is not None:
-            entry |= {"pr_threshold_beyond_sdc": 30.0 > rc_pct, "pd_threshold_beyond_sdc": 20.0 > rc_pct}
+            entry |= {"pr_threshold_beyond_sdc": rc_pct < 30.0, "pd_threshold_beyond_sdc": rc_pct < 20.0}
     out["sum_of_diameters"] = entry
     return out
 

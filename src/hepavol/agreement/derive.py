@@ -5,7 +5,8 @@ Computed from a single reader's :class:`~hepavol.agreement.reads.ReaderReads`, n
 - per scan: ``total_tumor_volume_ml`` = the sum of the volumes of every lesion on the scan (new lesions
   included, as ``hepavol follow-up``); ``sum_of_diameters_mm`` = the sum of the long axes of the patient's target
   lesions (``target = yes`` at baseline; every baseline lesion when the reads do not mark targets), ``None`` when
-  a target has no row or no long axis on that scan (RECIST: not evaluated);
+  a target has no row or no long axis on that scan (RECIST: not evaluated); a scan read with no lesion found
+  (a row without ``lesion_id``) has every baseline lesion disappeared (diameters 0, non-targets absent);
 - per patient: baseline = the reader's earliest scan of the patient; early scan = the first scan dated
   ``early_window_days`` (default the study's 91-183 days, :data:`hepavol.study.eligibility.EARLY_WINDOW_DAYS`)
   after it; ``volume_change_percent`` and ``sld_change_percent`` = 100·(early/baseline − 1);
@@ -105,6 +106,8 @@ def _targets(reads: ReaderReads, baseline: Sequence[LesionRead]) -> tuple[str, .
 def _sld(lesions: Sequence[LesionRead], targets: Sequence[str]) -> float | None:
     if not targets:
         return None
+    if not lesions:  # read, no lesion found: every target has disappeared
+        return 0.0
     by_id = {r.lesion_id: r for r in lesions}
     total = 0.0
     for t in targets:
@@ -151,6 +154,9 @@ def summarise_reader(
             )
             points.append(VolumePoint(date=date, volume_ml=total, new_lesions=new))
             by_id = {r.lesion_id: r for r in lesions}
+            if not lesions:  # read, no lesion found: every baseline lesion has disappeared
+                by_id = {i: LesionRead(patient_id=patient, date=date, reader=who, lesion_id=i, volume_ml=0.0,
+                                       long_axis_mm=0.0) for i in baseline_ids}  # fmt: skip
             tl = tuple(
                 TargetLesion(lesion_id=t, organ="liver", diameter_mm=by_id[t].long_axis_mm if t in by_id else None)
                 for t in targets
@@ -161,7 +167,7 @@ def summarise_reader(
                     organ="liver",
                     status=NonTargetStatus.ABSENT if r.volume_ml == 0 else NonTargetStatus.PRESENT,
                 )
-                for r in lesions
+                for r in by_id.values()
                 if r.lesion_id in baseline_ids and r.lesion_id not in targets
             )
             nl = tuple(

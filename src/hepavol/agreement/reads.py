@@ -91,7 +91,9 @@ def base_reader(name: str) -> str:
     return head if sep and tail.isdigit() and head else name
 
 
-def reads_from_rows(reader: str, rows: Iterable[LesionRead], *, targets_marked: bool, source: str = "") -> ReaderReads:
+def reads_from_rows(
+    reader: str, rows: Iterable[LesionRead], *, targets_marked: bool, source: str = ""
+) -> ReaderReads:
     """A :class:`ReaderReads` from lesion rows (rows with an empty ``lesion_id`` only mark a scan as read).
 
     Raises
@@ -122,7 +124,9 @@ def reads_from_rows(reader: str, rows: Iterable[LesionRead], *, targets_marked: 
 def _number(text: str, *, source: str, line: int, column: str, required: bool) -> float | None:
     if text == "":
         if required:
-            raise TableError(f"{source}, line {line}: {column} is empty; give a number (0 for a disappeared lesion)")
+            raise TableError(
+                f"{source}, line {line}: {column} is empty; give a number (0 for a disappeared lesion)"
+            )
         return None
     try:
         value = float(text.replace(",", ".")) if text.count(",") == 1 and "." not in text else float(text)
@@ -157,7 +161,9 @@ def read_agreement_table(path: str | os.PathLike[str]) -> dict[str, ReaderReads]
         if not patient:
             raise TableError(f"{src}, line {line}: patient_id is empty")
         if not reader:
-            raise TableError(f"{src}, line {line}: reader is empty; name the reader (e.g. A, B, or A#2 for a repeat)")
+            raise TableError(
+                f"{src}, line {line}: reader is empty; name the reader (e.g. A, B, or A#2 for a repeat)"
+            )
         try:
             date = dt.date.fromisoformat(rec["date"])
         except ValueError:
@@ -180,7 +186,8 @@ def read_agreement_table(path: str | os.PathLike[str]) -> dict[str, ReaderReads]
                     f"{src}, line {line}: measurements without a lesion_id; give the lesion an id, or leave "
                     "volume_ml and long_axis_mm empty to record a scan without lesions"
                 )
-            volume, axis = 0.0, None
+            volume: float | None = 0.0
+            axis: float | None = None
         else:
             volume = _number(rec["volume_ml"], source=src, line=line, column="volume_ml", required=True)
             axis = _number(rec["long_axis_mm"], source=src, line=line, column="long_axis_mm", required=False)
@@ -197,5 +204,7 @@ def read_agreement_table(path: str | os.PathLike[str]) -> dict[str, ReaderReads]
             )
         )
     if not rows:
-        raise TableError(f"{src}: the table has a header but no rows; expected one row per reader, scan and lesion")
+        raise TableError(
+            f"{src}: the table has a header but no rows; expected one row per reader, scan and lesion"
+        )
     return {name: reads_from_rows(name, r, targets_marked=has_target, source=src) for name, r in rows.items()}

@@ -103,7 +103,8 @@ def _continuous_rows(analysis: AgreementAnalysis) -> list[list[str]]:
             ba_text = f"{ba['bias']:+.2f} ({ba['loa95'][0]:+.2f} to {ba['loa95'][1]:+.2f}) {q.unit}"
         wcv = d["wcv"]
         rc = d["repeatability_coefficient"]
-        assert isinstance(wcv, dict) and isinstance(rc, dict)
+        assert isinstance(wcv, dict)
+        assert isinstance(rc, dict)
         if rc.get("value") is None:
             rc_text = "–"
         elif q.log:
@@ -169,7 +170,11 @@ cohort as much as on the measurement error; the limits of agreement and the RC d
 
 
 def render_html(
-    analysis: AgreementAnalysis, figures: Sequence[Figure], *, source_name: str = "", generated: dt.datetime | None = None
+    analysis: AgreementAnalysis,
+    figures: Sequence[Figure],
+    *,
+    source_name: str = "",
+    generated: dt.datetime | None = None,
 ) -> str:
     """The report as one HTML document (figures embedded)."""
     a = analysis
@@ -292,7 +297,9 @@ def _pdf_with_matplotlib(analysis: AgreementAnalysis, figures: Sequence[Figure],
         per_page = 80
         for start in range(0, len(lines), per_page):
             fig = plt.figure(figsize=(8.27, 11.69))
-            fig.text(0.05, 0.97, "\n".join(lines[start : start + per_page]), va="top", family="monospace", fontsize=6)
+            fig.text(
+                0.05, 0.97, "\n".join(lines[start : start + per_page]), va="top", family="monospace", fontsize=6
+            )
             pdf.savefig(fig)
             plt.close(fig)
         for f in figures:

@@ -131,7 +131,11 @@ def icc(values: ArrayLike, *, alpha: float = 0.05) -> IntraclassCorrelation:
     if msr <= tiny and mse <= tiny:
         reason = "all subjects have the same value: between-subject and error variance are both 0"
         return IntraclassCorrelation(
-            n_subjects=n, n_raters=k, icc_2_1=Estimate(None, reason=reason), icc_3_1=Estimate(None, reason=reason), **ms
+            n_subjects=n,
+            n_raters=k,
+            icc_2_1=Estimate(None, reason=reason),
+            icc_3_1=Estimate(None, reason=reason),
+            **ms,
         )
     icc3 = (msr - mse) / (msr + (k - 1) * mse)
     icc2 = (msr - mse) / (msr + (k - 1) * mse + k * (msc - mse) / n)
@@ -447,7 +451,7 @@ def cohen_kappa(
     p = counts / n
     rs, cs = p.sum(axis=1), p.sum(axis=0)
     po = float(np.trace(p))
-    pe = float(rs @ cs)
+    float(rs @ cs)
     ii, jj = np.meshgrid(np.arange(c), np.arange(c), indexing="ij")
     if weights == "quadratic":
         w = 1.0 - (np.abs(ii - jj) / max(c - 1, 1)) ** 2

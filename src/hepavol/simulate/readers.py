@@ -63,7 +63,9 @@ class ReaderModel:
         if self.boundary_sd_log < 0 or self.long_axis_sd_log < 0:
             raise InputError(f"reader {self.name!r}: standard deviations must be >= 0")
         if not 0.0 <= self.miss_probability <= 1.0:
-            raise InputError(f"reader {self.name!r}: miss_probability must be in [0, 1], got {self.miss_probability}")
+            raise InputError(
+                f"reader {self.name!r}: miss_probability must be in [0, 1], got {self.miss_probability}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,7 +73,9 @@ class ReaderModel:
 
 #: Two readers: A unbiased; B draws contours 2 % larger (volumes +6 %) and is a little noisier.
 DEFAULT_READERS: tuple[ReaderModel, ...] = (
-    ReaderModel(name="A", boundary_bias_log=0.0, boundary_sd_log=0.03, long_axis_sd_log=0.04, miss_probability=0.1),
+    ReaderModel(
+        name="A", boundary_bias_log=0.0, boundary_sd_log=0.03, long_axis_sd_log=0.04, miss_probability=0.1
+    ),
     ReaderModel(
         name="B", boundary_bias_log=0.02, boundary_sd_log=0.04, long_axis_sd_log=0.05, miss_probability=0.15
     ),
