@@ -126,7 +126,10 @@ def test_simulate_readers_leaves_other_outputs_byte_identical(tmp_path: Path) ->
     args = ["simulate", "--patients", "1", "--out", str(with_reads), "--seed", "4", "--quiet", "--readers", "2"]
     assert main(args) == 0
     a, b = _digests(plain), _digests(with_reads)
-    assert set(b) - set(a) == {"readers.csv"}
+    extra = set(b) - set(a)
+    assert {"readers.csv", "A_segs.csv", "B_segs.csv"} <= extra
+    assert all(k.startswith("SIM-001/readers/") for k in extra - {"readers.csv", "A_segs.csv", "B_segs.csv"})
+    assert not set(a) - set(b)
     assert {k for k in a if a[k] != b[k]} == {"truth.json"}
     ta = json.loads((plain / "truth.json").read_text())
     tb = json.loads((with_reads / "truth.json").read_text())
@@ -141,3 +144,29 @@ def test_simulate_readers_option_errors(capsys: pytest.CaptureFixture[str], tmp_
     assert "--readers must be 2" in capsys.readouterr().err
     assert main(["simulate", "--patients", "1", "--out", str(tmp_path / "y"), "--repeat-read"]) == 2
     assert "--repeat-read needs --readers 2" in capsys.readouterr().err
+
+
+def test_reader_label_maps_follow_the_reads(tmp_path: Path) -> None:
+    """Each read's label map of a scan scales the true lesions as its readers.csv row does: B's tumour voxel
+    volume over the true mask's equals B's analytic total over the true total within 5 % (voxelisation on the
+    2.5 × 2.5 × 5 mm grid); the liver is the true liver; the _segs.csv table points at the maps."""
+    import csv
+
+    from hepavol.io import read_image
+
+    out = tmp_path / "sim"
+    assert main(["simulate", "--patients", "1", "--out", str(out), "--seed", "4", "--quiet", "--readers", "2"]) == 0
+    truth = json.loads((out / "truth.json").read_text())["patients"][0]
+    reads = list(csv.DictReader((out / "readers.csv").open()))
+    segs = {r["date"]: r["seg"] for r in csv.DictReader((out / "B_segs.csv").open())}
+    assert set(segs) == {s["date"] for s in truth["scans"]}
+    for scan in truth["scans"]:
+        true_map = read_image(out / truth["folder"] / scan["seg"]).array
+        b_map = read_image(out / segs[scan["date"]]).array
+        assert np.array_equal(true_map > 0, b_map > 0)  # the same liver (tumour inside it)
+        voxel_ml = float(np.prod(scan["geometry"]["spacing_mm"])) / 1000.0
+        b_mask_ml = int((b_map == 2).sum()) * voxel_ml
+        b_ml = sum(float(r["volume_ml"] or 0) for r in reads if r["reader"] == "B" and r["date"] == scan["date"])
+        ratio_mask = b_mask_ml / scan["mask_total_tumour_volume_ml"]
+        ratio_true = b_ml / scan["total_tumour_volume_ml"]
+        assert ratio_mask == pytest.approx(ratio_true, rel=0.05)
