@@ -218,6 +218,14 @@ class AgreementAnalysis:
                 "(the study's early window, 3-6 months)"
             ),
             "early_window_days": [lo, hi],
+            "repeatability_coefficient_note": (
+                "RC = 1.96·sqrt(2)·s_w of the two reads: the smallest difference between two measurements that "
+                + (
+                    "the same reader's repeated reads exceed by chance in only 5 % (repeatability)"
+                    if self.design == "intra-reader"
+                    else "two different readers exceed by chance in only 5 % (reproducibility)"
+                )
+            ),
             "counts": dict(self.counts),
         }
         for key, qa in self.quantities.items():

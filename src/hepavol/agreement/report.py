@@ -1,8 +1,8 @@
 """Bland–Altman figures and the agreement report (one self-contained HTML file and a PDF of it).
 
 The report only formats what :mod:`hepavol.agreement.analysis` computed, in the style of the cohort report
-(:mod:`hepavol.cohort.report`, whose CSS, table helper and Chromium printing it reuses). Patient ids are not
-shown (they are in ``pairs.csv`` beside it).
+(:mod:`hepavol.cohort.report`, whose CSS, table helper and Chromium printing it reuses). Patient ids appear
+only in warnings (and in ``pairs.csv`` and ``categories.csv`` beside it), never in the tables or figures.
 """
 
 from __future__ import annotations
@@ -268,7 +268,9 @@ def render_html(
         )
         + "</p><p>Sum of diameters: "
         + (
-            f"RC {rc_mm:.1f} mm ({rc_pct:.1f} % of the mean sum); RECIST's PD needs +5 mm and +20 %, PR −30 %."
+            f"RC {rc_mm:.1f} mm ({rc_pct:.1f} % of the mean sum); RECIST's PD needs +5 mm and +20 %, PR −30 %: "
+            f"the 5 mm criterion is {'beyond' if sld_sdc.get('pd_threshold_mm_beyond_sdc') else 'within'} the "
+            "measurement error of the reads."
             if isinstance(rc_mm, float) and isinstance(rc_pct, float)
             else _e(str(sld_sdc.get("reason")))
         )
