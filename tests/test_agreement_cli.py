@@ -185,3 +185,18 @@ def test_without_target_column_every_baseline_lesion_is_a_target(tmp_path: Path)
     assert res is not None
     first = res["sum_of_diameters_mm"]["mean_first"]
     assert first == pytest.approx((25 + 12 + 25 * 1.3 + 12 * 1.3) / 2, abs=0.1)
+
+
+def test_report_section_for_the_cohort_report(tmp_path: Path) -> None:
+    """render_section gives the same content as the report, headings one level down, for embedding."""
+    from hepavol.agreement import analyse_agreement, read_agreement_table
+    from hepavol.agreement.report import render_html, render_section
+
+    reads = read_agreement_table(write_rows(tmp_path / "t.csv", HEADER, _two_patients()))
+    a = analyse_agreement(reads["A"], reads["B"])
+    section = render_section(a, [])
+    assert "<html" not in section
+    assert "<style>" not in section
+    assert section.count("<h2>") == 1
+    assert "<h3>1. Continuous measurements</h3>" in section
+    assert "<h2>1. Continuous measurements</h2>" in render_html(a, [])

@@ -155,7 +155,9 @@ def test_reader_label_maps_follow_the_reads(tmp_path: Path) -> None:
     from hepavol.io import read_image
 
     out = tmp_path / "sim"
-    assert main(["simulate", "--patients", "1", "--out", str(out), "--seed", "4", "--quiet", "--readers", "2"]) == 0
+    assert (
+        main(["simulate", "--patients", "1", "--out", str(out), "--seed", "4", "--quiet", "--readers", "2"]) == 0
+    )
     truth = json.loads((out / "truth.json").read_text())["patients"][0]
     reads = list(csv.DictReader((out / "readers.csv").open()))
     segs = {r["date"]: r["seg"] for r in csv.DictReader((out / "B_segs.csv").open())}

@@ -21,7 +21,7 @@ from hepavol.agreement.analysis import AgreementAnalysis, ContinuousAgreement
 from hepavol.cohort.plots import Figure, _pyplot, _save
 from hepavol.cohort.report import _CSS, _e, _f, _figure_html, _pdf_with_chromium, _table, find_chromium
 
-__all__ = ["make_figures", "render_html", "write_pdf"]
+__all__ = ["make_figures", "render_html", "render_section", "write_pdf"]
 
 
 def _panel(ax: Any, qa: ContinuousAgreement, first: str, second: str) -> None:
@@ -178,8 +178,31 @@ def render_html(
 ) -> str:
     """The report as one HTML document (figures embedded)."""
     a = analysis
-    res = a.results()
     when = (generated or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    head = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<title>hepavol reader agreement report</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>Reader agreement: volumetry and RECIST 1.1 ({_e(a.design)})</h1>",
+        f"<p class='meta'>Reads: {_e(a.first)} (first) and {_e(a.second)} (second) · source {_e(source_name)} · "
+        f"generated {when} by hepavol {_e(__version__)} · all numbers are also in results.json; pairs in "
+        "pairs.csv</p>",
+    ]
+    return "\n".join([*head, _body(a, figures), "</body></html>"])
+
+
+def render_section(analysis: AgreementAnalysis, figures: Sequence[Figure]) -> str:
+    """The report's content as a section for another report (the cohort report when a second reader exists):
+    headings one level down (h3...), no document head; the host supplies the CSS (the cohort report's)."""
+    body = _body(analysis, figures)
+    for level in (4, 3, 2):
+        body = body.replace(f"<h{level}>", f"<h{level + 1}>").replace(f"</h{level}>", f"</h{level + 1}>")
+    return f"<h2>Reader agreement ({_e(analysis.design)}: {_e(analysis.first)} and {_e(analysis.second)})</h2>\n{body}"
+
+
+def _body(analysis: AgreementAnalysis, figures: Sequence[Figure]) -> str:
+    a = analysis
+    res = a.results()
     sdc = a.smallest_detectable_change["total_tumor_volume"]
     assert isinstance(sdc, dict)
     ttv = a.quantities["total_tumor_volume_ml"]
@@ -228,13 +251,6 @@ def render_html(
     rc_mm = sld_sdc.get("repeatability_coefficient_mm")
     rc_pct = sld_sdc.get("repeatability_coefficient_percent_of_mean")
     parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        "<title>hepavol reader agreement report</title>",
-        f"<style>{_CSS}</style></head><body>",
-        f"<h1>Reader agreement: volumetry and RECIST 1.1 ({_e(a.design)})</h1>",
-        f"<p class='meta'>Reads: {_e(a.first)} (first) and {_e(a.second)} (second) · source {_e(source_name)} · "
-        f"generated {when} by hepavol {_e(__version__)} · all numbers are also in results.json; pairs in "
-        "pairs.csv</p>",
         "<div class='summary'><b>Summary</b><ul>" + "".join(f"<li>{_e(s)}</li>" for s in summary) + "</ul></div>",
         "<h2>1. Continuous measurements</h2><p>ICC with 95 % CI; Bland–Altman bias (95 % limits of agreement) of "
         f"{_e(a.second)} − {_e(a.first)}, as percent on the log scale; within-subject CV; repeatability "
@@ -278,7 +294,6 @@ def render_html(
         "<h2>5. Warnings</h2>",
         warn_html,
         _methods(a),
-        "</body></html>",
     ]
     return "\n".join(p for p in parts if p)
 
