@@ -6,7 +6,8 @@ below recomputes every continuous figure of ``results.json`` from ``pairs.csv`` 
 (``mean``, ``sd``, ``t.test``, ``qnorm``/``qt``), the within-subject SD, RC and wCV, ``psych::cohen.kappa`` and
 ``binom.test``. The weighted κ's CI is not compared with psych: psych 2.2.9 computes its variance with
 ``p_j. Σ_k w_jk`` in place of ``Σ_i p_i. w_ij`` (Fleiss, Cohen & Everitt 1969) and gives intervals about ten times
-too narrow; ``tests/test_agreement_stats.py`` checks hepavol's against a Monte Carlo instead.
+too narrow; it is compared with ``vcd::Kappa`` (Debian ``r-cran-vcd``), an independent implementation of the
+published asymptotic SE, and ``tests/test_agreement_stats.py`` checks it against a Monte Carlo.
 """
 
 from __future__ import annotations
@@ -85,7 +86,9 @@ out("progression_date_changes.volumetric.ci_low", b[1]); out("progression_date_c
 def _rscript() -> str:
     path = shutil.which("Rscript")
     if path is None:
-        pytest.fail("Rscript is missing: install the Debian packages r-base-core r-cran-psych (make test does)")
+        pytest.fail(
+            "Rscript is missing: install the Debian packages r-base-core r-cran-psych r-cran-vcd (make test does)"
+        )
     return path
 
 
@@ -184,3 +187,33 @@ def test_shrout_fleiss_example_in_r(tmp_path: Path) -> None:
     assert ours.icc_3_1.value == pytest.approx(i3, rel=1e-9)
     assert ours.icc_2_1.ci95 == pytest.approx((l2, u2), rel=1e-9)
     assert ours.icc_3_1.ci95 == pytest.approx((l3, u3), rel=1e-9)
+
+
+def test_weighted_kappa_se_equals_vcd(tmp_path: Path) -> None:
+    """The weighted κ and its CI against R ``vcd::Kappa`` (Fleiss, Cohen & Everitt 1969 ASE; ``Fleiss-Cohen``
+    weights = quadratic, ``Equal-Spacing`` = linear) on a 4×4 table with disagreement off the diagonal:
+    CI half-width = 1.959964 × ASE. vcd 1.4-11 printed ASE 0.06174639 (quadratic), 0.05877445 (linear) and
+    unweighted 0.06434523 for this table."""
+    from hepavol.agreement.stats import cohen_kappa
+
+    table = [[20, 5, 2, 1], [4, 15, 6, 2], [1, 5, 18, 4], [0, 2, 3, 12]]
+    script = tmp_path / "vcd.R"
+    script.write_text(
+        "suppressMessages(library(vcd))\n"
+        "t <- matrix(c(" + ",".join(str(v) for row in table for v in row) + "), 4, byrow = TRUE)\n"
+        'q <- Kappa(t, weights = "Fleiss-Cohen"); l <- Kappa(t, weights = "Equal-Spacing")\n'
+        'cat(sprintf("%.12g", c(q$Unweighted, q$Weighted, l$Weighted)), "\\n")\n'
+    )
+    proc = subprocess.run([_rscript(), "--vanilla", str(script)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    k, k_se, qk, q_se, lk, l_se = (float(v) for v in proc.stdout.split())
+    cats = ["a", "b", "c", "d"]
+    first = [cats[i] for i in range(4) for j in range(4) for _ in range(table[i][j])]
+    second = [cats[j] for i in range(4) for j in range(4) for _ in range(table[i][j])]
+    z = 1.959963984540054
+    for weights, value, se in (("quadratic", qk, q_se), ("linear", lk, l_se)):
+        ours = cohen_kappa(first, second, cats, weights=weights)
+        assert ours.kappa.value == pytest.approx(k, rel=1e-9)
+        assert ours.kappa.ci95 == pytest.approx((k - z * k_se, k + z * k_se), rel=1e-6)
+        assert ours.weighted_kappa.value == pytest.approx(value, rel=1e-9)
+        assert ours.weighted_kappa.ci95 == pytest.approx((value - z * se, value + z * se), rel=1e-6)

@@ -451,7 +451,6 @@ def cohen_kappa(
     p = counts / n
     rs, cs = p.sum(axis=1), p.sum(axis=0)
     po = float(np.trace(p))
-    float(rs @ cs)
     ii, jj = np.meshgrid(np.arange(c), np.arange(c), indexing="ij")
     if weights == "quadratic":
         w = 1.0 - (np.abs(ii - jj) / max(c - 1, 1)) ** 2
