@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages used by the tests (reference tools, validators, servers). Installed with apt-get as root.
-APT_PACKAGES ?= r-base-core r-cran-survival chromium dicom3tools dcmtk pixelmed-apps orthanc orthanc-dicomweb postgresql
+APT_PACKAGES ?= r-base-core r-cran-survival r-cran-psych r-cran-vcd chromium dicom3tools dcmtk pixelmed-apps orthanc orthanc-dicomweb postgresql
 PYTEST_ARGS ?=
 
 .PHONY: demo test lint typecheck pytest system-deps postgres benchmark clean

@@ -59,13 +59,30 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
     p.add_argument(
         "--modality", choices=("ct", "mr", "mixed"), default="mixed", help="follow-up modality per patient (mixed)"
     )
+    p.add_argument(
+        "--readers",
+        type=int,
+        metavar="N",
+        help="also write readers.csv: the lesion measurements of N=2 simulated readers (A, B) with known "
+        "boundary noise and missed small lesions, in the 'hepavol agreement' format",
+    )
+    p.add_argument(
+        "--repeat-read",
+        action="store_true",
+        help="with --readers: add a second read of reader A (A#2) for intra-reader agreement",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from hepavol.errors import InputError
     from hepavol.simulate import simulate_cohort
+    from hepavol.simulate.readers import default_reads
 
+    if args.repeat_read and args.readers is None:
+        raise InputError("--repeat-read needs --readers 2")
+    reads = () if args.readers is None else default_reads(args.readers, repeat=args.repeat_read)
     progress = None if args.quiet else _ProgressBar(args.patients)
     cohort = simulate_cohort(
         args.patients,
@@ -75,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         size=args.size,
         fmt=args.format,
         progress=progress,
+        reads=reads,
     )
     n_scans = sum(len(p.patient.scans) for p in cohort.patients)
     events = sum(1 for p in cohort.patients if p.patient.truth.pfs_event)
@@ -85,4 +103,7 @@ def run(args: argparse.Namespace) -> int:
         f"  clinical: {cohort.clinical_csv}\n  treatments: {cohort.treatments_csv}\n  truth:    {cohort.truth_json}\n"
         f"  true values as a cohort table (hepavol cohort): {cohort.truth_cohort_csv}"
     )
+    if cohort.readers_csv is not None:
+        names = ", ".join(r.name for r in reads)
+        print(f"  reads of {names} (hepavol agreement): {cohort.readers_csv}")
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,14 @@ from hepavol.errors import InputError
 from hepavol.simulate.config import DEFAULT_CONFIG, SimulationConfig, grid_for
 from hepavol.simulate.growth import rate_to_tgr
 from hepavol.simulate.patient import MODALITY_CHOICES, VirtualPatient, sample_patient
+from hepavol.simulate.readers import (
+    READER_COLUMNS,
+    ReaderModel,
+    reader_draws,
+    reader_folder_name,
+    reader_label_map,
+    reader_rows,
+)
 from hepavol.simulate.render import render_scan
 from hepavol.simulate.treatments import TREATMENT_COLUMNS, patient_treatments
 from hepavol.simulate.writer import (
@@ -42,6 +50,7 @@ class SimulatedPatient:
     manifest: Path
     truth: dict[str, Any]
     seconds: float
+    reader_segs: tuple[tuple[str, str, str], ...] = ()  # (read name, date, label map relative to the cohort)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,6 +63,7 @@ class SimulatedCohort:
     truth_json: Path
     truth_cohort_csv: Path
     patients: tuple[SimulatedPatient, ...]
+    readers_csv: Path | None = None
 
 
 def _check_options(modality: str, size: str, fmt: str, seed: int = 0) -> None:
@@ -90,6 +100,7 @@ def simulate_patient(
     size: str = "small",
     fmt: str = "nifti",
     config: SimulationConfig = DEFAULT_CONFIG,
+    reads: Sequence[ReaderModel] = (),
 ) -> SimulatedPatient:
     """Simulate patient ``index`` of the cohort with ``seed`` and write its scans under ``out/<patient_id>``.
 
@@ -110,6 +121,9 @@ def simulate_patient(
         NIfTI files, or DICOM series plus DICOM SEG in one study per scan.
     config : SimulationConfig
         Simulation parameters.
+    reads : sequence of ReaderModel
+        Also write each read's label map of every scan (:func:`hepavol.simulate.readers.reader_label_map`) as
+        ``readers/NAME/DATE_seg.nii.gz`` in the patient's folder.
 
     Returns
     -------
@@ -124,9 +138,17 @@ def simulate_patient(
     voxel_ml = grid.spacing_mm[0] * grid.spacing_mm[1] * grid.spacing_mm[2] / 1000.0
     rows: list[dict[str, Any]] = []
     scans_truth: list[dict[str, Any]] = []
+    from hepavol.io import write_image
+
+    draws = reader_draws(patient, reads) if reads else {}
+    reader_segs: list[tuple[str, str, str]] = []
     for i, scan in enumerate(patient.scans):
         rendered = render_scan(patient, i, size=size, config=config)
         paths = write_scan(patient, i, rendered, folder, fmt=fmt)
+        for k, model in enumerate(reads):
+            rel = f"readers/{reader_folder_name(model.name)}/{scan.date.isoformat()}_seg.nii.gz"
+            write_image(reader_label_map(patient, i, rendered.labels, draws, k), folder / rel)
+            reader_segs.append((model.name, scan.date.isoformat(), f"{patient.patient_id}/{rel}"))
         rows.append(
             {
                 "date": scan.date.isoformat(),
@@ -238,7 +260,12 @@ def simulate_patient(
         "scans": scans_truth,
     }
     return SimulatedPatient(
-        patient=patient, folder=folder, manifest=manifest, truth=record, seconds=time.perf_counter() - start
+        patient=patient,
+        folder=folder,
+        manifest=manifest,
+        truth=record,
+        seconds=time.perf_counter() - start,
+        reader_segs=tuple(reader_segs),
     )
 
 
@@ -252,13 +279,18 @@ def simulate_cohort(
     fmt: str = "nifti",
     config: SimulationConfig = DEFAULT_CONFIG,
     progress: Callable[[int, int, SimulatedPatient], None] | None = None,
+    reads: Sequence[ReaderModel] = (),
 ) -> SimulatedCohort:
     """Simulate ``n_patients`` virtual patients into the new or empty folder ``out``.
 
     Writes every patient's scans and ``manifest.csv`` (see :func:`simulate_patient`), then ``clinical.csv``,
     ``treatments.csv`` (dated treatments, :mod:`hepavol.simulate.treatments`), ``truth.json`` and
     ``truth_cohort.csv`` (the eligible patients' true values as a ``hepavol cohort`` table) for the cohort.
-    ``progress(done, total, patient)`` is called after each patient.
+    ``progress(done, total, patient)`` is called after each patient. With ``reads`` (reader models,
+    :mod:`hepavol.simulate.readers`) it also writes ``readers.csv``: every read's lesion measurements in the
+    ``hepavol agreement`` format; each read's label maps (``P/readers/NAME/DATE_seg.nii.gz``) with a
+    ``NAME_segs.csv`` (``patient_id,date,seg``, the ``study import-seg`` table); and the models under
+    ``generator.readers`` of ``truth.json``. Without, the outputs are those of earlier versions byte for byte.
 
     Raises
     ------
@@ -271,7 +303,9 @@ def simulate_cohort(
     folder = check_output_folder(out)
     done: list[SimulatedPatient] = []
     for i in range(n_patients):
-        result = simulate_patient(i, folder, seed=seed, modality=modality, size=size, fmt=fmt, config=config)
+        result = simulate_patient(
+            i, folder, seed=seed, modality=modality, size=size, fmt=fmt, config=config, reads=reads
+        )
         done.append(result)
         if progress is not None:
             progress(i + 1, n_patients, result)
@@ -280,21 +314,36 @@ def simulate_cohort(
     treatments = folder / "treatments.csv"
     write_csv([row for p in done for row in patient_treatments(p.patient)], TREATMENT_COLUMNS, treatments)
     write_truth_cohort_table([p.patient for p in done], folder / "truth_cohort.csv")
+    readers_csv = None
+    if reads:
+        readers_csv = folder / "readers.csv"
+        write_csv([row for p in done for row in reader_rows(p.patient, reads)], READER_COLUMNS, readers_csv)
+        for model in reads:
+            segs = [
+                {"patient_id": p.patient.patient_id, "date": date, "seg": rel}
+                for p in done
+                for name, date, rel in p.reader_segs
+                if name == model.name
+            ]
+            write_csv(segs, ("patient_id", "date", "seg"), folder / f"{reader_folder_name(model.name)}_segs.csv")
     truth_path = folder / "truth.json"
     config_dict = asdict(config)
+    generator: dict[str, Any] = {
+        "hepavol_version": __version__,
+        "seed": seed,
+        "patients": n_patients,
+        "modality": modality,
+        "size": size,
+        "format": fmt,
+        "config": config_dict,
+    }
+    if reads:
+        generator["readers"] = [r.to_dict() for r in reads]
     write_json(
         {
             "format": TRUTH_FORMAT,
             "version": TRUTH_VERSION,
-            "generator": {
-                "hepavol_version": __version__,
-                "seed": seed,
-                "patients": n_patients,
-                "modality": modality,
-                "size": size,
-                "format": fmt,
-                "config": config_dict,
-            },
+            "generator": generator,
             "conventions": {
                 "coordinates": "DICOM LPS mm of each scan's own grid (scanner frame)",
                 "labels": {"liver": 1, "tumour": 2},
@@ -318,4 +367,5 @@ def simulate_cohort(
         truth_json=truth_path,
         truth_cohort_csv=folder / "truth_cohort.csv",
         patients=tuple(done),
+        readers_csv=readers_csv,
     )
