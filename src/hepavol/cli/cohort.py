@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -67,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
     result = run_cohort(
         args.table, args.out, options=options, pdf=not args.no_pdf, use_chromium=args.pdf_engine == "auto"
     )
+    analysis = result.analysis
+    for warning in (*analysis.warnings, *(w for sub in analysis.by_modality for w in sub.warnings)):
+        print(f"warning: {warning}", file=sys.stderr)
     for line in headline(result):
         print(line)
     print(f"results: {result.results_json}")

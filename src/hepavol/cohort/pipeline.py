@@ -117,5 +117,28 @@ def headline(run: CohortRun) -> list[str]:
         lines.append(
             f"log-rank volumetric TGR >= {a.options.tgr_cutoff_percent_per_month:g} %/month: chi2 {lv.chisq:.2f}, p {lv.p:.2g} ({lv.n_high} high)"
         )
-    lines.append(f"{len(a.warnings)} warning(s); see results.json")
+    missing = not_estimable(a)
+    if missing:
+        lines.append(f"not estimable (null in results.json, reason in the warnings): {', '.join(missing)}")
+    n_warnings = len(a.warnings) + sum(len(sub.warnings) for sub in a.by_modality)
+    lines.append(f"{n_warnings} warning(s); see results.json")
     return lines
+
+
+def not_estimable(analysis: CohortAnalysis) -> list[str]:
+    """The ``results.json`` keys (``CT/…`` for a modality) whose main estimate is null."""
+    out = []
+    for sub in (analysis, *analysis.by_modality):
+        prefix = "" if sub is analysis else f"{sub.label}/"
+        res = sub.results()
+        for key, value in res.items():
+            if not isinstance(value, dict) or key == "by_modality":
+                continue
+            main = next(
+                (value[k] for k in ("coef", "c", "difference", "chisq", "rho", "u") if k in value), "absent"
+            )
+            if main is None:
+                out.append(prefix + key)
+            elif "hr_ci95" in value and value.get("hr") is None:
+                out.append(f"{prefix}{key} (HR)")
+    return out
