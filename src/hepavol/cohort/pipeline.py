@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from dataclasses import dataclass
@@ -66,6 +67,8 @@ def run_cohort(
     out.mkdir(parents=True, exist_ok=True)
     patients = derive(tab)
     analysis = analyse_cohort(patients, options=options)
+    if tab.warnings:  # from reading the table (dates after today): first in results.json, report and console
+        analysis = dataclasses.replace(analysis, warnings=(*tab.warnings, *analysis.warnings))
     results_json = out / "results.json"
     write_text_atomic(results_json, json_text(analysis.results()))
     derived_csv = out / "derived.csv"
