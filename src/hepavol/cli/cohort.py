@@ -19,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
             "DIR/report.html and DIR/report.pdf. Dates ISO YYYY-MM-DD; volumes mL; diameters mm."
         ),
     )
-    p.add_argument("table", metavar="COHORT.csv", help="cohort table (CSV: UTF-8 or Windows-1252; separator , ; or tab)")
+    p.add_argument(
+        "table", metavar="COHORT.csv", help="cohort table (CSV: UTF-8 or Windows-1252; separator , ; or tab)"
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed)")
     p.add_argument(
         "--bootstrap",
