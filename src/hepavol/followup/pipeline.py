@@ -325,12 +325,12 @@ _EMPTY = _empty_volume()
 
 def _lesion_map(labels: NDArray[Any], tumor_labels: Sequence[int], scan: ScanMeasurement) -> NDArray[np.int32]:
     """Connected components numbered as ``measure_scan`` numbers its lesions (value n = lesion ``L<n>``)."""
-    import cc3d
+    from hepavol.measurement import connected_components
 
     tumor = np.isin(labels, np.asarray(tumor_labels))
     if not tumor.any():
         return np.zeros(labels.shape, np.int32)
-    components = cc3d.connected_components(tumor, connectivity=26).astype(np.int32)
+    components = connected_components(tumor, connectivity=26).astype(np.int32)
     values, first, counts = np.unique(components.ravel(), return_index=True, return_counts=True)
     keep = values > 0
     values, first, counts = values[keep], first[keep], counts[keep]
