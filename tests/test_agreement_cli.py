@@ -200,3 +200,13 @@ def test_report_section_for_the_cohort_report(tmp_path: Path) -> None:
     assert section.count("<h2>") == 1
     assert "<h3>1. Continuous measurements</h3>" in section
     assert "<h2>1. Continuous measurements</h2>" in render_html(a, [])
+
+
+def test_dates_after_today_are_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A scan dated after today (a typo such as 2099) is read, with one warning naming the file and line."""
+    rows = [r.replace("2020-04-30", "2099-04-30") for r in _two_patients()]
+    code, _ = _run(tmp_path, rows)
+    err = capsys.readouterr().err
+    assert code == 0
+    assert err.count("warning:") == 1
+    assert "t.csv, line 6" in err and "2099-04-30" in err

@@ -224,7 +224,7 @@ BASE_ROW = "P,2024-01-01,T1,liver,target,20,\n"
             r"line 3: diameter_mm '3' with status too_small",
         ),
         (BASE_ROW + ",2024-03-01,T1,liver,target,3,\n", r"line 3: patient_id is empty"),
-        (BASE_ROW + "P,2024-03-01,T1,liver,target,3,,extra\n", r"line 3: 8 fields but the header has 7"),
+        (BASE_ROW + "P,2024-03-01,T1,liver,target,3,,extra\n", r"line 3: 8 cells but the header has 7 columns"),
         ("P,2024-01-01,N1,liver,new,,present\n", r"line 2: patient 'P': lesion 'N1' is a new lesion at baseline"),
         ("P,2024-01-01,T1,liver,target,,\n", r"line 2: patient 'P': baseline target lesion 'T1' has no diameter"),
         (
@@ -253,9 +253,9 @@ def test_header_and_file_errors(tmp_path: Path, capsys: pytest.CaptureFixture[st
     empty = tmp_path / "empty.csv"
     empty.write_text("", encoding="utf-8")
     assert main(["recist", str(empty)]) == 2
-    assert "the file is empty" in capsys.readouterr().err
+    assert "empty.csv is empty; expected a header line" in capsys.readouterr().err
     assert main(["recist", str(tmp_path / "missing.csv")]) == 2
-    assert "missing.csv: no such file" in capsys.readouterr().err
+    assert "missing.csv does not exist; check the path" in capsys.readouterr().err
     good = _write(tmp_path, BASE_ROW)
     assert main(["recist", str(good), "--sd-min-days", "-1"]) == 2
     assert "--sd-min-days must be 0 or more, got -1" in capsys.readouterr().err

@@ -8,9 +8,10 @@ baseline; PD >= 20 % and >= 5 mm increase vs nadir); TGR and doubling time have 
 from __future__ import annotations
 
 import datetime
+import random
 from decimal import Decimal
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from hepavol.response.growth import (
@@ -147,3 +148,98 @@ def test_load_class_is_monotone(a: int, b: int) -> None:
     lo, hi = sorted((a, b))
     order = LOAD_CLASSES.index
     assert order(hepatic_tumor_load_class(Decimal(lo) / 100)) <= order(hepatic_tumor_load_class(Decimal(hi) / 100))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Invariance of the read-table assessment (issue 19): row order, lesion ids and a shift of every date say nothing
+# about the disease, so they must not change a response.
+
+_NT_STATUS = ("present", "absent", "progression")
+_Row = tuple[str, datetime.date, str, str, str, str, str]
+_NEW_STATUS = ("present", "equivocal")
+
+
+@st.composite
+def read_tables(draw: st.DrawFn) -> list[_Row]:
+    """One patient's rows: 1-4 targets (some nodes), 0-2 non-targets, 1-4 follow-ups with gaps of 1-120 days,
+    target diameters in tenths of a millimetre (some not evaluated), new lesions (present or equivocal)."""
+    n_t = draw(st.integers(1, 4))
+    n_nt = draw(st.integers(0, 2))
+    organs = ["lymph_node" if draw(st.booleans()) else "liver" for _ in range(n_t)]
+    start = datetime.date(2005, 1, 1) + datetime.timedelta(days=draw(st.integers(0, 5000)))
+    gaps = draw(st.lists(st.integers(1, 120), min_size=1, max_size=4))
+    dates = [start]
+    for g in gaps:
+        dates.append(dates[-1] + datetime.timedelta(days=g))
+    rows = []
+    for i, d in enumerate(dates):
+        for j in range(n_t):
+            lo = 100 if i == 0 else 0
+            value = draw(st.one_of(st.none(), st.integers(lo, 800))) if i else draw(st.integers(lo, 800))
+            diameter = "" if value is None else str(_mm(value))
+            rows.append(("P", d, f"T{j}", organs[j], "target", diameter, ""))
+        for j in range(n_nt):
+            status = "present" if i == 0 else draw(st.sampled_from(_NT_STATUS))
+            rows.append(("P", d, f"NT{j}", "lung", "non_target", "", status))
+        if i and draw(st.integers(0, 4)) == 0:
+            rows.append(("P", d, f"N{i}", "bone", "new", "", draw(st.sampled_from(_NEW_STATUS))))
+    return rows
+
+
+def _csv(rows: list[_Row]) -> str:
+    lines = ["patient_id,date,lesion_id,organ,category,diameter_mm,status"]
+    lines += [
+        ",".join((p, d.isoformat(), lid, organ, cat, dia, status)) for p, d, lid, organ, cat, dia, status in rows
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _responses(text: str, shift_days: int = 0) -> tuple[object, ...] | str:
+    """Best overall response, progression date and per time point (date, sum, responses), dates moved back by
+    ``shift_days``; or the error's class name."""
+    import io
+
+    from hepavol.errors import HepavolError
+    from hepavol.response.table import assess_table, read_recist_table
+
+    back = datetime.timedelta(days=shift_days)
+    try:
+        (r,) = assess_table(read_recist_table(io.StringIO(text), name="t.csv"))
+    except HepavolError as exc:
+        return type(exc).__name__
+    return (
+        r.best_overall_response,
+        None if r.progression_date is None else r.progression_date - back,
+        r.baseline_sum_mm,
+        tuple(
+            (tp.date - back, tp.sum_of_diameters_mm, tp.change_from_nadir_mm, tp.target_response,
+             tp.non_target_response, tp.new_lesions, tp.overall_response)
+            for tp in r.timepoints
+        ),
+    )  # fmt: skip
+
+
+@SETTINGS
+@given(read_tables(), st.randoms(use_true_random=False))
+def test_row_order_does_not_change_responses(rows: list[_Row], rnd: random.Random) -> None:
+    shuffled = list(rows)
+    rnd.shuffle(shuffled)
+    assert _responses(_csv(shuffled)) == _responses(_csv(rows))
+
+
+@SETTINGS
+@given(read_tables(), st.lists(st.text("ABCXYZ-_é0123456789", min_size=1, max_size=6), min_size=12, unique=True))
+def test_renaming_lesions_does_not_change_responses(rows: list[_Row], names: list[str]) -> None:
+    ids = sorted({r[2] for r in rows})
+    assume(len(names) >= len(ids))
+    rename = dict(zip(ids, names))
+    renamed = [(p, d, rename[lid], organ, cat, dia, status) for p, d, lid, organ, cat, dia, status in rows]
+    assert _responses(_csv(renamed)) == _responses(_csv(rows))
+
+
+@SETTINGS
+@given(read_tables(), st.integers(min_value=-1500, max_value=1500))
+def test_shifting_every_date_does_not_change_responses(rows: list[_Row], shift: int) -> None:
+    later = datetime.timedelta(days=shift)
+    moved = [(p, d + later, lid, organ, cat, dia, status) for p, d, lid, organ, cat, dia, status in rows]
+    assert _responses(_csv(moved), shift_days=shift) == _responses(_csv(rows))

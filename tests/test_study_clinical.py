@@ -200,7 +200,7 @@ def test_duplicate_patient_names_both_lines_not_the_id(tmp_path: Path) -> None:
     [
         (b"", r"clinical.csv is empty; expected a header line"),
         (b"patient_id,grade\n", r"has a header but no patient rows"),
-        ("patient_id,grade\nH\xe9,G1\n".encode("latin-1"), r"is not UTF-8 text .*save it as 'CSV UTF-8'"),
+        ("patient_id,grade\nH\xe9,G1\n".encode("utf-16-le"), r"contains NUL bytes .*save it as 'CSV UTF-8'"),
     ],
 )
 def test_unreadable_clinical_files(tmp_path: Path, content: bytes, match: str) -> None:
@@ -223,7 +223,7 @@ def test_bad_quotes(tmp_path: Path, rows: str, match: str) -> None:
 
 
 def test_directory_instead_of_file(tmp_path: Path) -> None:
-    with pytest.raises(TableError, match=r"cannot read clinical file"):
+    with pytest.raises(TableError, match=r"clinical file .* is a folder; give the path of the CSV file"):
         read_clinical(tmp_path)
 
 

@@ -52,9 +52,18 @@ def test_the_same_errors_for_every_table(tmp_path: Path, text: str, message: str
 
 
 def test_encoding_and_missing_files(tmp_path: Path) -> None:
-    latin = _write(tmp_path / "l.csv", "patient_id,note\nA,caf\u00e9\n", encoding="latin-1")
-    with pytest.raises(TableError, match=r"l\.csv is not UTF-8 text \(byte 21: .*save it as 'CSV UTF-8'"):
-        read_patient_list(latin)
+    # Not UTF-8: read as Windows-1252 (Excel's plain "CSV" on Western-European Windows), a superset of Latin-1.
+    latin = _write(tmp_path / "l.csv", "patient_id,note\nA,caf\u00e9 \u2013 \u20ac\n", encoding="cp1252")
+    table = read_table(latin, "patient list")
+    assert (table.encoding, table.records()) == (
+        "windows-1252",
+        [(2, {"patient_id": "A", "note": "caf\u00e9 \u2013 \u20ac"})],
+    )
+    workbook = _write(tmp_path / "w.csv", "PK\x03\x04 rest of a zip", encoding="latin-1")
+    with pytest.raises(
+        TableError, match=r"w\.csv is a ZIP file \(an Excel \.xlsx .*save the sheet as 'CSV UTF-8'"
+    ):
+        read_patient_list(workbook)
     with pytest.raises(TableError, match=r"manifest file .*nothere\.csv does not exist; check the path"):
         read_scan_manifest(tmp_path / "nothere.csv")
     table = read_table(_write(tmp_path / "t.csv", "a,a,b\n1,2,\n"), "example")

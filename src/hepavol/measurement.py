@@ -29,8 +29,10 @@ Diameters: the surface-mesh convention (IBSI; pyradiomics)
 ``long_axis_mm`` (RECIST 1.1 long axis)
     The largest in-plane diameter over all slices of the acquisition plane, i.e. the (row, column) plane of
     the volume (axis 0 is the slice axis), computed exactly with the physical pixel spacing; it equals the
-    largest pyradiomics shape2D ``MaximumDiameter`` of the slices. ``slice_index`` is that slice (the first one
-    on ties) and ``long_axis_endpoints_mm`` its two end points (mesh vertices). pyradiomics' 3D
+    largest pyradiomics shape2D ``MaximumDiameter`` of the slices. ``slice_index`` is that slice and
+    ``long_axis_endpoints_mm`` its two end points (mesh vertices); when several chords have that length (on one
+    slice or on several), the one with the longest short axis is taken, so that neither depends on the order the
+    slices, rows and columns are stored in. pyradiomics' 3D
     ``Maximum2DDiameterSlice`` can be larger: it also compares the vertices of the faces between two slices,
     which lie midway between them, where no image is read.
 ``short_axis_mm``
@@ -79,6 +81,8 @@ RECIST_MIN_LONG_AXIS_MM = 10.0
 
 _SUPPORT_DIRECTIONS = 64
 _PAIR_BLOCK = 2_000_000  # elements per vectorised block of pairwise distances
+_TIE_RTOL = 1e-12  # relative difference under which two squared lengths are the same (a tie)
+_MAX_TIED = 256  # longest chords compared for the short axis (beyond that, storage order decides)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -247,9 +251,7 @@ def measure_scan(
         if instances:
             component_map = np.where(crop_tumor, crop_labels, 0)
         else:
-            import cc3d
-
-            component_map = cc3d.connected_components(crop_tumor, connectivity=connectivity)  # type: ignore[call-overload]
+            component_map = connected_components(crop_tumor, connectivity=connectivity)
         crop_image = None if image is None else image.array[grown]
         lesions = _measure_components(
             component_map,
@@ -318,6 +320,30 @@ def measure_scan(
         lesions=tuple(results),
         warnings=tuple(warnings),
     )
+
+
+def connected_components(mask: NDArray[np.bool_], *, connectivity: int = 26) -> NDArray[np.integer[Any]]:
+    """Connected components of ``mask`` numbered 1, 2, ... in the order of their first voxel (C order).
+
+    cc3d (fast), or scipy's ``ndimage.label`` where cc3d 4.1 fails: with 26-connectivity on an array with an
+    axis of length 1 it raises "maximum length exception" (e.g. shape (1, 1, 5) holding 1, 0, 1, 0, 1; found by
+    the property tests), which a single-slice image or a lesion box one voxel thick produces.
+
+    >>> connected_components(np.array([[[1, 0, 1, 0, 1]]], dtype=bool)).tolist()
+    [[[1, 0, 2, 0, 3]]]
+    """
+    if not (connectivity == 26 and 1 in mask.shape):
+        import cc3d
+
+        try:
+            return cc3d.connected_components(mask, connectivity=connectivity)  # type: ignore[call-overload]
+        except RuntimeError:  # pragma: no cover - other cc3d failures, if any: the same answer from scipy
+            pass
+    from scipy import ndimage
+
+    structure = ndimage.generate_binary_structure(3, {6: 1, 18: 2, 26: 3}[connectivity])
+    labelled, _ = ndimage.label(mask, structure=structure)
+    return labelled
 
 
 def _integer_labels(seg: Volume) -> NDArray[np.integer[Any]]:
@@ -590,7 +616,8 @@ def _inplane_axes(
     n = np.abs(rows[:, None] - rows[None, :])
     dy2 = (n * sy) ** 2
     dy2_edges = ((n + 1) * sy) ** 2
-    best = (-1.0, 0, 0, 0, False)  # (d², slice, row a, row b, a_is_right)
+    best = -1.0
+    tied: list[tuple[int, int, int]] = []  # (slice, row a, row b) of every pair at the largest d²
     block = max(1, _PAIR_BLOCK // max(ny * ny, 1))
     for z0 in range(0, nz, block):
         zs = slice(z0, min(nz, z0 + block))
@@ -599,26 +626,35 @@ def _inplane_axes(
         dx = np.maximum(ab, np.swapaxes(ab, 1, 2)) * sx
         d2 = np.maximum((dx + sx) ** 2 + dy2[None], dx * dx + dy2_edges[None])
         d2 = np.where(h[:, :, None] & h[:, None, :], d2, -1.0)
-        flat = int(np.argmax(d2))
-        kk, aa, bb = (int(v) for v in np.unravel_index(flat, d2.shape))
-        if d2[kk, aa, bb] > best[0] + 1e-9:
-            best = (float(d2[kk, aa, bb]), z0 + kk, aa, bb, bool(ab[kk, aa, bb] >= ab[kk, bb, aa]))
-    d2_best, z, a, b, a_is_right = best
-    if not a_is_right:
-        a, b = b, a
-    # a holds the right end (column R_a), b the left end (column L_b).
-    dx_best = float(right[z, a] - left[z, b]) * sx
-    d_rows = abs(a - b)
-    if (dx_best + sx) ** 2 + (d_rows * sy) ** 2 >= dx_best**2 + ((d_rows + 1) * sy) ** 2:
-        # Vertices on the rows' lines, half a pixel beyond the end pixels.
-        long_idx = np.array([[a, right[z, a] + 0.5], [b, left[z, b] - 0.5]], dtype=float)
-    else:
-        # Vertices at the end pixels' columns, on the rows' outer edges.
-        ya, yb = (a + 0.5, b - 0.5) if a >= b else (a - 0.5, b + 0.5)
-        long_idx = np.array([[ya, right[z, a]], [yb, left[z, b]]], dtype=float)
-    long_mm = math.sqrt(d2_best)
-    short_mm, short_idx = _short_axis(sub[z], long_idx, sy, sx)
-    return z, long_mm, short_mm, long_idx, short_idx
+        top = float(d2.max())
+        if top > best * (1 + _TIE_RTOL):
+            best, tied = top, []
+        if top >= best * (1 - _TIE_RTOL) and len(tied) < _MAX_TIED:
+            hits = np.argwhere(d2 >= best * (1 - _TIE_RTOL))
+            tied += [(z0 + int(k), int(a), int(b)) for k, a, b in hits[hits[:, 1] <= hits[:, 2]]]
+    # Every chord of that length: a pair of rows can hold two (R_a − L_b = R_b − L_a) and each chord two vertex
+    # pairs of the same length. On a tie the short axis decides (the longest one), so the result does not depend
+    # on the order in which the slices, rows and columns are stored (flips, transposes).
+    chosen: tuple[float, int, NDArray[np.float64], NDArray[np.float64]] | None = None
+    for z, a0, b0 in tied[:_MAX_TIED]:
+        for a, b in {(a0, b0), (b0, a0)}:  # a holds the right end (column R_a), b the left end (column L_b)
+            dx_chord = float(right[z, a] - left[z, b]) * sx
+            d_rows = abs(a - b)
+            on_lines = (dx_chord + sx) ** 2 + (d_rows * sy) ** 2
+            on_edges = dx_chord**2 + ((d_rows + 1) * sy) ** 2
+            candidates = []
+            if on_lines >= best * (1 - _TIE_RTOL):  # vertices on the rows' lines, half a pixel beyond the ends
+                candidates.append(np.array([[a, right[z, a] + 0.5], [b, left[z, b] - 0.5]], dtype=float))
+            if on_edges >= best * (1 - _TIE_RTOL):  # vertices at the end pixels' columns, on the outer edges
+                ya, yb = (a + 0.5, b - 0.5) if a >= b else (a - 0.5, b + 0.5)
+                candidates.append(np.array([[ya, right[z, a]], [yb, left[z, b]]], dtype=float))
+            for long_idx in candidates:
+                short_mm, short_idx = _short_axis(sub[z], long_idx, sy, sx)
+                if chosen is None or short_mm > chosen[0] * (1 + _TIE_RTOL):
+                    chosen = (short_mm, z, long_idx, short_idx)
+    assert chosen is not None  # the lesion has at least one pixel, so one pair of rows
+    short_mm, z, long_idx, short_idx = chosen
+    return z, math.sqrt(best), short_mm, long_idx, short_idx
 
 
 #: Marching squares as in pyradiomics (cshape.c, lineTable2D). A cell joins four pixel centres, indexed by the

@@ -148,7 +148,9 @@ def read_agreement_table(path: str | os.PathLike[str]) -> dict[str, ReaderReads]
         Missing columns, a bad date or number, a bad ``target`` value, measurements on a row without lesion id,
         the same lesion twice on one scan by one reader; the message names the file and line.
     """
-    from hepavol.study.table import read_table
+    import warnings
+
+    from hepavol.table import future_date_warning, read_table
 
     table = read_table(path, "agreement")
     table.require(AGREEMENT_COLUMNS, "expected patient_id,date,reader,lesion_id,volume_ml,long_axis_mm[,target]")
@@ -207,4 +209,10 @@ def read_agreement_table(path: str | os.PathLike[str]) -> dict[str, ReaderReads]
         raise TableError(
             f"{src}: the table has a header but no rows; expected one row per reader, scan and lesion"
         )
+    first_line: dict[dt.date, int] = {}
+    for r in (r for reads in rows.values() for r in reads):
+        first_line[r.date] = min(r.line, first_line.get(r.date, r.line))
+    for date, line in sorted(first_line.items()):
+        if message := future_date_warning(f"{src}, line {line}", "date", date):
+            warnings.warn(message, UserWarning, stacklevel=2)  # the command line prints it as "warning: ..."
     return {name: reads_from_rows(name, r, targets_marked=has_target, source=src) for name, r in rows.items()}

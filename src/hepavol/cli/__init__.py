@@ -14,7 +14,9 @@ import importlib
 import pkgutil
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from hepavol._version import __version__
 
@@ -57,6 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_USER_ERROR
+    shown = warnings.showwarning
+    if not debug:  # a Python warning is one "warning: ..." line, like hepavol's own (no file:line and source)
+        warnings.showwarning = _one_line_warning
     try:
         result = args.func(args)
         return EXIT_OK if result is None else int(result)
@@ -80,6 +85,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
         return EXIT_INTERNAL
+    finally:
+        warnings.showwarning = shown
+
+
+def _one_line_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None
+) -> None:
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def run() -> None:  # pragma: no cover - console-script shim

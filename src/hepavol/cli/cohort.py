@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -18,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
             "DIR/report.html and DIR/report.pdf. Dates ISO YYYY-MM-DD; volumes mL; diameters mm."
         ),
     )
-    p.add_argument("table", metavar="COHORT.csv", help="cohort table (CSV, UTF-8, header on line 1)")
+    p.add_argument(
+        "table", metavar="COHORT.csv", help="cohort table (CSV: UTF-8 or Windows-1252; separator , ; or tab)"
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed)")
     p.add_argument(
         "--bootstrap",
@@ -67,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
     result = run_cohort(
         args.table, args.out, options=options, pdf=not args.no_pdf, use_chromium=args.pdf_engine == "auto"
     )
+    analysis = result.analysis
+    for warning in (*analysis.warnings, *(w for sub in analysis.by_modality for w in sub.warnings)):
+        print(f"warning: {warning}", file=sys.stderr)
     for line in headline(result):
         print(line)
     print(f"results: {result.results_json}")

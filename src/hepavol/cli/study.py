@@ -237,6 +237,8 @@ def run_import_scans(args: argparse.Namespace) -> int:
         summary = import_scans(ws, args.manifests, patient_id=args.patient, modality=args.modality)
     finally:
         ws.close()
+    for warning in summary.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"imported: {summary.describe()}")
     return 0
 

@@ -8,6 +8,7 @@ the part of the incorporation bias that comes from progression *at* the early sc
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -292,6 +293,12 @@ def analyse_cohort(
             f"{prefix}Mann–Whitney: {len(pts) - len(extra) - len(no_extra)} patient(s) without 'extra_abdominal' left out"
         )
     mw = mann_whitney(extra, no_extra)
+    if mw.u is None:
+        mw = dataclasses.replace(
+            mw,
+            note=f"not estimable: {len(extra)} patient(s) with and {len(no_extra)} without extra-abdominal disease "
+            "(both groups are needed; R wilcox.test refuses an empty group)",
+        )
 
     # Reviewer checks: events per variable and proportional hazards.
     for key, cox in (
@@ -324,6 +331,18 @@ def analyse_cohort(
     ):
         if cr.note:
             warns.append(f"{prefix}{key}: {cr.note}")
+    if cdiff.note and (cdiff.difference is None or cdiff.ci95 is None):
+        warns.append(f"{prefix}cindex_difference: {cdiff.note}")
+    for key, spr in (
+        ("spearman_baseline_volume_vs_cga", sp_vol_cga),
+        ("spearman_lesion_count_vs_cga", sp_les_cga),
+        ("spearman_tgr_volume_vs_ki67", sp_tgrv_ki),
+        ("spearman_tgr_recist_vs_ki67", sp_tgrr_ki),
+    ):
+        if spr.rho is None and spr.note:
+            warns.append(f"{prefix}{key}: {spr.note}")
+    if mw.note:
+        warns.append(f"{prefix}mannwhitney_baseline_volume_by_extra_abdominal: {mw.note}")
 
     subs: tuple[CohortAnalysis, ...] = ()
     if by_modality and len(modalities) > 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from dataclasses import dataclass
@@ -66,6 +67,8 @@ def run_cohort(
     out.mkdir(parents=True, exist_ok=True)
     patients = derive(tab)
     analysis = analyse_cohort(patients, options=options)
+    if tab.warnings:  # from reading the table (dates after today): first in results.json, report and console
+        analysis = dataclasses.replace(analysis, warnings=(*tab.warnings, *analysis.warnings))
     results_json = out / "results.json"
     write_text_atomic(results_json, json_text(analysis.results()))
     derived_csv = out / "derived.csv"
@@ -117,5 +120,28 @@ def headline(run: CohortRun) -> list[str]:
         lines.append(
             f"log-rank volumetric TGR >= {a.options.tgr_cutoff_percent_per_month:g} %/month: chi2 {lv.chisq:.2f}, p {lv.p:.2g} ({lv.n_high} high)"
         )
-    lines.append(f"{len(a.warnings)} warning(s); see results.json")
+    missing = not_estimable(a)
+    if missing:
+        lines.append(f"not estimable (null in results.json, reason in the warnings): {', '.join(missing)}")
+    n_warnings = len(a.warnings) + sum(len(sub.warnings) for sub in a.by_modality)
+    lines.append(f"{n_warnings} warning(s); see results.json")
     return lines
+
+
+def not_estimable(analysis: CohortAnalysis) -> list[str]:
+    """The ``results.json`` keys (``CT/…`` for a modality) whose main estimate is null."""
+    out = []
+    for sub in (analysis, *analysis.by_modality):
+        prefix = "" if sub is analysis else f"{sub.label}/"
+        res = sub.results()
+        for key, value in res.items():
+            if not isinstance(value, dict) or key == "by_modality":
+                continue
+            main = next(
+                (value[k] for k in ("coef", "c", "difference", "chisq", "rho", "u") if k in value), "absent"
+            )
+            if main is None:
+                out.append(prefix + key)
+            elif "hr_ci95" in value and value.get("hr") is None:
+                out.append(f"{prefix}{key} (HR)")
+    return out

@@ -40,6 +40,7 @@ figure { margin: 16px 0 22px; page-break-inside: avoid; break-inside: avoid; }
 figure img { max-width: 100%; border: 1px solid #e3e3e3; }
 figcaption { font-size: 12.5px; color: #444; margin-top: 4px; }
 .summary { background: #f4f8fb; border-left: 4px solid #0072B2; padding: 10px 16px; }
+.na { color: #7a3300; font-size: 12.5px; margin: -6px 0 12px; }
 .warn { background: #fff6e5; border-left: 4px solid #E69F00; padding: 8px 16px; }
 .flow { display: flex; flex-direction: column; align-items: flex-start; gap: 0; margin: 8px 0 16px; }
 .flowrow { display: flex; align-items: center; gap: 18px; }
@@ -126,6 +127,22 @@ _COX_HEADERS = [
 ]
 
 
+def _not_estimable(items: Sequence[tuple[str, Any]]) -> str:
+    """One line per result of a table that could not be estimated in full (its note says why); "" if none."""
+    lines = [
+        f"<b>{_e(label)}</b>: {_e(r.note)}"
+        for label, r in items
+        if r.note and ("not estimable" in r.note or "not computed" in r.note)
+    ]
+    if not lines:
+        return ""
+    return "<p class='na'>Not estimable (shown as –):<br>" + "<br>".join(lines) + "</p>"
+
+
+def _cox_na(items: Sequence[tuple[str, CoxResult, float, str]]) -> str:
+    return _not_estimable([(label, r) for label, r, _, _ in items])
+
+
 def _flow_html(a: CohortAnalysis) -> str:
     f = a.flow
     mods = ", ".join(f"{k} {v}" for k, v in f.by_modality.items())
@@ -163,6 +180,18 @@ def _figure_html(fig: Figure) -> str:
         f"<figcaption><b>{_e(fig.title)}.</b> {_e(fig.caption)} (Files: {_e(fig.png_path.name)}, "
         f"{_e(fig.svg_path.name)}.)</figcaption></figure>"
     )
+
+
+def _cindex_items(a: CohortAnalysis) -> list[tuple[str, Any]]:
+    return [
+        ("Harrell's C, volume change", a.cindex_volume_change),
+        ("Harrell's C, SLD change", a.cindex_sld_change),
+        ("C difference (volume − SLD)", a.cindex_difference),
+    ]
+
+
+def _logrank_items(a: CohortAnalysis) -> list[tuple[str, Any]]:
+    return [("Log-rank, volumetric TGR", a.logrank_tgr_volume), ("Log-rank, RECIST TGR", a.logrank_tgr_recist)]
 
 
 def _cindex_rows(a: CohortAnalysis) -> list[list[str]]:
@@ -223,33 +252,32 @@ def _modality_section(a: CohortAnalysis) -> str:
     for sub in a.by_modality:
         parts.append(f"<h3>{_e(sub.label)}: {sub.flow.total} patients, landmark set {sub.landmark_n} "
                      f"({sub.landmark_events} events)</h3>")  # fmt: skip
-        parts.append(
-            _table(
-                _COX_HEADERS,
-                _cox_rows(
-                    [
-                        ("Volume change, landmark PFS", sub.cox_volume_change, 10.0, "per 10 pp"),
-                        ("SLD change, landmark PFS", sub.cox_sld_change, 10.0, "per 10 pp"),
-                        ("log2 baseline volume, TTP", sub.cox_log2_baseline_volume_ttp, 1.0, "per doubling"),
-                    ]
-                ),
-            )
-        )
+        cox_items = [
+            ("Volume change, landmark PFS", sub.cox_volume_change, 10.0, "per 10 pp"),
+            ("SLD change, landmark PFS", sub.cox_sld_change, 10.0, "per 10 pp"),
+            ("log2 baseline volume, TTP", sub.cox_log2_baseline_volume_ttp, 1.0, "per doubling"),
+        ]
+        parts.append(_table(_COX_HEADERS, _cox_rows(cox_items)))
+        parts.append(_cox_na(cox_items))
         parts.append(
             _table(["Score", "n", "pairs", "Harrell's C", "95 % CI", "AUC 12 mo", "AUC 24 mo"], _cindex_rows(sub))
         )
+        parts.append(_not_estimable(_cindex_items(sub)))
         parts.append(
             _table(
                 ["TGR ≥ cut-off", "high n / events", "low n / events", "χ²", "p", "HR (95 % CI)"],
                 _logrank_rows(sub),
             )
         )
+        parts.append(_not_estimable(_logrank_items(sub)))
         parts.append(_table(["Correlation", "n", "ρ", "95 % CI", "p"], _spearman_rows(_spearmans(sub))))
+        parts.append(_not_estimable(_spearmans(sub)))
         mw = sub.mannwhitney_baseline_volume_by_extra_abdominal
         parts.append(
             f"<p>Baseline volume by extra-abdominal disease: U = {_f(mw.u, 1)}, p = {_p(mw.p)} "
             f"(n = {mw.n_first} / {mw.n_second}).</p>"
         )
+        parts.append(_not_estimable([("Mann–Whitney", mw)]))
     return "\n".join(parts)
 
 
@@ -363,6 +391,11 @@ def render_html(
                 + "</ul></div>"
             )
     mw = a.mannwhitney_baseline_volume_by_extra_abdominal
+    primary = [
+        ("Volume change (per 1 pp)", a.cox_volume_change, 10.0, "per 10 pp"),
+        ("SLD change (per 1 pp)", a.cox_sld_change, 10.0, "per 10 pp"),
+    ]
+    ttp = [("log2 baseline volume", a.cox_log2_baseline_volume_ttp, 1.0, "per doubling")]
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<title>hepavol cohort report</title>",
@@ -378,15 +411,8 @@ def render_html(
         "<h2>2. Baseline characteristics</h2><p>Median [IQR] with the number of patients with a value, or count (%).</p>",
         _table(["Characteristic", *headers], [[label, *cells] for label, cells in rows], nowrap=False),
         "<h2>3. Primary endpoint: early change and landmark PFS</h2>",
-        _table(
-            _COX_HEADERS,
-            _cox_rows(
-                [
-                    ("Volume change (per 1 pp)", a.cox_volume_change, 10.0, "per 10 pp"),
-                    ("SLD change (per 1 pp)", a.cox_sld_change, 10.0, "per 10 pp"),
-                ]
-            ),
-        ),
+        _table(_COX_HEADERS, _cox_rows(primary)),
+        _cox_na(primary),
         _figure_html(figs["forest"]) if "forest" in figs else "",
         "<h3>Discrimination</h3>",
         _table(
@@ -401,6 +427,7 @@ def render_html(
             ],
             _cindex_rows(a),
         ),
+        _not_estimable(_cindex_items(a)),
         _figure_html(figs["cindex"]) if "cindex" in figs else "",
         f"<h3>TGR groups (cut-off {a.options.tgr_cutoff_percent_per_month:g} %/month)</h3>",
         _table(
@@ -414,6 +441,7 @@ def render_html(
             ],
             _logrank_rows(a),
         ),
+        _not_estimable(_logrank_items(a)),
         _figure_html(figs["km_tgr"]) if "km_tgr" in figs else "",
         "<h3>Response categories at the early scan</h3>",
         _figure_html(figs["km_response"]) if "km_response" in figs else "",
@@ -421,15 +449,14 @@ def render_html(
         _figure_html(figs["waterfall"]) if "waterfall" in figs else "",
         "<h2>5. Secondary endpoints</h2>",
         "<h3>Baseline tumour volume and time to progression (from baseline, all patients)</h3>",
-        _table(
-            _COX_HEADERS,
-            _cox_rows([("log2 baseline volume", a.cox_log2_baseline_volume_ttp, 1.0, "per doubling")]),
-        ),
+        _table(_COX_HEADERS, _cox_rows(ttp)),
+        _cox_na(ttp),
         "<h3>Correlations</h3>",
         _table(["Correlation (Spearman)", "n", "ρ", "95 % CI", "p"], _spearman_rows(_spearmans(a))),
         f"<p>Baseline volume, extra-abdominal disease vs none: median {_f(mw.median_first, 1)} vs "
         f"{_f(mw.median_second, 1)} mL (n = {mw.n_first} / {mw.n_second}); Mann–Whitney U = {_f(mw.u, 1)}, "
         f"p = {_p(mw.p)}; rank-biserial r = {_f(mw.rank_biserial, 2)}.</p>",
+        _not_estimable([*_spearmans(a), ("Mann–Whitney", mw)]),
         _figure_html(figs["correlations"]) if "correlations" in figs else "",
         "<h2>6. Warnings</h2>",
         warn_html,

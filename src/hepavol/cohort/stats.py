@@ -72,12 +72,67 @@ class CoxResult(_Result):
     note: str | None = None
 
     def hr_per(self, units: float) -> tuple[float, tuple[float, float]] | None:
-        """HR and 95 % CI for ``units`` of the covariate (e.g. 10 percentage points)."""
+        """HR and 95 % CI for ``units`` of the covariate (e.g. 10 percentage points); None when not estimable or
+        when a bound does not fit in a float."""
         if self.coef is None or self.se is None:
             return None
         c = self.coef * units
         h = abs(self.se * units) * Z975
+        if abs(c) + h > _MAX_EXP:
+            return None
         return math.exp(c), (math.exp(c - h), math.exp(c + h))
+
+
+#: Largest argument of math.exp that gives a finite float (exp(709.78) is the largest double).
+_MAX_EXP = 709.0
+
+
+def monotone_likelihood(time: ArrayLike, event: ArrayLike, x: ArrayLike) -> Literal["+", "-", "flat"] | None:
+    """Whether the Cox partial likelihood of ``x`` has no finite maximum (monotone likelihood).
+
+    For one covariate the log partial likelihood (Breslow or Efron ties) is concave; it increases without bound
+    towards β = +∞ exactly when every patient with an event has the highest ``x`` of the patients still at risk at
+    that time (and someone at risk has a lower value at one event time at least), and towards −∞ when every
+    patient with an event has the lowest. The maximum-likelihood coefficient is then infinite: Newton–Raphson
+    runs until its iteration or tolerance limit and prints a large, arbitrary number (R ``coxph`` warns "Loglik
+    converged before variable 1; coefficient may be infinite" or "Ran out of iterations and did not converge").
+
+    Returns
+    -------
+    ``"+"`` (coefficient +∞), ``"-"`` (−∞), ``"flat"`` (``x`` is the same for everyone at risk at every event
+    time: the likelihood does not depend on β), or None (a finite maximum exists, or there is no event).
+
+    Examples
+    --------
+    The two patients with an event are the two exposed ones (x = 1), each failing while unexposed patients are
+    still at risk:
+
+    >>> monotone_likelihood([5, 8, 12, 20], [1, 1, 0, 0], [1, 1, 0, 0])
+    '+'
+    >>> monotone_likelihood([5, 8, 12, 20], [1, 1, 1, 0], [1, 0, 1, 0]) is None
+    True
+    """
+    t = np.asarray(time, dtype=float)
+    e = np.asarray(event, dtype=bool)
+    xv = np.asarray(x, dtype=float)
+    if not e.any():
+        return None
+    all_max = all_min = True
+    varies = False
+    for u in np.unique(t[e]):
+        at_risk = xv[t >= u]
+        dead = xv[(t == u) & e]
+        hi, lo = at_risk.max(), at_risk.min()
+        varies = varies or hi > lo
+        all_max = all_max and bool(np.all(dead == hi))
+        all_min = all_min and bool(np.all(dead == lo))
+    if not varies:
+        return "flat"
+    if all_max:
+        return "+"
+    if all_min:
+        return "-"
+    return None
 
 
 def cox_univariable(
@@ -119,21 +174,45 @@ def cox_univariable(
         return _with_note(empty, f"not estimable: {n} patients, {events} events")
     if np.ptp(xv) == 0:
         return _with_note(empty, "not estimable: the covariate has the same value for every patient")
+    direction = monotone_likelihood(t, e, xv)
+    if direction == "flat":
+        return _with_note(
+            empty, "not estimable: the covariate has the same value for every patient at risk at each event time"
+        )
+    if direction is not None:
+        side = "highest" if direction == "+" else "lowest"
+        return _with_note(
+            empty,
+            f"not estimable: monotone likelihood (each of the {events} event(s) had the {side} value of {covariate} "
+            f"among the patients still at risk), so the maximum-likelihood coefficient is {direction}infinity and the hazard "
+            f"ratio {'infinite' if direction == '+' else '0'}; R coxph warns and prints a large finite coefficient "
+            "that only reflects where its iterations stopped. More events, or Firth's penalised Cox model (R "
+            "coxphf), give a finite estimate",
+        )
     import pandas as pd
     from lifelines import CoxPHFitter
-    from lifelines.exceptions import ConvergenceError
+    from lifelines.exceptions import ConvergenceError, ConvergenceWarning
 
     df = pd.DataFrame({"T": t, "E": e.astype(int), "x": xv})
     cph = CoxPHFitter()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             # lifelines' default precision (1e-7) leaves coefficients ~1e-5 from R's coxph; 1e-10 matches R.
             cph.fit(df, duration_col="T", event_col="E", fit_options=COX_FIT_OPTIONS)
     except ConvergenceError as exc:
-        return _with_note(empty, f"Cox model did not converge ({str(exc).splitlines()[0]})")
+        return _with_note(empty, f"not estimable: the Cox model did not converge ({str(exc).splitlines()[0]})")
     row = cph.summary.loc["x"]
     coef, se = float(row["coef"]), float(row["se(coef)"])
+    failed = [
+        w for w in caught if issubclass(w.category, ConvergenceWarning) and "failed to converge" in str(w.message)
+    ]
+    if failed or not (math.isfinite(coef) and math.isfinite(se) and se > 0) or abs(coef) + Z975 * se > _MAX_EXP:
+        return _with_note(
+            empty,
+            f"not estimable: the Cox model did not converge to a finite estimate (coefficient {coef:.4g}, "
+            f"SE {se:.4g} after {COX_FIT_OPTIONS['max_steps']} Newton-Raphson steps at most)",
+        )
     ph_chisq = ph_p = None
     if ph_test and events >= 3:
         ph_chisq, ph_p = schoenfeld_test_km(t, e, xv, coef)
@@ -251,9 +330,10 @@ def logrank_two_groups(time: ArrayLike, event: ArrayLike, high: ArrayLike) -> Lo
     nh, nl = int(h.sum()), int((~h).sum())
     eh, el = int(e[h].sum()), int(e[~h].sum())
     if nh == 0 or nl == 0:
+        which = "low" if nl == 0 else "high"
         return LogrankResult(
             chisq=None, p=None, n_high=nh, n_low=nl, events_high=eh, events_low=el,
-            note="not estimable: one of the two groups is empty",
+            note=f"not estimable: the {which} group is empty (all {nh + nl} patient(s) in one group)",
         )  # fmt: skip
     if eh + el == 0:
         return LogrankResult(
@@ -262,7 +342,7 @@ def logrank_two_groups(time: ArrayLike, event: ArrayLike, high: ArrayLike) -> Lo
     from lifelines.statistics import logrank_test
 
     res = logrank_test(t[h], t[~h], event_observed_A=e[h], event_observed_B=e[~h])
-    cox = cox_univariable(t, e, h.astype(float), covariate="high", unit="high vs low", ph_test=False)
+    cox = cox_univariable(t, e, h.astype(float), covariate="high_group", unit="high vs low", ph_test=False)
     return LogrankResult(
         chisq=float(res.test_statistic),
         p=float(res.p_value),
@@ -272,7 +352,7 @@ def logrank_two_groups(time: ArrayLike, event: ArrayLike, high: ArrayLike) -> Lo
         events_low=el,
         hr=cox.hr,
         hr_ci95=cox.ci95,
-        note=cox.note,
+        note=None if cox.note is None else f"Cox HR high vs low {cox.note}",
     )
 
 
@@ -370,6 +450,22 @@ def _auc_at(
     return out, ("; ".join(notes) or None)
 
 
+def _no_pairs_note(n: int, events: int) -> str:
+    if events == 0:
+        why = f"no events among {n} patient(s)"
+    elif n < 2:
+        why = f"{n} patient(s)"
+    else:
+        why = "no patient was followed longer than a patient with an event"
+    return f"not estimable: no comparable pairs ({why}); Harrell's C is 0/0 (R concordance gives NaN)"
+
+
+def _bootstrap_note(usable: int, resamples: int) -> str:
+    if resamples == 0:
+        return "95 % CI not computed (0 bootstrap resamples asked)"
+    return f"95 % CI not estimable: {usable} of {resamples} bootstrap resamples had comparable pairs (20 needed)"
+
+
 def concordance_comparison(
     time: ArrayLike,
     event: ArrayLike,
@@ -417,8 +513,10 @@ def concordance_comparison(
         if c is not None and ok.sum() >= 20:
             lo, hi = np.percentile(boot[ok, j], [2.5, 97.5])
             ci = (float(lo), float(hi))
+        elif c is not None:
+            note = "; ".join(x for x in (_bootstrap_note(int(ok.sum()), resamples), note) if x)
         if c is None:
-            note = "; ".join(x for x in ("no comparable pairs (no events)", note) if x)
+            note = "; ".join(x for x in (_no_pairs_note(n, events), note) if x)
         results[name] = ConcordanceResult(
             score=name,
             c=c,
@@ -445,9 +543,9 @@ def concordance_comparison(
         dci = (float(lo), float(hi))
         p_boot = float(min(1.0, 2.0 * min(np.mean(d <= 0), np.mean(d >= 0))))
     elif diff is None:
-        note = "not estimable: no comparable pairs"
+        note = _no_pairs_note(n, events)
     else:
-        note = "bootstrap CI not available: fewer than 20 usable resamples"
+        note = _bootstrap_note(int(ok.sum()), resamples)
     return results, ConcordanceDifference(
         first=names[0],
         second=names[1],
@@ -512,9 +610,18 @@ def spearman(
     xv, yv = xv[keep], yv[keep]
     n = int(xv.size)
     base = SpearmanResult(x=x_name, y=y_name, rho=None, ci95=None, p=None, n=n, ci_method=_SE_TEXT[se])
-    if n < 3 or np.ptp(xv) == 0 or np.ptp(yv) == 0:
+    if n < 3:
         return _with_note(
-            base, f"not estimable: {n} complete pairs" + (" with a constant variable" if n >= 3 else "")
+            base,
+            f"not estimable: {n} patient(s) with both {x_name} and {y_name} (3 needed; R cor.test gives rho = ±1 "
+            "with no p value for 2 and refuses 1 or 0)",
+        )
+    constant = [name for name, v in ((x_name, xv), (y_name, yv)) if np.ptp(v) == 0]
+    if constant:
+        return _with_note(
+            base,
+            f"not estimable: {' and '.join(constant)} has the same value for all {n} patients (a correlation "
+            "needs both variables to vary; R cor.test gives NA with the warning 'the standard deviation is zero')",
         )
     res = stats.spearmanr(xv, yv)
     rho, p = float(res.statistic), float(res.pvalue)
@@ -569,19 +676,25 @@ def mann_whitney(first: ArrayLike, second: ArrayLike) -> MannWhitneyResult:
     a, b = a[np.isfinite(a)], b[np.isfinite(b)]
     n1, n2 = int(a.size), int(b.size)
     if n1 == 0 or n2 == 0:
+        which = "first" if n1 == 0 else "second"
         return MannWhitneyResult(
             u=None, p=None, n_first=n1, n_second=n2, median_first=None, median_second=None, rank_biserial=None,
-            note="not estimable: one of the two groups is empty",
+            note=f"not estimable: the {which} group is empty (n = {n1} vs {n2}; R wilcox.test refuses it: "
+            "'not enough observations')",
         )  # fmt: skip
     res = stats.mannwhitneyu(a, b, use_continuity=True, alternative="two-sided", method="asymptotic")
     u = float(res.statistic)
+    all_equal = not np.ptp(np.concatenate([a, b])) > 0
     return MannWhitneyResult(
         u=u,
-        p=_num(res.pvalue),
+        p=None if all_equal else _num(res.pvalue),
         n_first=n1,
         n_second=n2,
         median_first=float(np.median(a)),
         median_second=float(np.median(b)),
         rank_biserial=2.0 * u / (n1 * n2) - 1.0,
-        note=None if np.ptp(np.concatenate([a, b])) > 0 else "all values are equal",
+        note=None
+        if not all_equal
+        else "p not estimable: all values are equal (the normal approximation has variance 0; R wilcox.test gives "
+        "p = NA)",
     )

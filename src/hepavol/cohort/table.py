@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hepavol.errors import TableError
+from hepavol.table import future_date_warning, read_table
 
 #: Columns every cohort table must have (``hepavol study export`` writes them in this order).
 COLUMNS: tuple[str, ...] = (
@@ -53,6 +54,19 @@ REQUIRED_VALUES: tuple[str, ...] = (
 )
 
 _MISSING = {"", "na", "nan", "null", "none", "n/a", "."}
+
+_VOLUME_HINT = "give volumes in mL (1 mL = 1000 mm³), 0 for no tumour"
+_SLD_HINT = "give sums of diameters in mm, 0 when every target lesion disappeared"
+#: Plausible ranges of the measured values, (smallest positive, largest, unit, fix): values outside them are unit or
+#: typing errors (50 L is more than any liver; 1e-6 mL = 0.001 mm³ is less than a hundredth of the smallest CT
+#: voxel) and would overflow the % changes and growth rates.
+_RANGES: dict[str, tuple[float, float, str, str]] = {
+    "baseline_volume_ml": (1e-6, 50_000.0, "mL", _VOLUME_HINT),
+    "early_volume_ml": (1e-6, 50_000.0, "mL", _VOLUME_HINT),
+    "liver_volume_ml": (1e-6, 50_000.0, "mL", _VOLUME_HINT),
+    "baseline_sld_mm": (1e-3, 5_000.0, "mm", _SLD_HINT),
+    "early_sld_mm": (1e-3, 5_000.0, "mm", _SLD_HINT),
+}
 _MODALITIES = {"ct": "CT", "mr": "MR", "mri": "MR"}
 _TRUE = {"1", "yes", "y", "true", "t"}
 _FALSE = {"0", "no", "n", "false", "f"}
@@ -87,6 +101,7 @@ class CohortTable:
 
     patients: tuple[PatientRecord, ...]
     source: str = ""
+    warnings: tuple[str, ...] = ()  # from reading the table (dates after today)
 
     def __len__(self) -> int:
         return len(self.patients)
@@ -98,7 +113,7 @@ class CohortTable:
 
     def subset(self, modality: str) -> CohortTable:
         """The patients of one modality (``"CT"`` or ``"MR"``)."""
-        return CohortTable(tuple(p for p in self.patients if p.modality == modality), self.source)
+        return CohortTable(tuple(p for p in self.patients if p.modality == modality), self.source, self.warnings)
 
     def to_rows(self) -> list[dict[str, Any]]:
         """The records as dicts (field name → value), e.g. for ``pandas.DataFrame``."""
@@ -144,8 +159,10 @@ _EXPECTED: dict[str, str] = {
 }
 
 
-def read_cohort_table(path: str | os.PathLike[str]) -> CohortTable:
-    """Read and validate a cohort CSV (comma-separated, UTF-8, header on line 1).
+def read_cohort_table(path: str | os.PathLike[str], *, today: dt.date | None = None) -> CohortTable:
+    """Read and validate a cohort CSV (read by :func:`hepavol.table.read_table`: UTF-8 or Windows-1252, ``,``
+    ``;`` or tab). A date after ``today`` (default: the computer's date) is kept with a warning in
+    :attr:`CohortTable.warnings`.
 
     Parameters
     ----------
@@ -164,40 +181,20 @@ def read_cohort_table(path: str | os.PathLike[str]) -> CohortTable:
         a volume/diameter/count is negative, the early scan or the PFS date is before the baseline scan, or a
         patient id occurs twice. The message names the file, the line, the column and the value.
     """
-    source = str(path)
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise TableError(f"cannot read cohort table {source}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise TableError(f"{source} is not UTF-8 text ({exc}); save the table as UTF-8 CSV") from exc
-    reader = csv.reader(text.splitlines(keepends=True))
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise TableError(
-            f"{source} is empty; expected a header line with the columns {', '.join(COLUMNS)}"
-        ) from None
-    missing = [c for c in COLUMNS if c not in header]
+    data = read_table(path, "cohort table")
+    source = data.source
+    missing = [c for c in COLUMNS if c not in data.keys]
     if missing:
-        hint = ""
-        if len(header) == 1 and ";" in header[0]:
-            hint = " The header looks semicolon-separated; save the table with commas as separators."
         raise TableError(
-            f"{source}, line 1: missing column(s) {', '.join(repr(m) for m in missing)}. A cohort table needs the "
-            f"columns {', '.join(COLUMNS)} (the output of 'hepavol study export').{hint}"
+            f"{source}, line {data.header_line}: missing column(s) {', '.join(repr(m) for m in missing)}. A cohort "
+            f"table needs the columns {', '.join(COLUMNS)} (the output of 'hepavol study export')."
         )
-    index = {name: header.index(name) for name in COLUMNS}
+    index = {name: data.keys.index(name) for name in COLUMNS}
     patients: list[PatientRecord] = []
+    warnings: list[str] = []
     seen: dict[str, int] = {}
-    for cells in reader:
-        line = reader.line_num
-        if not cells or all(not c.strip() for c in cells):
-            continue
-        if len(cells) < len(header):
-            cells = cells + [""] * (len(header) - len(cells))
-        raw = {name: cells[i].strip() for name, i in index.items()}
+    for line, cells in data.rows:
+        raw = {name: cells[i] for name, i in index.items()}
         values: dict[str, Any] = {}
 
         def get(
@@ -237,6 +234,13 @@ def read_cohort_table(path: str | os.PathLike[str]) -> CohortTable:
                 raise TableError(
                     f"{_where(source, line, name, raw[name])}: '{name}' cannot be negative; correct the cell"
                 )
+            if name in _RANGES and values[name] is not None:
+                low, high, unit, hint = _RANGES[name]
+                if values[name] > high or 0 < values[name] < low:
+                    raise TableError(
+                        f"{_where(source, line, name, raw[name])}: outside the plausible range (0, or {low:g} to "
+                        f"{high:g} {unit}); {hint}"
+                    )
         if values["ki67_percent"] is not None and values["ki67_percent"] > 100:
             raise TableError(
                 f"{_where(source, line, 'ki67_percent', raw['ki67_percent'])}: Ki-67 is a percentage (0-100)"
@@ -269,6 +273,11 @@ def read_cohort_table(path: str | os.PathLike[str]) -> CohortTable:
                 f"{_where(source, line, name, raw[name])}: an early scan needs both 'early_date' and "
                 f"'early_volume_ml' (or neither, if the patient had no early scan)"
             )
+        for name in ("baseline_date", "early_date", "pfs_date"):
+            if values[name] is not None:
+                warning = future_date_warning(f"{source}, line {line}", name, values[name], today=today)
+                if warning:
+                    warnings.append(warning)
         pid = values["patient_id"]
         if pid in seen:
             raise TableError(
@@ -279,7 +288,7 @@ def read_cohort_table(path: str | os.PathLike[str]) -> CohortTable:
         patients.append(PatientRecord(line=line, **values))
     if not patients:
         raise TableError(f"{source} has a header but no patient rows")
-    return CohortTable(tuple(patients), source)
+    return CohortTable(tuple(patients), source, tuple(warnings))
 
 
 def write_cohort_table(table: CohortTable, path: str | os.PathLike[str]) -> None:

@@ -29,7 +29,6 @@ Steps for a manifest (CSV ``date,image,seg`` with optional ``patient_id``; paths
 
 from __future__ import annotations
 
-import csv
 import datetime
 import hashlib
 import os
@@ -46,6 +45,7 @@ from numpy.typing import NDArray
 from hepavol.errors import InputError, TimelineError
 from hepavol.followup.registration import Registration, register_to_baseline
 from hepavol.measurement import LesionMeasurement, ScanMeasurement, measure_scan
+from hepavol.table import future_date_warning, read_table
 from hepavol.tracking import MAX_DISTANCE_MM, LesionObservation, TrackingResult, track_lesions
 from hepavol.volume import Volume
 
@@ -95,6 +95,7 @@ class Manifest:
     path: Path
     patient_id: str | None
     rows: tuple[ManifestRow, ...]
+    warnings: tuple[str, ...] = ()  # dates after today (kept as given)
 
 
 def _parse_date(text: str, where: str) -> datetime.date:
@@ -107,8 +108,11 @@ def _parse_date(text: str, where: str) -> datetime.date:
     raise InputError(f"{where}: date {text!r} is not a date; write it as YYYY-MM-DD (e.g. 2024-03-18)")
 
 
-def read_manifest(path: str | os.PathLike[str]) -> Manifest:
+def read_manifest(path: str | os.PathLike[str], *, today: datetime.date | None = None) -> Manifest:
     """Read a follow-up manifest: CSV with columns ``date,image,seg`` and optionally ``patient_id``.
+
+    The file is read by :func:`hepavol.table.read_table` (UTF-8 or Windows-1252; ``,``, ``;`` or tab). A date
+    after ``today`` (default: the computer's date) is kept with a warning in :attr:`Manifest.warnings`.
 
     Paths are relative to the manifest's folder (absolute paths are kept). Rows must be in date order with one
     scan per date.
@@ -122,21 +126,20 @@ def read_manifest(path: str | os.PathLike[str]) -> Manifest:
         Dates out of order or repeated.
     """
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise InputError(f"Manifest '{p}' does not exist. Give a CSV file with columns date,image,seg.")
-    with p.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        columns = [c.strip() for c in reader.fieldnames or []]
-        missing = [c for c in ("date", "image", "seg") if c not in columns]
-        if missing:
-            raise InputError(
-                f"Manifest '{p}' lacks column(s) {', '.join(missing)} (found: {', '.join(columns) or 'none'}). "
-                "The header must be date,image,seg (optional patient_id)."
-            )
-        raw = [({(k or "").strip(): (v or "").strip() for k, v in r.items()}, reader.line_num) for r in reader]
+    table = read_table(p, "follow-up manifest")
+    missing = [c for c in ("date", "image", "seg") if c not in table.keys]
+    if missing:
+        raise InputError(
+            f"Manifest '{p}', line {table.header_line} lacks column(s) {', '.join(missing)} (found: "
+            f"{', '.join(table.header) or 'none'}). The header must be date,image,seg (optional patient_id)."
+        )
+    raw = [(record, line) for line, record in table.records()]
     if not raw:
         raise InputError(f"Manifest '{p}' has no scan; add one row per scan (baseline first).")
     rows: list[ManifestRow] = []
+    warnings: list[str] = []
     ids = {r.get("patient_id", "") for r, _ in raw}
     if len(ids) > 1:
         raise InputError(
@@ -169,8 +172,11 @@ def read_manifest(path: str | os.PathLike[str]) -> Manifest:
                 )
             files.append(f)
         rows.append(ManifestRow(date=date, image=files[0], seg=files[1], line=line))
+        warning = future_date_warning(where, "date", date, today=today)
+        if warning:
+            warnings.append(warning)
     patient = ids.pop()
-    return Manifest(path=p, patient_id=patient or None, rows=tuple(rows))
+    return Manifest(path=p, patient_id=patient or None, rows=tuple(rows), warnings=tuple(warnings))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -319,12 +325,12 @@ _EMPTY = _empty_volume()
 
 def _lesion_map(labels: NDArray[Any], tumor_labels: Sequence[int], scan: ScanMeasurement) -> NDArray[np.int32]:
     """Connected components numbered as ``measure_scan`` numbers its lesions (value n = lesion ``L<n>``)."""
-    import cc3d
+    from hepavol.measurement import connected_components
 
     tumor = np.isin(labels, np.asarray(tumor_labels))
     if not tumor.any():
         return np.zeros(labels.shape, np.int32)
-    components = cc3d.connected_components(tumor, connectivity=26).astype(np.int32)
+    components = connected_components(tumor, connectivity=26).astype(np.int32)
     values, first, counts = np.unique(components.ravel(), return_index=True, return_counts=True)
     keep = values > 0
     values, first, counts = values[keep], first[keep], counts[keep]
@@ -418,7 +424,7 @@ def run_followup(
     from hepavol.io import read_image, read_segmentation
 
     m = manifest if isinstance(manifest, Manifest) else read_manifest(manifest)
-    warnings: list[str] = []
+    warnings: list[str] = list(m.warnings)
     scans: list[ScanData] = []
     observations: list[list[LesionObservation]] = []
     registrations: list[Registration] = []

@@ -465,6 +465,11 @@ def _check_consistent(slices: Sequence[DicomHeader], uid: str) -> None:
                 f"PixelSpacing (0028,0030) is missing on {missing} of {len(slices)} slices of series {uid} "
                 f"(first: {h.label}). Volumes cannot be measured without pixel spacing."
             )
+        if not all(math.isfinite(v) and v > 0 for v in h.pixel_spacing):
+            raise SeriesError(
+                f"PixelSpacing (0028,0030) of {h.label} in series {uid} is {list(h.pixel_spacing)} mm; both values "
+                "must be positive (row spacing, column spacing). The header is corrupt: re-export the series."
+            )
         assert h.orientation is not None
         assert first.orientation is not None
         assert first.pixel_spacing is not None

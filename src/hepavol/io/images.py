@@ -21,6 +21,7 @@ NRRD/MetaImage data.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
 import warnings
@@ -158,14 +159,41 @@ def _read_dicom_file(p: Path, *, series_uid: str | None, allow_gaps: bool) -> Vo
 
 
 # ---------------------------------------------------------------------------------------------- NIfTI
-def _nifti_affine(img: Any, p: Path) -> NDArray[np.float64]:
+def _raw_pixdim(head: bytes) -> list[float] | None:
+    """pixdim[1:4] of a NIfTI-1 (offset 76, float32) or NIfTI-2 (offset 104, float64) header as written."""
+    import struct
+
+    for endian in "<>":
+        if len(head) >= 4 and struct.unpack(endian + "i", head[:4])[0] == 348 and len(head) >= 92:
+            return [float(v) for v in struct.unpack(endian + "3f", head[80:92])]
+        if len(head) >= 4 and struct.unpack(endian + "i", head[:4])[0] == 540 and len(head) >= 112:
+            return [float(v) for v in struct.unpack(endian + "3d", head[112 - 24 : 112])]
+    return None
+
+
+def _nifti_affine(img: Any, p: Path, raw_pixdim: list[float] | None = None) -> NDArray[np.float64]:
     header = img.header
     sform, scode = header.get_sform(coded=True)
     if scode is not None and int(scode) > 0:
         return np.asarray(sform, dtype=float)
     qform, qcode = header.get_qform(coded=True)
+    pixdim = raw_pixdim if raw_pixdim is not None else [float(v) for v in header["pixdim"][1:4]]
+    zero = not all(math.isfinite(v) and v != 0 for v in pixdim)
+    shown = "[" + ", ".join(f"{v:g}" for v in pixdim) + "]"
     if qcode is not None and int(qcode) > 0:
+        if zero:
+            raise InputError(
+                f"'{p}' has a qform but its voxel sizes (pixdim[1:4]) are {shown} mm: the voxel spacing is "
+                "unknown, so no volume in mL can be computed. Convert the scan again with its geometry (e.g. "
+                "dcm2niix from the DICOM series)."
+            )
         return np.asarray(qform, dtype=float)
+    if zero:
+        raise InputError(
+            f"'{p}' has neither an sform nor a qform (both codes are 0) and its voxel sizes (pixdim[1:4]) are "
+            f"{shown} mm: the voxel spacing is unknown, so no volume in mL can be computed. Convert the scan again "
+            "with its geometry (e.g. dcm2niix from the DICOM series)."
+        )
     warnings.warn(
         f"'{p}' has neither an sform nor a qform (both codes are 0); using the voxel sizes with no rotation or "
         "origin (NIfTI method 1). Positions in mm are not patient coordinates.",
@@ -204,13 +232,20 @@ def _read_nifti(p: Path) -> Volume:
         raise InputError(f"Cannot open '{p}': {exc}.") from exc
     with fh:
         try:
-            head = fh.read(4)
+            head = fh.read(112)
             fh.seek(0)
-            sizes = {int.from_bytes(head, "little"), int.from_bytes(head, "big")} if len(head) == 4 else set()
+            sizes = (
+                {int.from_bytes(head[:4], "little"), int.from_bytes(head[:4], "big")} if len(head) >= 4 else set()
+            )
+            # pixdim as written: nibabel replaces a voxel size of 0 by 1 when it checks the header
+            raw_pixdim = _raw_pixdim(head)
+            # nibabel logs the header fixes it makes ("setting 0 dims to 1"); hepavol checks pixdim itself
             if 348 in sizes:
-                img: Any = nib.Nifti1Image.from_stream(fh)
+                with nib.imageglobals.LoggingOutputSuppressor():
+                    img: Any = nib.Nifti1Image.from_stream(fh)
             elif 540 in sizes:
-                img = nib.Nifti2Image.from_stream(fh)
+                with nib.imageglobals.LoggingOutputSuppressor():
+                    img = nib.Nifti2Image.from_stream(fh)
             else:
                 raise InputError("its header does not start with sizeof_hdr 348 (NIfTI-1) or 540 (NIfTI-2)")
         except Exception as exc:
@@ -232,7 +267,7 @@ def _read_nifti(p: Path) -> Volume:
         raise InputError(f"'{p}' holds {data.dtype} voxels (complex or RGB); hepavol needs scalar voxels.")
     if data.dtype.kind == "f" and img.get_data_dtype().kind in "iu":
         data = _narrow_scaled(data)
-    affine_ras = _nifti_affine(img, p)
+    affine_ras = _nifti_affine(img, p, raw_pixdim)
     affine_lps = _RAS_TO_LPS @ affine_ras @ _KJI_TO_IJK
     array = data.transpose(2, 1, 0)
     try:

@@ -80,10 +80,11 @@ from __future__ import annotations
 
 import datetime
 import enum
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
 
@@ -439,9 +440,11 @@ def is_target_pd(sum_mm: Decimal | Fraction | int, nadir_mm: Decimal | Fraction 
 def _percent(value: Fraction, reference: Fraction) -> Decimal | None:
     if reference == 0:
         return None
-    ratio = (value - reference) * 100 / reference
-    exact = Decimal(ratio.numerator) / Decimal(ratio.denominator)
-    return exact.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    # Hundredths of a percent rounded half up (away from zero) in exact integer arithmetic: Decimal.quantize
+    # would raise InvalidOperation once the result has more digits than the context precision (28).
+    hundredths = (value - reference) * 10000 / reference
+    n = math.floor(abs(hundredths) + Fraction(1, 2))
+    return Decimal((1 if hundredths < 0 else 0, tuple(int(d) for d in str(n)), -2))
 
 
 # ---------------------------------------------------------------------------------------------------------------

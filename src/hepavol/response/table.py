@@ -11,6 +11,8 @@ empty with empty status = not evaluated); ``status`` is empty or ``too_small`` f
 ``absent`` or ``progression`` for non-targets, ``present`` (unequivocal) or ``equivocal`` for new lesions.
 Category and status are case-insensitive. A non-target lymph node whose short axis is below 10 mm is
 ``absent`` (normal), as RECIST's non-target CR requires. Line numbers in messages are those of the file (header = line 1).
+The file is read by :func:`hepavol.table.read_table`, the reader of every table hepavol takes (UTF-8 or
+Windows-1252; ``,``, ``;`` or tab; column names in any case).
 
 Examples
 --------
@@ -25,18 +27,16 @@ Examples
 
 from __future__ import annotations
 
-import csv
+import dataclasses
 import datetime
-import io
 import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 from typing import TextIO
 
-from hepavol.errors import InputError, TableError
+from hepavol.errors import TableError
 from hepavol.response.recist import (
     SD_MIN_DAYS,
     Assessment,
@@ -49,6 +49,7 @@ from hepavol.response.recist import (
     TargetLesion,
     assess_patient,
 )
+from hepavol.table import Table, future_date_warning, read_table
 
 __all__ = ["COLUMNS", "PatientReads", "RecistRow", "assess_table", "read_recist_table"]
 
@@ -83,6 +84,7 @@ class PatientReads:
     patient_id: str
     source: str
     rows: tuple[RecistRow, ...]
+    warnings: tuple[str, ...] = ()  # dates after today (kept as given)
 
     def assessments(self) -> list[Assessment]:
         """The rows as one :class:`Assessment` per date (in date order)."""
@@ -153,35 +155,33 @@ def _parse_diameter(text: str, source: str, line: int) -> Decimal:
         raise _fail(source, line, f"diameter_mm {text!r} is not a finite number")
     if value < 0:
         raise _fail(source, line, f"diameter_mm {text!r} is negative; use 0 for a lesion that disappeared")
+    if value > MAX_DIAMETER_MM:
+        raise _fail(
+            source,
+            line,
+            f"column 'diameter_mm': value {text!r} is more than {MAX_DIAMETER_MM} mm, not a lesion diameter; give "
+            "the diameter in millimetres (e.g. 23.5)",
+        )
     return value
 
 
-def _rows(fh: TextIO, source: str) -> Iterator[RecistRow]:
-    reader = csv.reader(fh)
-    header: list[str] | None = None
-    for record in reader:
-        line = reader.line_num
-        if not any(cell.strip() for cell in record):
-            continue
-        if header is None:
-            header = [h.strip().lstrip("\ufeff").lower() for h in record]
-            missing = [c for c in COLUMNS if c not in header]
-            if missing:
-                raise _fail(
-                    source,
-                    line,
-                    f"missing column(s) {', '.join(missing)} in header {','.join(header)!r}; expected "
-                    f"{','.join(COLUMNS)}",
-                )
-            index = {c: header.index(c) for c in COLUMNS}
-            continue
-        if len(record) < len(header):
-            record = record + [""] * (len(header) - len(record))
-        elif len(record) > len(header) and any(c.strip() for c in record[len(header) :]):
-            raise _fail(
-                source, line, f"{len(record)} fields but the header has {len(header)}: {','.join(record)!r}"
-            )
-        cell = {c: record[index[c]].strip() for c in COLUMNS}
+#: The largest diameter_mm a read table may hold: no lesion is a metre long; a larger value is a unit or typing
+#: error (and 1e308 would overflow the percentages).
+MAX_DIAMETER_MM = Decimal(1000)
+
+
+def _rows(table: Table) -> Iterator[RecistRow]:
+    source = table.source
+    missing = [c for c in COLUMNS if c not in table.keys]
+    if missing:
+        raise _fail(
+            source,
+            table.header_line,
+            f"missing column(s) {', '.join(missing)} in header {','.join(table.header)!r}; expected "
+            f"{','.join(COLUMNS)}",
+        )
+    for line, record in table.records():
+        cell = {c: record[c] for c in COLUMNS}
         for name in ("patient_id", "date", "lesion_id", "category"):
             if not cell[name]:
                 raise _fail(source, line, f"{name} is empty")
@@ -224,39 +224,34 @@ def _rows(fh: TextIO, source: str) -> Iterator[RecistRow]:
             diameter_mm=diameter,
             status=status,
         )
-    if header is None:
-        raise TableError(f"{source}: the file is empty; expected a header {','.join(COLUMNS)}")
 
 
-def read_recist_table(source: str | os.PathLike[str] | TextIO, *, name: str | None = None) -> list[PatientReads]:
+def read_recist_table(
+    source: str | os.PathLike[str] | TextIO, *, name: str | None = None, today: datetime.date | None = None
+) -> list[PatientReads]:
     """Parse a RECIST read table into one :class:`PatientReads` per patient (in order of first appearance).
 
+    The file is read by :func:`hepavol.table.read_table` (UTF-8 or Windows-1252, separator ``,`` ``;`` or tab).
     Checks here (each a :class:`~hepavol.errors.TableError` naming the file, line and value): missing columns,
-    empty identifiers, unparseable dates and numbers, unknown categories and statuses, a diameter on a
-    non-target or new lesion, a diameter with ``too_small``, the same lesion twice on one date, a target lesion
-    that first appears after the patient's baseline. :func:`assess_table` adds the engine's checks.
+    no rows, empty identifiers, unparseable dates and numbers, a diameter above :data:`MAX_DIAMETER_MM`, unknown
+    categories and statuses, a diameter on a non-target or new lesion, a diameter with ``too_small``, the same
+    lesion twice on one date, a target lesion that first appears after the patient's baseline.
+    :func:`assess_table` adds the engine's checks. A date after ``today`` (default: the computer's date) is kept
+    with a warning in :attr:`PatientReads.warnings`.
 
     Raises
     ------
-    InputError
-        The file cannot be read.
     TableError
-        A bad row.
+        The file cannot be read, or a bad row.
     """
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        label = name or str(path)
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except FileNotFoundError:
-            raise InputError(f"{label}: no such file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"{label}: cannot be read as UTF-8 text ({exc})") from None
-        fh: TextIO = io.StringIO(text, newline="")
-    else:
-        label = name or str(getattr(source, "name", None) or "<table>")
-        fh = source
-    rows = list(_rows(fh, label))
+    table = read_table(source, "RECIST read table", name=name)
+    label = table.source
+    rows = list(_rows(table))
+    if not rows:
+        raise TableError(
+            f"{label}, line {table.header_line}: the table has a header but no rows; add one row per lesion per "
+            f"assessment ({','.join(COLUMNS)})"
+        )
     patients: dict[str, list[RecistRow]] = {}
     for r in rows:
         patients.setdefault(r.patient_id, []).append(r)
@@ -284,7 +279,13 @@ def read_recist_table(source: str | os.PathLike[str] | TextIO, *, name: str | No
                     f"{r.date.isoformat()}, after the baseline {baseline.isoformat()}; targets are chosen at "
                     "baseline: record a lesion that appears later as category new",
                 )
-        out.append(PatientReads(patient_id=patient_id, source=label, rows=tuple(prows)))
+        warnings: list[str] = []
+        for date in sorted({r.date for r in prows}):
+            first_line = min(r.line for r in prows if r.date == date)
+            warning = future_date_warning(f"{label}, line {first_line}", "date", date, today=today)
+            if warning:
+                warnings.append(warning)
+        out.append(PatientReads(patient_id=patient_id, source=label, rows=tuple(prows), warnings=tuple(warnings)))
     return out
 
 
@@ -298,11 +299,14 @@ def assess_table(
     out = []
     for p in patients:
         try:
-            out.append(
-                assess_patient(p.assessments(), patient_id=p.patient_id, confirm=confirm, sd_min_days=sd_min_days)
+            result = assess_patient(
+                p.assessments(), patient_id=p.patient_id, confirm=confirm, sd_min_days=sd_min_days
             )
         except RecistDataError as exc:
             line = p.line_of(exc.date, exc.lesion_id, last=True)
             where = f"{p.source}, line {line}" if line is not None else p.source
             raise TableError(f"{where}: {exc}") from None
+        if p.warnings:
+            result = dataclasses.replace(result, warnings=(*p.warnings, *result.warnings))
+        out.append(result)
     return out

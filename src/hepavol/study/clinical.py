@@ -1,7 +1,7 @@
 """Read and validate a study's clinical data: one row per patient, and every treatment with its dates.
 
-Two CSV files, UTF-8 (Excel's "CSV UTF-8"), separated by commas, semicolons or tabs (found from the header line),
-header on line 1, columns in any order. Column names are read case-insensitively, with spaces, hyphens and a
+Two CSV files, UTF-8 or Windows-1252, separated by commas, semicolons or tabs (found from the header line; read by
+:func:`hepavol.table.read_table`), header on line 1, columns in any order. Column names are read case-insensitively, with spaces, hyphens and a
 unit in brackets allowed: ``Ki-67 (%)`` reads as ``ki_67_percent``, ``CgA (µg/L)`` as ``cga_ug_l``. A cell that is
 empty, ``NA``, ``N/A``, ``NaN``, ``NULL``, ``None`` or ``.`` is a missing value. Numbers may use a decimal comma
 (``12,5``). Dates are ISO ``YYYY-MM-DD``. Yes/no cells accept ``yes``/``no``, ``y``/``n``, ``1``/``0`` and
@@ -59,6 +59,7 @@ from dataclasses import dataclass, replace
 
 from hepavol.errors import TableError
 from hepavol.study.table import Table, normalise_name, read_table
+from hepavol.table import future_date_warning
 
 #: Treatment kinds and their category. ``invasive_liver`` and ``systemic`` exclude a patient from NCT03689231
 #: when given during follow-up; ``somatostatin_analogue`` is allowed; ``other`` (including resection of the
@@ -651,7 +652,11 @@ def _parse_clinical_row(
 
 
 def _read_treatments(
-    path: str | os.PathLike[str], ids: dict[str, int], clinical_source: str, warnings: list[str]
+    path: str | os.PathLike[str],
+    ids: dict[str, int],
+    clinical_source: str,
+    warnings: list[str],
+    today: dt.date | None = None,
 ) -> dict[str, list[Treatment]]:
     data = read_table(path, "treatments")
     src = data.source
@@ -693,12 +698,16 @@ def _read_treatments(
                 "month is known, give its first day)"
             )
         start = _date(src, line, scol, raw_start)
+        if warning := future_date_warning(f"{src}, line {line}", scol, start, today=today):
+            warnings.append(warning)
         end: dt.date | None = None
         if "end_date" in columns:
             ecol = data.header[columns["end_date"]]
             raw_end = cells[columns["end_date"]]
             if not _is_missing(raw_end):
                 end = _date(src, line, ecol, raw_end)
+                if warning := future_date_warning(f"{src}, line {line}", ecol, end, today=today):
+                    warnings.append(warning)
                 if end < start:
                     raise TableError(
                         f"{_where(src, line, ecol, raw_end)} is before the start date {start.isoformat()}; "
@@ -716,7 +725,10 @@ def _read_treatments(
 
 
 def read_clinical(
-    path: str | os.PathLike[str], *, treatments_path: str | os.PathLike[str] | None = None
+    path: str | os.PathLike[str],
+    *,
+    treatments_path: str | os.PathLike[str] | None = None,
+    today: dt.date | None = None,
 ) -> ClinicalTable:
     """Read and validate a clinical table and, optionally, the patients' treatments.
 
@@ -734,7 +746,8 @@ def read_clinical(
     ClinicalTable
         Records in file order, each with its treatments sorted by start date, and warnings (each naming the
         file and the line): grade not matching Ki-67 by WHO 2019, Ki-67 values that look like fractions, a
-        yes/no history column saying "yes" with no dated treatment, ignored columns, duplicated treatments.
+        yes/no history column saying "yes" with no dated treatment, ignored columns, duplicated treatments,
+        treatment dates after ``today`` (default: the computer's date; kept as given).
 
     Raises
     ------
@@ -787,7 +800,7 @@ def read_clinical(
     tsource: str | None = None
     if treatments_path is not None:
         tsource = str(treatments_path)
-        treatments = _read_treatments(treatments_path, ids, src, warnings)
+        treatments = _read_treatments(treatments_path, ids, src, warnings, today)
 
     records: list[ClinicalRecord] = []
     for record, flags in parsed:

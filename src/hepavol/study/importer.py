@@ -31,6 +31,7 @@ from hepavol.study.hashing import hash_path
 from hepavol.study.models import Identity, ImagingStudy, Patient, Segmentation, Series
 from hepavol.study.table import read_table
 from hepavol.study.workspace import Workspace
+from hepavol.table import future_date_warning
 
 __all__ = ["ImportSummary", "ScanRow", "import_scans", "import_segmentations", "read_scan_manifest"]
 
@@ -317,6 +318,7 @@ def import_scans(
         raise InputError(f"--modality '{modality}' is not CT or MR.")
     pseudonymiser = ws.pseudonymiser()
     summary = ImportSummary()
+    summary.warnings += [w for row in rows if (w := future_date_warning(row.source, "date", row.date))]
     settings = ws.settings
     by_patient: dict[str, list[ScanRow]] = {}
     for row in rows:
