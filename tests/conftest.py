@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,3 +14,30 @@ DATA = Path(__file__).parent / "data"
 def data_dir() -> Path:
     """The folder of real public test cases (see tests/data/README.md for sources and licences)."""
     return DATA
+
+
+@pytest.fixture(autouse=True)
+def _validate_written_dicom(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test using ``tmp_path``: outside validators (tests/validators.py) on every SEG/SR hepavol wrote.
+
+    dcmqi, highdicom's readers and dciodvfy run on each file once (files a test already checked are skipped).
+    """
+    if "tmp_path" not in request.fixturenames:
+        yield
+        return
+    folder = request.getfixturevalue("tmp_path")
+    yield
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and not report.passed:
+        return
+    from tests.validators import validate_written
+
+    validate_written(folder)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    rep = yield
+    if rep.when == "call":
+        item.rep_call = rep  # type: ignore[attr-defined]
+    return rep

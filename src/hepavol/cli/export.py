@@ -30,7 +30,9 @@ Export results as DICOM objects that PACS and viewers (OHIF, 3D Slicer) show.
       fragments is one segment (one planar group per fragment); a lesion merged into another is part of that
       lesion's segment; disappeared and merged lesions are not in that scan's SEG and SR.
 
-SOURCE is the DICOM series folder the segmentation was drawn on (single-frame CT or MR).
+SOURCE is the DICOM series folder the segmentation was drawn on (single-frame CT or MR). A SOURCE without
+FrameOfReferenceUID (legacy exports) gets a frame of reference derived from its study and series UIDs, with a
+warning, recorded in the SEG (ImageComments); --no-derive-frame-of-reference refuses such a series instead.
 """
 
 
@@ -51,6 +53,13 @@ def _common(p: argparse.ArgumentParser, *, manifest: bool = False) -> None:
     p.add_argument("--series", metavar="UID", help="SeriesInstanceUID when the folder holds several series")
     p.add_argument(
         "--resample-seg", action="store_true", help="resample a label map on another grid (nearest neighbour)"
+    )
+    p.add_argument(
+        "--no-derive-frame-of-reference",
+        dest="derive_frame_of_reference",
+        action="store_false",
+        help="refuse a source series without FrameOfReferenceUID (0020,0052) instead of writing the SEG/SR "
+        "with a frame of reference derived from its study and series UIDs (the default, with a warning)",
     )
 
 
@@ -128,6 +137,7 @@ def _run_manifest(args: argparse.Namespace) -> int:
         affine=args.affine,
         resample_seg=args.resample_seg,
         max_distance_mm=args.max_distance,
+        derive_frame_of_reference=args.derive_frame_of_reference,
     )
     for warning in done.result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -171,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
         "tumor_labels": tuple(args.tumor_label or (2,)),
         "instances": args.instances,
         "connectivity": args.connectivity,
+        "derive_frame_of_reference": args.derive_frame_of_reference,
     }
     if args.export_kind == "seg":
         labels = read_segmentation(seg_path, reference=image.geometry, resample=args.resample_seg)
@@ -201,6 +212,7 @@ def run(args: argparse.Namespace) -> int:
         time_point=tp,
         recist_response=args.recist_response,
         volumetric_response=args.volumetric_response,
+        derive_frame_of_reference=args.derive_frame_of_reference,
     )
     print(
         f"wrote {args.out}: TID 1500 SR, {len(sr.lesions)} lesion(s), total tumour volume "

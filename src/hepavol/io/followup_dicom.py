@@ -110,6 +110,7 @@ def write_followup_dicom(
     affine: bool = False,
     resample_seg: bool = False,
     max_distance_mm: float = MAX_DISTANCE_MM,
+    derive_frame_of_reference: bool = True,
 ) -> FollowUpDicom:
     """Run the follow-up of a manifest and write one DICOM SEG and one TID 1500 SR per scan into ``out_dir``.
 
@@ -158,7 +159,7 @@ def write_followup_dicom(
     built: list[tuple[TimepointDicom, Any, Any]] = []
     for t, (row, scan, tp) in enumerate(zip(m.rows, result.scans, result.timepoints)):
         image = scan.image
-        sources = load_source_datasets(image)
+        sources = load_source_datasets(image, derive_frame_of_reference=derive_frame_of_reference)
         labels = read_segmentation(row.seg, reference=image.geometry, resample=resample_seg)
         lesion_map = np.asarray(scan.lesion_map.array)
         local = {les.lesion_id: n for n, les in enumerate(scan.measurement.lesions, start=1)}

@@ -42,6 +42,7 @@ __all__ = [
     "SegExport",
     "SegmentInfo",
     "build_segmentation",
+    "derived_frame_of_reference_uid",
     "load_source_datasets",
     "segment_map",
     "write_dicom_seg",
@@ -155,14 +156,79 @@ def segment_map(
     return out, kinds
 
 
-def load_source_datasets(image: Volume) -> list[Any]:
+#: Entropy prefix of a derived FrameOfReferenceUID (never change: it would change every derived UID).
+_DERIVED_FOR_SOURCE = "hepavol derived FrameOfReferenceUID"
+
+#: Type 1 attributes a SEG or SR copies or needs from each source image: (keyword, tag, what it is needed for).
+_REQUIRED_SOURCE_ATTRIBUTES = (
+    ("SOPClassUID", "(0008,0016)", "to reference the image"),
+    ("SOPInstanceUID", "(0008,0018)", "to reference the image"),
+    ("StudyInstanceUID", "(0020,000D)", "the SEG/SR belongs to the study of its source"),
+    ("SeriesInstanceUID", "(0020,000E)", "to reference the source series"),
+    ("Modality", "(0008,0060)", "the SR's procedure code (CT or MR)"),
+    ("ImagePositionPatient", "(0020,0032)", "the SEG's plane positions"),
+    ("ImageOrientationPatient", "(0020,0037)", "the SEG's plane orientation"),
+    ("PixelSpacing", "(0028,0030)", "the SEG's pixel measures"),
+    ("Rows", "(0028,0010)", "the SEG's frame size"),
+    ("Columns", "(0028,0011)", "the SEG's frame size"),
+)
+
+
+def derived_frame_of_reference_uid(study_instance_uid: str, series_instance_uid: str) -> str:
+    """The FrameOfReferenceUID hepavol gives to the SEG/SR of a source series that has none.
+
+    Deterministic: derived (``pydicom.uid.generate_uid(entropy_srcs=...)``) from the study and series UIDs, so
+    every object hepavol makes from the same series, in any run, shares one frame of reference.
+
+    Examples
+    --------
+    >>> a = derived_frame_of_reference_uid("1.2.3", "1.2.3.4")
+    >>> a == derived_frame_of_reference_uid("1.2.3", "1.2.3.4"), a == derived_frame_of_reference_uid("1.2.3", "1.2.3.5")
+    (True, False)
+    """
+    from pydicom.uid import generate_uid
+
+    return str(generate_uid(entropy_srcs=[_DERIVED_FOR_SOURCE, str(study_instance_uid), str(series_instance_uid)]))
+
+
+def frame_of_reference_is_derived(dataset: Any) -> bool:
+    """Whether ``dataset`` carries the FrameOfReferenceUID hepavol derives for its series (see above)."""
+    uid = str(getattr(dataset, "FrameOfReferenceUID", "") or "")
+    if not uid or "StudyInstanceUID" not in dataset or "SeriesInstanceUID" not in dataset:
+        return False
+    return uid == derived_frame_of_reference_uid(str(dataset.StudyInstanceUID), str(dataset.SeriesInstanceUID))
+
+
+def _check_source_attributes(datasets: Sequence[Any], files: Sequence[Any], source: str) -> None:
+    """InputError naming the first Type 1 attribute missing (or empty) on the source images, with the fix."""
+    for keyword, tag, why in _REQUIRED_SOURCE_ATTRIBUTES:
+        missing = [i for i, ds in enumerate(datasets) if ds.get(keyword) in (None, "", [])]
+        if missing:
+            raise InputError(
+                f"{keyword} {tag} is missing or empty on {len(missing)} of {len(datasets)} images of the source "
+                f"series '{source}' (first: {files[missing[0]]}); a DICOM SEG/SR needs it ({why}). hepavol does "
+                f"not invent it: add {keyword} to the images (DCMTK: dcmodify -i '{tag}=VALUE' FILES) "
+                "or export the series again from the scanner or PACS."
+            )
+
+
+def load_source_datasets(image: Volume, *, derive_frame_of_reference: bool = True) -> list[Any]:
     """The pydicom datasets (without pixel data) of a single-frame DICOM series, in the volume's slice order.
+
+    A series without FrameOfReferenceUID (0020,0052) (many legacy and research exports) gets, in these
+    in-memory datasets only, the UID of :func:`derived_frame_of_reference_uid`, and a warning naming the series
+    and the UID; the SEG built on them records it (ImageComments). With ``derive_frame_of_reference=False``
+    such a series is refused instead.
 
     Raises
     ------
     InputError
-        If the volume was not read from DICOM, was resampled (``--allow-gaps``), or is one multi-frame file.
+        If the volume was not read from DICOM, was resampled (``--allow-gaps``), is one multi-frame file, or a
+        Type 1 attribute the SEG/SR needs is missing (FrameOfReferenceUID only with
+        ``derive_frame_of_reference=False``).
     """
+    import warnings
+
     import pydicom
 
     meta = image.metadata
@@ -183,7 +249,36 @@ def load_source_datasets(image: Volume) -> list[Any]:
             "--allow-gaps), so its slices are not the acquired images a SEG must reference. Export from a "
             "series without gaps."
         )
-    return [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+    datasets = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+    _check_source_attributes(datasets, files, str(image.source))
+    without = [i for i, ds in enumerate(datasets) if not str(ds.get("FrameOfReferenceUID", "") or "")]
+    if without:
+        series = str(datasets[0].SeriesInstanceUID)
+        if not derive_frame_of_reference:
+            raise InputError(
+                f"FrameOfReferenceUID (0020,0052) is missing on {len(without)} of {len(datasets)} images of "
+                f"series {series} ('{image.source}', first: {files[without[0]]}); a DICOM SEG must name the "
+                "frame of reference of its source. Leave out --no-derive-frame-of-reference to write the SEG/SR "
+                "with a frame of reference derived from the study and series UIDs, or add FrameOfReferenceUID "
+                "(one UID for the whole series) to the images."
+            )
+        if len(without) != len(datasets):
+            raise InputError(
+                f"FrameOfReferenceUID (0020,0052) is missing on {len(without)} of {len(datasets)} images of "
+                f"series {series} ('{image.source}', first: {files[without[0]]}) but present on the others: "
+                "a series has one frame of reference. Repair the series (the same FrameOfReferenceUID on every "
+                "image) or export it again."
+            )
+        uid = derived_frame_of_reference_uid(str(datasets[0].StudyInstanceUID), series)
+        for ds in datasets:
+            ds.FrameOfReferenceUID = uid
+        warnings.warn(
+            f"series {series} ('{image.source}') has no FrameOfReferenceUID (0020,0052); the SEG/SR use the "
+            f"frame of reference {uid} derived from its study and series UIDs (the same for every object "
+            "hepavol makes from this series). Pass --no-derive-frame-of-reference to refuse instead.",
+            stacklevel=2,
+        )
+    return datasets
 
 
 def build_segmentation(
@@ -313,7 +408,21 @@ def build_segmentation(
         content_label="HEPAVOL",
         content_description="Liver and liver lesions",
     )
+    if frame_of_reference_is_derived(source_datasets[0]):
+        seg.ContentDescription = "Liver and liver lesions; frame of reference derived"
+        seg.ImageComments = derived_frame_of_reference_note(source_datasets[0])
     return seg, tuple(infos)
+
+
+def derived_frame_of_reference_note(source: Any) -> str:
+    """The sentence a SEG/SR records when its FrameOfReferenceUID was derived (source without one)."""
+    return (
+        f"The source series {source.SeriesInstanceUID} has no FrameOfReferenceUID (0020,0052); hepavol "
+        f"{__version__} wrote this object with the frame of reference {source.FrameOfReferenceUID}, derived from "
+        "the StudyInstanceUID and SeriesInstanceUID of the source (pydicom generate_uid with entropy sources), "
+        "shared by every hepavol object made from that series. The source images themselves have no frame of "
+        "reference: register by the referenced SOP instances and the plane positions."
+    )
 
 
 def write_dicom_seg(
@@ -329,6 +438,7 @@ def write_dicom_seg(
     series_description: str = "hepavol segmentation",
     series_number: int = 300,
     algorithm_name: str | None = None,
+    derive_frame_of_reference: bool = True,
 ) -> SegExport:
     """Write a label map as a binary DICOM SEG referencing the DICOM series it was drawn on.
 
@@ -346,6 +456,9 @@ def write_dicom_seg(
         TrackingUID per lesion id, to keep a lesion's UID across timepoints.
     series_description, series_number, algorithm_name
         See :func:`build_segmentation`.
+    derive_frame_of_reference : bool
+        A source series without FrameOfReferenceUID gets a derived one (with a warning) when True, is refused
+        when False (:func:`load_source_datasets`).
 
     Returns
     -------
@@ -365,7 +478,7 @@ def write_dicom_seg(
         other_name="segmentation",
         hint="Read the segmentation with reference=image.geometry (--resample-seg to resample it).",
     )
-    sources = load_source_datasets(image)
+    sources = load_source_datasets(image, derive_frame_of_reference=derive_frame_of_reference)
     segments, kinds = segment_map(
         labels, liver_label=liver_label, tumor_labels=tumor_labels, instances=instances, connectivity=connectivity
     )

@@ -51,6 +51,8 @@ __all__ = [
     "write_dicom_sr",
 ]
 
+#: Designator of hepavol's private codes, identified in every SR (CodingSchemeIdentificationSequence).
+PRIVATE_CODING_SCHEME = "99HEPAVOL"
 #: Private codes for the per-timepoint totals (PS3.16 has no concept for them).
 TOTAL_TUMOR_VOLUME = ("TTV", "99HEPAVOL", "Total tumor volume")
 SUM_OF_DIAMETERS = ("SOD", "99HEPAVOL", "Sum of diameters")
@@ -608,7 +610,27 @@ def build_report(
         is_complete=True,
         series_description=series_description,
     )
+    _identify_private_coding_scheme(sr)
     return sr, lesions
+
+
+def _identify_private_coding_scheme(sr: Any) -> None:
+    """CodingSchemeIdentificationSequence (0008,0110) item for 99HEPAVOL (PS3.3 C.12.1.1.2: a coding scheme not
+    in PS3.16 Table 8-1 shall be identified), so readers and validators know where the private codes come from."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence as DicomSequence
+
+    item = Dataset()
+    item.CodingSchemeDesignator = PRIVATE_CODING_SCHEME
+    item.CodingSchemeName = "hepavol private codes"
+    item.CodingSchemeVersion = __version__
+    item.CodingSchemeResponsibleOrganization = "hepavol developers"
+    existing = [
+        i
+        for i in getattr(sr, "CodingSchemeIdentificationSequence", [])
+        if i.CodingSchemeDesignator != item.CodingSchemeDesignator
+    ]
+    sr.CodingSchemeIdentificationSequence = DicomSequence([*existing, item])
 
 
 def write_dicom_sr(
@@ -619,6 +641,7 @@ def write_dicom_sr(
     time_point: TimePoint | None = None,
     recist_response: str | None = None,
     volumetric_response: str | None = None,
+    derive_frame_of_reference: bool = True,
 ) -> SrExport:
     """Write the TID 1500 SR of one timepoint for a DICOM SEG on a DICOM series (atomically).
 
@@ -632,6 +655,8 @@ def write_dicom_sr(
         Output file; ``None`` builds the object without writing it.
     time_point, recist_response, volumetric_response
         See :func:`build_measurement_report`.
+    derive_frame_of_reference : bool
+        As in :func:`hepavol.io.seg_write.load_source_datasets` (a source without FrameOfReferenceUID).
 
     Returns
     -------
@@ -649,7 +674,7 @@ def write_dicom_sr(
     seg = pydicom.dcmread(seg_path)
     if str(getattr(seg, "SOPClassUID", "")) != "1.2.840.10008.5.1.4.1.1.66.4":
         raise InputError(f"'{seg_path}' is not a DICOM Segmentation; an SR references the segments of a SEG.")
-    sources = load_source_datasets(image)
+    sources = load_source_datasets(image, derive_frame_of_reference=derive_frame_of_reference)
     series_uid = str(sources[0].SeriesInstanceUID)
     referenced = {
         str(s.SeriesInstanceUID) for s in getattr(seg, "ReferencedSeriesSequence", []) if "SeriesInstanceUID" in s
