@@ -26,6 +26,7 @@ import pydicom
 import pytest
 from tests._dicom_export_helpers import dciodvfy_errors, pixelmed_report, template_of
 from tests._followup_helpers import DATES, LESIONS, POSES, PhantomLesion, Pose, render
+from tests.validators import check_seg, check_sr
 
 from hepavol.cli import main
 from hepavol.errors import InputError
@@ -42,7 +43,18 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, FollowUpDi
     patient = simulate_patient(INDEX, root / "cohort", seed=SEED, modality="ct", fmt="dicom")
     rows = list(csv.DictReader(patient.manifest.open()))
     assert all((patient.manifest.parent / r["image"]).is_dir() for r in rows)  # image column: series folders
-    return patient, write_followup_dicom(patient.manifest, root / "out")
+    done = write_followup_dicom(patient.manifest, root / "out")
+    check_followup(done)
+    return patient, done
+
+
+def check_followup(done: FollowUpDicom) -> None:
+    """Outside validators (tests/validators.py) on every SEG and SR of a follow-up: dcmqi gives back each
+    segment of the scan's lesion map voxel for voxel and reads each SR as hepavol reported it."""
+    for t in done.timepoints:
+        assert t.seg.path is not None
+        check_sr(t.sr_path, lesions=t.lesions, seg_uid=t.seg.sop_instance_uid)
+        check_seg(t.seg.path)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -343,6 +355,7 @@ def test_a_disappeared_lesion_keeps_a_zero_group_with_its_tracking_uid(
     disappeared target as 0 mm); a merged lesion has none."""
     manifest = write_dicom_phantom(tmp_path_factory.mktemp("vanish"), lesions=LESIONS, poses=POSES)
     done = write_followup_dicom(manifest, tmp_path_factory.mktemp("vanish_out"))
+    check_followup(done)
     by_status = {les.status: les for les in done.result.lesions}
     gone, merged = by_status["disappeared"], by_status["merged"]
     before = sr_groups(done.timepoints[1].sr_path)

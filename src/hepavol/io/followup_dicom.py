@@ -124,6 +124,9 @@ def write_followup_dicom(
         Output folder (created); files ``<YYYY-MM-DD>_SEG.dcm`` and ``<YYYY-MM-DD>_SR.dcm``, written atomically.
     targets, liver_label, tumor_labels, affine, resample_seg, max_distance_mm
         As in :func:`hepavol.followup.run_followup`.
+    derive_frame_of_reference : bool
+        A scan series without FrameOfReferenceUID gets a derived one (warning) when True, is refused when False
+        (:func:`hepavol.io.seg_write.load_source_datasets`).
 
     Returns
     -------
