@@ -22,6 +22,7 @@ from tests._dicom_export_helpers import (
     template_of,
 )
 from tests._io_helpers import ORIENTATIONS
+from tests.validators import check_seg
 
 from hepavol.cli import main
 from hepavol.errors import GeometryError, InputError
@@ -59,6 +60,10 @@ def test_seg_round_trip_masks_geometry_and_codes(tmp_path: Path, orientation: st
         ("lesion", "L1", 840),
         ("lesion", "L2", 40),
     ]
+    # dcmqi's segimage2itkimage (and highdicom, dciodvfy): each segment voxel for voxel on the source grid
+    big = int(np.argmax(np.bincount(comp.ravel())[1:])) + 1
+    expected = {1: arr == 1, 2: comp == big, 3: (comp > 0) & (comp != big)}
+    check_seg(tmp_path / "seg.dcm", source_geometry=image.geometry, expected=expected)
 
     # read back with hepavol: label = segment number, masks identical
     back = read_segmentation(tmp_path / "seg.dcm", reference=image.geometry)
