@@ -32,6 +32,7 @@ from hepavol.cli import main
 from hepavol.errors import InputError
 from hepavol.io import read_segmentation, write_dicom_series, write_image
 from hepavol.io.followup_dicom import FollowUpDicom, write_followup_dicom
+from hepavol.io.seg_write import derived_frame_of_reference_uid
 from hepavol.simulate import simulate_patient
 
 SEED, INDEX = 1, 2  # SIM-003: 3 CT scans, 14 lesions then a new one at the last scan, overall SD then PD
@@ -415,3 +416,37 @@ def test_manifest_errors(phantom: Path, tmp_path: Path, capsys: pytest.CaptureFi
     with pytest.raises(InputError, match="is a file"):
         write_followup_dicom(phantom, tmp_path / "file")
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.external
+def test_legacy_follow_up_without_frame_of_reference(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The split/merge phantom with FrameOfReferenceUID deleted from every CT file (a legacy export): each scan's
+    SEG gets the frame of reference derived from its own series (one warning per scan), the SR/SEG pass the
+    outside validators; --no-derive-frame-of-reference refuses with exit 2 and writes nothing."""
+    manifest = write_dicom_phantom(tmp_path / "in")
+    series = {}
+    for f in sorted((tmp_path / "in").rglob("*.dcm")):
+        ds = pydicom.dcmread(f)
+        del ds.FrameOfReferenceUID
+        ds.save_as(f)
+        series[f.parent.parent.name] = (str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID))
+    out = tmp_path / "dicom"
+    assert (
+        main(["export", "sr", "--manifest", str(manifest), "--out", str(out), "--no-derive-frame-of-reference"])
+        == 2
+    )
+    assert "error: FrameOfReferenceUID (0020,0052) is missing" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
+    assert main(["export", "sr", "--manifest", str(manifest), "--out", str(out)]) == 0
+    warnings = [w for w in capsys.readouterr().err.splitlines() if "no FrameOfReferenceUID (0020,0052)" in w]
+    assert len(warnings) == len(series) == 3
+    for day, (study, uid) in series.items():
+        seg_path = out / f"{day[:4]}-{day[4:6]}-{day[6:]}_SEG.dcm"
+        seg = pydicom.dcmread(seg_path, stop_before_pixels=True)
+        assert seg.FrameOfReferenceUID == derived_frame_of_reference_uid(study, uid)
+        assert uid in seg.ImageComments
+        check_seg(seg_path)
+        check_sr(seg_path.with_name(seg_path.name.replace("_SEG", "_SR")), seg_uid=str(seg.SOPInstanceUID))
+    assert (
+        len({pydicom.dcmread(p, stop_before_pixels=True).FrameOfReferenceUID for p in out.glob("*_SEG.dcm")}) == 3
+    )
