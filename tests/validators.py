@@ -252,6 +252,12 @@ def is_hepavol_seg_or_sr(path: Path) -> str | None:
     return "seg" if uid == SEG_SOP_CLASS else "sr" if uid in SR_SOP_CLASSES else None
 
 
+def truncate(path: Path, n_bytes: int) -> None:
+    """Cut a file to its first ``n_bytes`` on purpose (a test's bad input): the validators leave it alone."""
+    path.write_bytes(path.read_bytes()[:n_bytes])
+    _CHECKED.add(_key(path))
+
+
 def validate_written(folder: Path) -> list[Path]:
     """Run :func:`check_seg` / :func:`check_sr` on every hepavol SEG/SR under ``folder`` not checked yet."""
     done = []
@@ -264,4 +270,4 @@ def validate_written(folder: Path) -> list[Path]:
     return done
 
 
-__all__ = ["check_seg", "check_sr", "pixelmed_errors", "require", "validate_written"]
+__all__ = ["check_seg", "check_sr", "pixelmed_errors", "require", "truncate", "validate_written"]

@@ -48,3 +48,44 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_open(path, "wb") as fh:
         fh.write(data)
+
+
+class AtomicSet:
+    """Write several files that belong together: all of them appear, or none (the old files stay).
+
+    Each :meth:`write_bytes` goes to a temporary file beside its target; :meth:`commit` renames them all over
+    their targets (renames that do not fail on a full disk); leaving the ``with`` block without ``commit``, or
+    with an error, removes the temporary files and leaves the targets as they were.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[str, Path]] = []
+
+    def __enter__(self) -> AtomicSet:
+        return self
+
+    def write_bytes(self, path: str | os.PathLike[str], data: bytes) -> Path:
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        self._pending.append((tmp, target))
+        os.chmod(tmp, 0o666 & ~_umask())
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return target
+
+    def commit(self) -> list[Path]:
+        """Rename every temporary file over its target; returns the targets."""
+        done = [target for _tmp, target in self._pending]
+        for tmp, target in self._pending:
+            os.replace(tmp, target)
+        self._pending = []
+        return done
+
+    def __exit__(self, *_exc: object) -> None:
+        for tmp, _target in self._pending:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        self._pending = []

@@ -75,6 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as exc:  # a fault of the machine (full disk, permissions, read-only file system), not a bug
+        if debug:
+            traceback.print_exc()
+        print(f"error: {os_error_message(exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except Exception as exc:
         if debug:
             traceback.print_exc()
@@ -87,6 +92,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
     finally:
         warnings.showwarning = shown
+
+
+def os_error_message(exc: OSError) -> str:
+    """``cannot write 'F': No space left on device. Free space ...`` for an OSError with the fix for its errno."""
+    import errno
+
+    fixes = {
+        errno.ENOSPC: "the disk is full: free space or write to another disk; nothing partial was kept",
+        errno.EDQUOT: "your disk quota is used up: free space or write to another disk",
+        errno.EACCES: "your user may not access it: check its permissions (ls -l) or choose another place",
+        errno.EPERM: "the operation is not permitted there: check its permissions or choose another place",
+        errno.EROFS: "the file system is read-only: write to another folder",
+        errno.ENOENT: "it does not exist: check the path",
+        errno.EISDIR: "it is a folder: give a file name",
+        errno.ENOTDIR: "a part of the path is a file, not a folder: check the path",
+        errno.EIO: "the disk reported an input/output error: check the disk or network share",
+    }
+    what = f"'{exc.filename}'" if exc.filename else "a file"
+    reason = exc.strerror or str(exc)
+    fix = fixes.get(exc.errno or -1, "check the path, the free space and the permissions")
+    return f"cannot use {what}: {reason}. {fix[0].upper()}{fix[1:]}."
 
 
 def _one_line_warning(

@@ -199,13 +199,18 @@ def register(
 def _workspace(args: argparse.Namespace) -> Workspace:
     from hepavol.study.workspace import find_workspace
 
-    return find_workspace(args.study, db_url=args.db)
+    ws = find_workspace(args.study, db_url=args.db)
+    for note in ws.notes:
+        print(f"warning: {note}", file=sys.stderr)
+    return ws
 
 
 def run_init(args: argparse.Namespace) -> int:
     from hepavol.study.workspace import init_workspace
 
     ws = init_workspace(args.dir, db_url=args.db)
+    for note in ws.notes:
+        print(f"warning: {note}", file=sys.stderr)
     print(f"study created in {ws.root} (database {ws.db.display_url})")
     print(f"keep {ws.key_path.name} safe: it makes the pseudonyms; never share it")
     ws.close()

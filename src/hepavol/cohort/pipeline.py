@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,29 +71,40 @@ def run_cohort(
     analysis = analyse_cohort(patients, options=options)
     if tab.warnings:  # from reading the table (dates after today): first in results.json, report and console
         analysis = dataclasses.replace(analysis, warnings=(*tab.warnings, *analysis.warnings))
-    results_json = out / "results.json"
-    write_text_atomic(results_json, json_text(analysis.results()))
-    derived_csv = out / "derived.csv"
-    write_text_atomic(derived_csv, csv_text([p.to_dict() for p in patients], DERIVED_COLUMNS))
-    figures = make_figures(analysis, patients, out / "figures")
-    html_text = render_html(analysis, patients, figures, source_name=Path(tab.source).name, generated=generated)
-    report_html = out / "report.html"
-    write_html(report_html, html_text)
-    report_pdf = pdf_method = None
-    if pdf:
-        report_pdf = out / "report.pdf"
-        pdf_method = write_pdf(analysis, figures, report_html, report_pdf, use_chromium=use_chromium)
+    # The outputs are one set: written into a staging folder inside OUT, then moved into place together; a
+    # failure (full disk, a figure that cannot be drawn) removes the staging folder and leaves OUT as it was.
+    stage = Path(tempfile.mkdtemp(prefix=".cohort-staging-", dir=out))
+    try:
+        write_text_atomic(stage / "results.json", json_text(analysis.results()))
+        write_text_atomic(stage / "derived.csv", csv_text([p.to_dict() for p in patients], DERIVED_COLUMNS))
+        figures = make_figures(analysis, patients, stage / "figures")
+        html_text = render_html(
+            analysis, patients, figures, source_name=Path(tab.source).name, generated=generated
+        )
+        write_html(stage / "report.html", html_text)
+        pdf_method = None
+        if pdf:
+            pdf_method = write_pdf(
+                analysis, figures, stage / "report.html", stage / "report.pdf", use_chromium=use_chromium
+            )
+        staged = sorted(f for f in stage.rglob("*") if f.is_file())
+        for staged_file in staged:
+            dest = out / staged_file.relative_to(stage)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged_file, dest)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     paths: list[Path] = []
-    for f in figures:
-        paths += [f.png_path, f.svg_path]
+    for fig in figures:
+        paths += [out / fig.png_path.relative_to(stage), out / fig.svg_path.relative_to(stage)]
     return CohortRun(
         analysis=analysis,
         patients=patients,
         out_dir=out,
-        results_json=results_json,
-        derived_csv=derived_csv,
-        report_html=report_html,
-        report_pdf=report_pdf,
+        results_json=out / "results.json",
+        derived_csv=out / "derived.csv",
+        report_html=out / "report.html",
+        report_pdf=out / "report.pdf" if pdf else None,
         pdf_method=pdf_method,
         figures=tuple(paths),
     )

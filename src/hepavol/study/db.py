@@ -24,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine.url import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hepavol.errors import InputError
@@ -56,6 +56,36 @@ def url_without_password(url: str) -> str:
         return make_url(url).set(password=None).render_as_string(hide_password=False)
     except ArgumentError:
         return url
+
+
+def database_fault(exc: DBAPIError, display_url: str, dialect: str, *, opening: bool = False) -> str:
+    """What a database error means for the user, and the fix (the message of the InputError raised for it)."""
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+    low = reason.lower()
+    where = f"the study database {display_url}"
+    if "readonly" in low or "read-only" in low:
+        return (
+            f"{where} is read-only ({reason}): nothing was changed. Give your user write access to the database "
+            "file and its folder (ls -l shows them), or work on a copy."
+        )
+    if "malformed" in low or "not a database" in low or "corrupt" in low:
+        return (
+            f"{where} is damaged ({reason}). Restore it from your last backup (copy hepavol.db while no hepavol "
+            "command runs); 'sqlite3 hepavol.db .recover' may save part of it."
+        )
+    if "disk is full" in low or "no space" in low or "could not extend file" in low:
+        return f"{where}: the disk is full ({reason}): nothing was changed. Free space and run the command again."
+    if "unable to open" in low and dialect == "sqlite":
+        return (
+            f"cannot open {where} ({reason}). Check that the file and its folder exist and that your user may "
+            "read and write them."
+        )
+    if dialect == "postgresql" or opening:
+        return (
+            f"cannot {'open' if opening else 'use'} {where}: {reason}. Check that the server runs and the URL, "
+            "user and password are right (HEPAVOL_DB, --db, or PGPASSWORD / ~/.pgpass for PostgreSQL)."
+        )
+    return f"{where} failed: {reason}. Nothing of this command's changes was kept; run it again."
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -111,9 +141,18 @@ class Database:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session in one transaction: committed when the block ends, rolled back if it raises."""
-        with self._sessions() as session, session.begin():
-            yield session
+        """A session in one transaction: committed when the block ends, rolled back if it raises.
+
+        A database fault (read-only or corrupted file, full disk, lost server) is raised as an
+        :class:`~hepavol.errors.InputError` that says which and what to do; nothing of the transaction is kept.
+        """
+        try:
+            with self._sessions() as session, session.begin():
+                yield session
+        except DBAPIError as exc:
+            if isinstance(exc, IntegrityError):
+                raise
+            raise InputError(database_fault(exc, self.display_url, self.dialect)) from exc
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -173,13 +212,9 @@ def open_database(url: str, *, create: bool = False) -> Database:
     db = Database(url)
     try:
         current = db.revision()
-    except OperationalError as exc:
+    except DBAPIError as exc:
         db.dispose()
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
-        raise InputError(
-            f"cannot open the study database {db.display_url}: {reason}. Check that the server runs and the URL, "
-            "user and password are right (HEPAVOL_DB, --db, or PGPASSWORD / ~/.pgpass for PostgreSQL)."
-        ) from None
+        raise InputError(database_fault(exc, db.display_url, db.dialect, opening=True)) from None
     head = db.head()
     if current is None and not create:
         db.dispose()

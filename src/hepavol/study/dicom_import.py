@@ -143,6 +143,6 @@ def import_dicom_tree(
                 "import-dicom",
                 entity="patient",
                 key=patient.pseudonym,
-                details={"root": str(tree.root), "studies": len(prepared)},
+                details={"root_sha256": hash_json(str(tree.root))[:16], "studies": len(prepared)},
             )
     return summary

@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hepavol._atomic import write_bytes_atomic
+from hepavol._atomic import AtomicSet, write_bytes_atomic
 from hepavol.cohort.table import COLUMNS
 from hepavol.errors import InputError
 from hepavol.study import audit
@@ -256,24 +256,28 @@ def lesion_rows(session: Session, analysed: Analysed) -> list[dict[str, Any]]:
     return out
 
 
-def write_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], path: str | os.PathLike[str]) -> Path:
-    """Write rows as CSV (``.csv``) or Parquet (``.parquet``), atomically."""
+def table_bytes(rows: Sequence[dict[str, Any]], columns: Sequence[str], path: str | os.PathLike[str]) -> bytes:
+    """Rows as CSV (``.csv``, UTF-8) or Parquet (``.parquet``) bytes, by the suffix of ``path``."""
     import pandas as pd
 
-    p = Path(path)
     frame = pd.DataFrame(list(rows), columns=list(columns))
-    suffix = p.suffix.lower()
+    suffix = Path(path).suffix.lower()
     if suffix == ".csv":
         buffer = io.StringIO()
         frame.to_csv(buffer, index=False, lineterminator="\n")
-        write_bytes_atomic(p, buffer.getvalue().encode("utf-8"))
-    elif suffix in (".parquet", ".pq"):
+        return buffer.getvalue().encode("utf-8")
+    if suffix in (".parquet", ".pq"):
         out = io.BytesIO()
         frame.to_parquet(out, index=False)
-        write_bytes_atomic(p, out.getvalue())
-    else:
-        raise InputError(f"cannot write '{path}': give a .csv or .parquet file name.")
-    return p
+        return out.getvalue()
+    raise InputError(f"cannot write '{path}': give a .csv or .parquet file name.")
+
+
+def write_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], path: str | os.PathLike[str]) -> Path:
+    """Write rows as CSV (``.csv``) or Parquet (``.parquet``), atomically."""
+    data = table_bytes(rows, columns, path)
+    write_bytes_atomic(path, data)
+    return Path(path)
 
 
 def _beside(path: Path, kind: str) -> Path:
@@ -316,15 +320,28 @@ def export_tables(
                 Path(timepoints) if timepoints else _beside(path, "timepoints"),
             ),
         ]
-        for table, columns, dest in tables:
-            summary.files.append(write_table(table, columns, dest))
-        audit.record(
-            session,
-            "export",
-            details={
-                "files": [str(f) for f in summary.files],
-                "patients": summary.patients,
-                "left_out": len(summary.left_out),
-            },
-        )
+        # The three tables are one set: written beside their targets first, the audit entry flushed (a read-only
+        # database fails here, before any file appears), then renamed together; a failure leaves the old files.
+        with AtomicSet() as files:
+            for table, columns, dest in tables:
+                files.write_bytes(dest, table_bytes(table, columns, dest))
+            audit.record(
+                session,
+                "export",
+                details={
+                    "files": [_shown(Path(dest), ws.root) for _t, _c, dest in tables],
+                    "patients": summary.patients,
+                    "left_out": len(summary.left_out),
+                },
+            )
+            session.flush()
+            summary.files = files.commit()
     return summary
+
+
+def _shown(path: Path, root: Path) -> str:
+    """A file as the audit trail names it: relative to the study folder, else by its name only."""
+    try:
+        return str(path.resolve().relative_to(root))
+    except ValueError:
+        return path.name

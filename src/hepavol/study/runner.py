@@ -46,6 +46,7 @@ from hepavol.study.models import (
     TrackPoint,
     utcnow,
 )
+from hepavol.study.redact import PathRedactor, scan_labels
 from hepavol.study.workspace import Settings, Workspace
 
 __all__ = [
@@ -105,6 +106,7 @@ class RunSummary:
     not_ready: list[tuple[str, str]] = field(default_factory=list)  # (pseudonym, reason)
     elsewhere: int = 0  # leased by another run, or stored by it first
     interrupted: bool = False
+    error: str | None = None  # why the run as a whole stopped (not one patient's failure)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -549,6 +551,11 @@ def run_study(
     """
     jobs, summary = plan_run(ws, patients=patients, force=force)
     leases = Leases(ws.db)
+
+    def redactor(job: PatientJob) -> PathRedactor:
+        scans = [(s.date.isoformat(), s.image, s.seg) for s in job.scans]
+        return PathRedactor(scan_labels(job.pseudonym, scans), workspace=ws.root)
+
     total = len(jobs)
     done_count = 0
 
@@ -585,7 +592,7 @@ def run_study(
             advance()
 
     def on_error(job: PatientJob, exc: BaseException) -> None:
-        message = error_text(exc)
+        message = redactor(job).text(error_text(exc))
         with ws.db.transaction() as session:
             session.add(RunFailure(patient_id=job.patient_pk, input_hash=job.input_hash, error=message))
             audit.record(session, "run-failed", entity="patient", key=job.pseudonym, details={"error": message})
@@ -614,16 +621,24 @@ def run_study(
     except (KeyboardInterrupt, SystemExit):
         summary.interrupted = True
         raise
+    except BaseException as exc:  # the run itself failed (full disk, lost database...): recorded as failed
+        summary.error = PathRedactor({}, workspace=ws.root).text(error_text(exc))
+        raise
     finally:
-        leases.release_all()
-        with ws.db.transaction() as session:
-            audit.record(
-                session,
-                "run-end",
-                details={
-                    "computed": summary.computed,
-                    "failed": len(summary.failed),
-                    "interrupted": summary.interrupted,
-                },
-            )
+        details: dict[str, Any] = {
+            "computed": summary.computed,
+            "failed": len(summary.failed),
+            "interrupted": summary.interrupted,
+        }
+        details["outcome"] = "failed" if summary.error else "interrupted" if summary.interrupted else "completed"
+        if summary.error is not None:
+            details["error"] = summary.error
+        try:
+            leases.release_all()
+            with ws.db.transaction() as session:
+                audit.record(session, "run-end", details=details)
+        except HepavolError:
+            if summary.error is None:
+                raise  # the run went well but its end cannot be recorded: say so
+            # the database is what failed: the original error is the one to report
     return summary

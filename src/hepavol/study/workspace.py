@@ -18,6 +18,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +141,7 @@ class Workspace:
     """An initialised study folder (see the module docstring)."""
 
     def __init__(self, root: Path, *, db_url: str | None = None) -> None:
+        notes = make_private(root)
         self.root = root
         self.config_path = root / CONFIG_NAME
         self.key_path = root / KEY_NAME
@@ -148,6 +150,7 @@ class Workspace:
         configured = self.config["database"].get("url")
         self.db_url = db_url or database_url_from_env() or configured or f"sqlite:///{root / DB_NAME}"
         self._db: Database | None = None
+        self.notes = notes  # warnings for the user (e.g. the folder was open to others)
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.root)!r}, db={redact_url(self.db_url)!r})"
@@ -178,6 +181,42 @@ class Workspace:
         except (KeyError, OSError):
             user = f"uid{os.getuid()}"
         return f"{user}@{socket.gethostname()}"
+
+
+PRIVATE_FILES = (CONFIG_NAME, KEY_NAME, DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", DB_NAME + "-journal")
+
+
+def make_private(root: Path) -> list[str]:
+    """Make the workspace private to its owner: umask 077 for this process (so every file a command creates
+    in it, WAL, pulled DICOM and exports included, is 0600 and every folder 0700), the folder 0700 and its own
+    files 0600. Returns warnings (the folder was open to others; it could not be made private)."""
+    os.umask(0o077)
+    notes: list[str] = []
+    try:
+        mode = stat.S_IMODE(root.stat().st_mode)
+    except OSError:
+        return notes
+    if mode & 0o077:
+        try:
+            os.chmod(root, 0o700)
+            notes.append(
+                f"the study folder '{root}' was open to other users (mode {mode:04o}); it is now private "
+                "(0700) and its files 0600. Keep studies out of shared folders: the database holds the identity "
+                "mapping."
+            )
+        except OSError as exc:
+            notes.append(
+                f"the study folder '{root}' is open to other users (mode {mode:04o}) and cannot be made private "
+                f"({exc.strerror}); the database holds the identity mapping: move the study to a private folder."
+            )
+    for name in PRIVATE_FILES:
+        path = root / name
+        try:
+            if stat.S_IMODE(path.stat().st_mode) & 0o077:
+                os.chmod(path, 0o600)
+        except OSError:
+            continue
+    return notes
 
 
 def find_workspace(study: str | os.PathLike[str] | None = None, *, db_url: str | None = None) -> Workspace:
@@ -223,8 +262,16 @@ def init_workspace(root: str | os.PathLike[str], *, db_url: str | None = None) -
         what = "already a hepavol study" if (path / CONFIG_NAME).exists() else "not empty"
         raise InputError(f"cannot create a study in '{root}': the folder is {what}. Give a new or empty folder.")
     created = not path.exists()
+    os.umask(0o077)
     path.mkdir(parents=True, exist_ok=True)
     root_path = path.resolve()
+    notes = make_private(root_path)  # before any file is created in it
+    parent_mode = stat.S_IMODE(root_path.parent.stat().st_mode)
+    if parent_mode & 0o002 and not parent_mode & 0o1000:
+        notes.append(
+            f"the folder '{root_path.parent}' that holds the study can be written by every user (mode "
+            f"{parent_mode:04o}): another user could replace the study folder. Keep studies in a private folder."
+        )
     url = db_url or database_url_from_env()
     try:
         save_key(root_path / KEY_NAME, new_key())
@@ -240,6 +287,7 @@ def init_workspace(root: str | os.PathLike[str], *, db_url: str | None = None) -
             root_path.rmdir()
         raise
     workspace = Workspace(root_path, db_url=url)
+    workspace.notes = notes
     from hepavol.study.audit import record
 
     with workspace.db.transaction() as session:
