@@ -73,8 +73,20 @@ def _frame_voxels_lps(seg: Any) -> dict[int, np.ndarray]:
     return {n: np.concatenate(v) for n, v in out.items()}
 
 
-def _round_set(points: np.ndarray, decimals: int = 2) -> set[tuple[float, ...]]:
-    return {tuple(p) for p in np.round(points, decimals) + 0.0}
+def _same_points(a: np.ndarray, b: np.ndarray, *, tol_mm: float = 0.01) -> bool:
+    """Whether two (N, 3) arrays of LPS points (mm) are the same set of points (each equal to ``tol_mm``).
+
+    Both are sorted by one int64 key (coordinates on a 0.05 mm grid, within +-13 m) and then compared.
+    """
+    if a.shape != b.shape:
+        return False
+
+    def ordered(x: np.ndarray) -> np.ndarray:
+        q = np.rint(x / 0.05).astype(np.int64) + (1 << 18)
+        key = (q[:, 0] << 38) | (q[:, 1] << 19) | q[:, 2]
+        return x[np.argsort(key, kind="stable")]
+
+    return bool(np.allclose(ordered(a), ordered(b), rtol=0.0, atol=tol_mm))
 
 
 def dcmqi_segments(path: Path) -> tuple[dict[int, np.ndarray], dict[str, Any]]:
@@ -120,7 +132,7 @@ def check_seg(
     labels_dcmqi = [a["SegmentLabel"] for attrs in meta["segmentAttributes"] for a in attrs]
     assert labels_dcmqi == [str(s.SegmentLabel) for s in ds.SegmentSequence]
     for n in numbers:
-        assert _round_set(dcmqi[n]) == _round_set(frames.get(n, np.zeros((0, 3)))), f"segment {n} of {path}"
+        assert _same_points(dcmqi[n], frames.get(n, np.zeros((0, 3)))), f"segment {n} of {path}"
     # highdicom reads the same segments and voxel counts
     seg = hd.seg.segread(path)
     assert [d.segment_number for d in seg.SegmentSequence] == numbers
@@ -130,7 +142,7 @@ def check_seg(
         assert count == len(dcmqi[n]), f"segment {n}: highdicom {count} voxels, dcmqi {len(dcmqi[n])}"
     if source_geometry is not None:
         for n in numbers:
-            ijk = np.array([source_geometry.lps_to_index(tuple(p)) for p in dcmqi[n]])
+            ijk = np.asarray(source_geometry.lps_to_index(dcmqi[n])).reshape(-1, 3)
             assert np.allclose(ijk, np.rint(ijk), atol=1e-3), f"segment {n} of {path} is off the source grid"
             if expected is not None:
                 mask = np.zeros(source_geometry.shape, bool)
