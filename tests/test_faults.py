@@ -41,19 +41,11 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def _fill(disk: Path) -> None:
-    """Fill the file system to the last block."""
-    with (disk / "filler.bin").open("wb") as f:
+    """Fill the file system to the last page (tmpfs allocates 4 KiB pages)."""
+    with (disk / "filler.bin").open("wb", buffering=0) as f:
         try:
             while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
-    with (disk / "filler2.bin").open("wb") as f:  # the last partial blocks
-        try:
-            while True:
-                f.write(b"\0" * 512)
-                f.flush()
+                f.write(b"\0" * 4096)
         except OSError:
             pass
 
@@ -158,10 +150,13 @@ def test_a_run_on_a_full_disk_is_an_error_and_never_recorded_as_a_success(
     assert "full" in err
     (small_disk / "filler.bin").unlink()  # space again, to read the audit
     actions = _audit_actions(study)
-    last_start = max(i for i, (action, _d) in enumerate(actions) if action == "run-start")
-    after = [d for action, d in actions[last_start:] if action == "run-end"]
+    starts = [i for i, (action, _d) in enumerate(actions) if action == "run-start"]
+    assert len(starts) in (1, 2)  # the first run's, and the forced run's if the full disk let it be written
+    after = [d for action, d in actions[starts[-1] :] if action == "run-end"] if len(starts) == 2 else []
     # the failed run left no end entry (the disk was full) or recorded itself as failed, never as completed
     assert all(d["outcome"] == "failed" for d in after), after
+    assert main(["study", "run", "--force", "--study", str(study), "--no-progress"]) == 0  # with space: runs
+    assert _audit_actions(study)[-1][1]["outcome"] == "completed"
 
 
 def test_cohort_outputs_on_a_full_disk_appear_all_or_none(
@@ -197,3 +192,28 @@ def test_outputs_into_a_read_only_folder_are_a_clear_error(
     _no_traceback(err)
     assert "Read-only file system" in err
     assert "write to another folder" in err
+
+
+def test_a_run_that_fails_as_a_whole_is_recorded_as_failed(
+    analysed_study: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from hepavol.errors import InputError
+    from hepavol.study import runner
+
+    study = tmp_path / "study"
+    shutil.copytree(analysed_study, study)
+
+    def full_disk(*_args: object, **_kwargs: object) -> None:  # storing a result hits a full disk
+        raise InputError("the study database sqlite:///x: the disk is full (database or disk is full)")
+
+    monkeypatch.setattr(runner, "store_result", full_disk)
+    capsys.readouterr()
+    assert main(["study", "run", "--force", "--study", str(study), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    _no_traceback(err)
+    assert "disk is full" in err
+    action, details = _audit_actions(study)[-1]
+    assert action == "run-end"
+    assert details["outcome"] == "failed"
+    assert "disk is full" in details["error"]
+    assert details["computed"] == 0
