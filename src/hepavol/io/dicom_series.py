@@ -330,8 +330,16 @@ def _non_image_reason(h: DicomHeader) -> str | None:
 
 
 def _walk(folder: Path) -> list[Path]:
+    """Every file below ``folder``; a sub-folder that cannot be listed is an error (its slices would be missed)."""
     files = []
-    for root, dirs, names in os.walk(folder):
+
+    def unreadable(exc: OSError) -> None:
+        raise SeriesError(
+            f"cannot read the folder '{exc.filename}' inside '{folder}' ({exc.strerror}): its files would be left "
+            "out of the series. Give your user read access to it (chmod -R u+rX) or move it out of the folder."
+        )
+
+    for root, dirs, names in os.walk(folder, onerror=unreadable):
         dirs.sort()
         for name in sorted(names):
             files.append(Path(root) / name)

@@ -17,9 +17,11 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from hepavol.study import audit
-from hepavol.study.dicom_tree import SegFound, SelectionRules, SeriesFound, StudyFound, scan_dicom_tree
+from hepavol.study.dicom_tree import SegFound, SelectionRules, SeriesFound, StudyFound, TreeScan, scan_dicom_tree
 from hepavol.study.hashing import hash_files, hash_json, hash_path
 from hepavol.study.importer import (
     ImportSummary,
@@ -29,6 +31,7 @@ from hepavol.study.importer import (
     series_for,
     study_for,
 )
+from hepavol.study.redact import PathRedactor
 from hepavol.study.workspace import Workspace
 
 __all__ = ["import_dicom_tree", "measured_series"]
@@ -56,6 +59,49 @@ def _light_hash(series: SeriesFound) -> str:
     return hash_json(sorted((p.name, p.stat().st_size) for p in series.files))
 
 
+def unreadable_warnings(tree: TreeScan, pseudonymiser: Any) -> list[str]:
+    """One warning per study whose measured series has unreadable files or folders beside or below its files
+    (the series may be incomplete), and one naming the other unreadable entries (by path relative to the import
+    root, patient folders shown by pseudonym)."""
+    unreadable = [path for path, reason in tree.skipped if reason.startswith("cannot be read")]
+    if not unreadable:
+        return []
+    labels: dict[str, str] = {}
+    series_of: list[tuple[Path, str]] = []  # (series folder, "<pseudonym>, study of DATE")
+    for patient in tree.patients:
+        pseudonym = pseudonymiser.pseudonym(patient.original_id)
+        folders = [study.folder for study in patient.studies]
+        if folders:
+            common = Path(os.path.commonpath([str(f) for f in folders]))
+            if common != tree.root:
+                labels[str(common)] = f"<{pseudonym}>"
+        for study in patient.studies:
+            series, _reason = measured_series(study)
+            if series is not None:
+                series_of.append((series.folder, f"{pseudonym}, study of {study.date.isoformat()}"))
+    labels.setdefault(str(tree.root), "<import root>")
+    redactor = PathRedactor(labels)
+    warnings: list[str] = []
+    left = set(unreadable)
+    for folder, who in series_of:
+        inside = [p for p in unreadable if p.parent == folder or folder in p.parents]
+        if inside:
+            left -= set(inside)
+            warnings.append(
+                f"{who}: {len(inside)} file(s) or folder(s) in the folder of its measured series cannot be read "
+                f"(e.g. {redactor.text(str(inside[0]))}); the series may be incomplete. Give your user read access "
+                "(chmod -R u+rX) and import again."
+            )
+    if left:
+        shown = ", ".join(redactor.text(str(p)) for p in sorted(left)[:5])
+        more = f" and {len(left) - 5} more" if len(left) > 5 else ""
+        warnings.append(
+            f"{len(left)} file(s) or folder(s) cannot be read: {shown}{more}. Give your user read access "
+            "(chmod -R u+rX) and import again if they hold images of the study."
+        )
+    return warnings
+
+
 def import_dicom_tree(
     ws: Workspace, root: str | os.PathLike[str], *, workers: int = 4, progress: bool = False
 ) -> ImportSummary:
@@ -73,6 +119,7 @@ def import_dicom_tree(
     pseudonymiser = ws.pseudonymiser()
     summary = ImportSummary()
     summary.warnings += [f"{n} file(s) skipped: {reason}" for reason, n in tree.skipped_counts]
+    summary.warnings += unreadable_warnings(tree, pseudonymiser)
     for patient_found in tree.patients:
         prepared: list[tuple[StudyFound, SeriesFound | None, str, str | None, Sequence[tuple[SegFound, str]]]] = []
         for study in patient_found.studies:  # hash outside the transaction

@@ -969,6 +969,8 @@ def _read_header(path: Path) -> _Header | _Skip:
     import pydicom
     from pydicom.filereader import read_partial
 
+    if path.is_dir():  # a folder that os.walk could not list
+        return _Skip("cannot be read", "a folder that cannot be listed (Permission denied)")
     try:
         with open(path, "rb") as fh:
             head = fh.read(132)
@@ -1067,8 +1069,15 @@ def _seg_references(ds: Any) -> dict[str, tuple[str, ...]]:
 
 # ---------------------------------------------------------------------------------------------- tree walking
 def _walk(root: Path) -> list[Path]:
+    """Every file below ``root``. A folder that cannot be listed is returned as if it were a file: reading its
+    header then fails and it is reported as "cannot be read" (never left out without a word)."""
     files: list[Path] = []
-    for folder, dirs, names in os.walk(root):
+
+    def unreadable(exc: OSError) -> None:
+        if exc.filename and Path(exc.filename) != root:
+            files.append(Path(exc.filename))
+
+    for folder, dirs, names in os.walk(root, onerror=unreadable):
         dirs.sort()
         base = Path(folder)
         files.extend(base / name for name in sorted(names))
