@@ -90,3 +90,65 @@ def test_a_folder_without_dicom_images_is_refused(tmp_path: Path) -> None:
     manifest.write_text("date,image,patient_id\n2020-01-01,notes,P1\n")
     with pytest.raises(InputError, match=r"holds no DICOM image with a SeriesInstanceUID \(2 files read\)"):
         import_scans(init_workspace(tmp_path / "study"), [manifest], modality="ct")
+
+
+def _nifti_cohort(tmp_path: Path) -> Path:
+    """One simulated patient with NIfTI scans (files written by hepavol's simulator)."""
+    from hepavol.simulate import simulate_cohort
+
+    out = tmp_path / "nifti"
+    simulate_cohort(1, out, seed=4, modality="ct", fmt="nifti")
+    return out / "SIM-001"
+
+
+def test_a_file_that_is_not_an_image_is_refused_at_import(tmp_path: Path) -> None:
+    # issue 23: /etc/shadow used to become a chosen series' segmentation (read and hashed at import)
+    patient = _nifti_cohort(tmp_path)
+    with (patient / "manifest.csv").open(newline="") as fh:
+        first = next(csv.DictReader(fh))
+    secret = tmp_path / "shadow"
+    secret.write_text("root:$6$abc:19000:0:99999:7:::\n")
+    manifest = patient / "bad.csv"
+    manifest.write_text(f"date,image,seg,patient_id\n{first['date']},{first['image']},{secret},P1\n")
+    with pytest.raises(InputError, match=r"bad\.csv.*line 2: seg '.*shadow' is not an image hepavol can read"):
+        import_scans(init_workspace(tmp_path / "study"), [manifest], modality="ct")
+    manifest.write_text(f"date,image,patient_id\n{first['date']},{secret},P1\n")
+    with pytest.raises(InputError, match=r"line 2: image '.*shadow' is not an image hepavol can read"):
+        import_scans(init_workspace(tmp_path / "study2"), [manifest], modality="ct")
+
+
+def test_the_same_image_under_a_second_path_is_refused_with_its_line(tmp_path: Path) -> None:
+    patient = _nifti_cohort(tmp_path)
+    ws = init_workspace(tmp_path / "study")
+    assert import_scans(ws, [patient / "manifest.csv"]).series_new >= 2
+    with (patient / "manifest.csv").open(newline="") as fh:
+        first = next(csv.DictReader(fh))
+    elsewhere = tmp_path / "copies"  # outside the manifest's folder: taken as given (absolute path)
+    elsewhere.mkdir()
+    copy = elsewhere / "again.nii.gz"
+    shutil.copy(patient / first["image"], copy)
+    manifest = patient / "second.csv"
+    manifest.write_text(f"date,image,patient_id\n{first['date']},{copy},{first.get('patient_id') or 'SIM-001'}\n")
+    with pytest.raises(InputError, match=r"second\.csv.*line 2: image .* has the same content .* as the scan of "
+                       rf"{first['date']} of P-\w+ already in the study"):  # fmt: skip
+        import_scans(ws, [manifest])
+    with ws.db.transaction() as session:  # nothing of the refused manifest was stored
+        assert all(s.path != str(copy) for s in session.scalars(select(Series)))
+    assert import_scans(ws, [patient / "manifest.csv"]).series_new == 0  # the original stays importable
+
+
+def test_paths_outside_the_manifest_folder_are_taken_as_given(tmp_path: Path) -> None:
+    patient = _nifti_cohort(tmp_path)
+    with (patient / "manifest.csv").open(newline="") as fh:
+        first = next(csv.DictReader(fh))
+    store = tmp_path / "store"
+    shutil.copytree(patient, store)
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    manifest = manifests / "m.csv"
+    manifest.write_text(f"date,image,patient_id\n{first['date']},../store/{first['image']},P9\n")
+    ws = init_workspace(tmp_path / "study")
+    assert import_scans(ws, [manifest], modality="ct").series_new == 1
+    with ws.db.transaction() as session:
+        (series,) = session.scalars(select(Series)).all()
+        assert series.path == str((store / first["image"]).resolve())

@@ -9,6 +9,12 @@ Manifest columns (CSV, one row per scan; paths relative to the manifest): ``date
 image file or a DICOM series folder), optional ``seg`` (label map or DICOM SEG), ``patient_id`` (else
 ``--patient``), ``modality`` (CT or MR; read from DICOM when the image is DICOM), ``series_uid`` (for a DICOM
 folder holding several series). This is the manifest of ``hepavol follow-up`` and of ``hepavol simulate``.
+
+Checks at import (nothing of a refused patient is stored): each image and segmentation file must be one (its header
+is read: NIfTI, NRRD, MHA or DICOM); a scan whose content (SHA-256) is already imported as another series is
+refused with the manifest line (the same image under a second path would silently become the measured series).
+Paths may lead outside the manifest's folder (``../store/ct.nii.gz`` or absolute paths to a shared image store):
+they are taken as given, resolved, and stored resolved.
 """
 
 from __future__ import annotations
@@ -285,6 +291,57 @@ def add_segmentation(
     return seg
 
 
+def _check_image_header(path: Path, where: str, column: str) -> None:
+    """Read the header of an image or label-map file (not its voxels): a file that is not one is refused now,
+    at import, rather than when the study runs."""
+    import SimpleITK as sitk
+
+    if path.is_dir():
+        raise InputError(
+            f"{where}: {column} '{path}' is a folder without a DICOM series. Give an image file (NIfTI, NRRD, MHA) "
+            "or a folder of DICOM files."
+        )
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise InputError(
+                f"{where}: {column} '{path}' cannot be read ({exc.strerror}). Check its permissions."
+            ) from None
+        raise InputError(
+            f"{where}: {column} '{path}' is not an image hepavol can read (no NIfTI, NRRD, MHA or DICOM header). "
+            "Check the path in the manifest."
+        ) from None
+    if reader.GetDimension() not in (3, 4) and column == "image":
+        raise InputError(
+            f"{where}: image '{path}' is {reader.GetDimension()}D; a scan must be a 3D volume. Check the path."
+        )
+
+
+def _refuse_duplicate(session: Session, row: ScanRow, series_uid: str, content_hash: str) -> None:
+    """A scan whose content is already imported as another series (the same image under a second path, or a
+    copy) is refused: it would silently become the measured series of its study."""
+    other = session.scalar(
+        select(Series).where(Series.content_hash == content_hash, Series.series_uid != series_uid).limit(1)
+    )
+    if other is None:
+        return
+    study = session.get(ImagingStudy, other.study_id)
+    owner = session.get(Patient, study.patient_id) if study is not None else None
+    when = f"the scan of {study.study_date.isoformat()}" if study is not None else "a scan"
+    who = f" of {owner.pseudonym}" if owner is not None else ""
+    raise InputError(
+        f"{row.source}: image '{row.image}' has the same content (SHA-256 {content_hash[:12]}...) as {when}{who} "
+        "already in the study, imported from another path. A scan is imported once: remove this line, or give "
+        "the path it was imported from."
+    )
+
+
 def _seg_source(path: Path) -> tuple[str, str | None]:
     """("dicom-seg", SOPInstanceUID) for a DICOM SEG file, else ("file", None)."""
     if path.is_file() and path.suffix.lower() not in (".gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd"):
@@ -334,10 +391,14 @@ def import_scans(
                     found, study_description = read_series(row.image, series_uid=row.series_uid)
                 except InputError as exc:
                     raise InputError(f"{row.source}: {exc}") from None
+            else:
+                _check_image_header(row.image, row.source, "image")
             image_hash = hash_path(row.image)
             seg_info = None
             if row.seg is not None:
                 source, sop_uid = _seg_source(row.seg)
+                if source != "dicom-seg":
+                    _check_image_header(row.seg, row.source, "seg")
                 seg_info = (row.seg, source, sop_uid, hash_path(row.seg))
             prepared.append((row, found, study_description, image_hash, seg_info))
         with ws.db.transaction() as session:
@@ -361,6 +422,7 @@ def import_scans(
                     source=kind,
                     summary=summary,
                 )
+                _refuse_duplicate(session, row, series_uid, image_hash)
                 series = series_for(
                     session,
                     study,
