@@ -328,3 +328,60 @@ def test_a_failing_patient_is_recorded_and_the_others_go_on(
     ws.close()
     assert main(["study", "status", "--study", str(study)]) == 0
     assert "1 failed on their current inputs" in capsys.readouterr().out
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_kill_9_of_a_parallel_run_leaves_no_orphan_process(tmp_path: Path, cohort: Path) -> None:
+    # issue 23: the forkserver, the resource tracker and the workers (~700 MB) kept running without a parent
+    study = _prepared(tmp_path, cohort, patients=["SIM-001", "SIM-004", "SIM-008", "SIM-010"])
+    proc = subprocess.Popen([*HEPAVOL, "study", "run", "--workers", "2", "--study", str(study), "--no-progress"])
+    try:
+        deadline = time.monotonic() + 120
+        family: set[int] = set()
+        while time.monotonic() < deadline and proc.poll() is None:
+            family = _descendants(proc.pid)
+            if len(family) >= 4:  # forkserver, resource tracker, 2 workers
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert len(family) >= 3, family
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(_alive(p) for p in family):
+        time.sleep(0.2)
+    left = sorted(p for p in family if _alive(p))
+    for p in left:  # do not leave them to the rest of the suite
+        os.kill(p, signal.SIGKILL)
+    assert left == [], f"processes left running after kill -9: {left}"

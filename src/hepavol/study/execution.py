@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import select
 import socket
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -32,8 +34,43 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _limit_threads(threads: int) -> None:
-    """Worker initializer: share the cores between workers (ITK registration and numpy would each use all)."""
+def _end_with_run(run_pid: int) -> None:
+    """End this worker as soon as the ``study run`` process ``run_pid`` is gone, even after a ``kill -9``.
+
+    Workers are children of multiprocessing's forkserver, and each keeps the forkserver alive (it holds the pipe
+    whose end-of-file tells the forkserver to exit), so neither ends by itself when the run is killed. A daemon
+    thread waits on a pidfd of the run (Linux; elsewhere it polls every second) and ends the worker at once; the
+    forkserver then sees its last client go and exits, and the resource tracker its last pipe close.
+    """
+
+    def wait_pidfd(fd: int) -> None:
+        select.select([fd], [], [])
+        os._exit(1)
+
+    def poll() -> None:
+        while True:
+            try:
+                os.kill(run_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:
+                pass
+            time.sleep(1.0)
+
+    try:
+        fd = os.pidfd_open(run_pid)
+    except ProcessLookupError:
+        os._exit(1)
+    except (OSError, AttributeError):
+        threading.Thread(target=poll, name="hepavol-run-watch", daemon=True).start()
+        return
+    threading.Thread(target=wait_pidfd, args=(fd,), name="hepavol-run-watch", daemon=True).start()
+
+
+def _init_worker(threads: int, run_pid: int) -> None:
+    """Worker initializer: end with the run (:func:`_end_with_run`); share the cores between workers (ITK
+    registration and numpy would each use all)."""
+    _end_with_run(run_pid)
     for name in (
         "OMP_NUM_THREADS",
         "OPENBLAS_NUM_THREADS",
@@ -93,7 +130,7 @@ def open_executor(*, workers: int, scheduler: str | None) -> Iterator[tuple[Exec
         context = multiprocessing.get_context("forkserver")
         threads = max(1, (os.cpu_count() or 1) // workers)
         pool = ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=_limit_threads, initargs=(threads,)
+            max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(threads, os.getpid())
         )
         try:
             yield pool, workers
