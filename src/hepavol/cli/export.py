@@ -61,6 +61,16 @@ def _common(p: argparse.ArgumentParser, *, manifest: bool = False) -> None:
         help="refuse a source series without FrameOfReferenceUID (0020,0052) instead of writing the SEG/SR "
         "with a frame of reference derived from its study and series UIDs (the default, with a warning)",
     )
+    p.add_argument(
+        "--deidentify",
+        nargs="?",
+        const="",
+        metavar="PSEUDONYM",
+        help="de-identify the SEG/SR for sharing (PS3.15 Basic Profile, UIDs and dates kept): PatientName and "
+        "PatientID become PSEUDONYM, or without it the patient's pseudonym in the study (--study DIR or the "
+        "study of the current folder); by default the objects copy the source's patient attributes for the PACS",
+    )
+    p.add_argument("--study", metavar="DIR", help="with --deidentify: the study whose pseudonym to use")
 
 
 def register(
@@ -128,6 +138,12 @@ def _run_manifest(args: argparse.Namespace) -> int:
             "SOURCE --seg SEG (one scan) or --manifest MANIFEST."
         )
     targets = None if args.targets is None else [t for t in args.targets.split(",") if t.strip()]
+    pseudonym = None
+    if args.deidentify is not None:
+        from hepavol.followup import read_manifest
+
+        first = read_manifest(args.manifest).rows[0].image
+        pseudonym = _pseudonym(args, first)
     done = write_followup_dicom(
         args.manifest,
         args.out,
@@ -138,6 +154,7 @@ def _run_manifest(args: argparse.Namespace) -> int:
         resample_seg=args.resample_seg,
         max_distance_mm=args.max_distance,
         derive_frame_of_reference=args.derive_frame_of_reference,
+        deidentify=pseudonym,
     )
     for warning in done.result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -161,6 +178,36 @@ def _run_manifest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pseudonym(args: argparse.Namespace, source: Path) -> str:
+    """The pseudonym for --deidentify: as given, else the study's for the PatientID of the source series."""
+    from hepavol.errors import InputError
+
+    if args.deidentify:
+        return str(args.deidentify)
+    import pydicom
+
+    from hepavol.study.workspace import find_workspace
+
+    files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
+    patient_id = ""
+    for f in files:
+        try:
+            patient_id = str(pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["PatientID"]).PatientID)
+            break
+        except Exception:  # not a DICOM file: try the next
+            continue
+    if not patient_id:
+        raise InputError(
+            f"--deidentify without a pseudonym takes the study's pseudonym of the source's PatientID, but "
+            f"'{source}' has no PatientID. Give one: --deidentify P-xxxx."
+        )
+    ws = find_workspace(args.study)
+    try:
+        return str(ws.pseudonymiser().pseudonym(patient_id))
+    finally:
+        ws.close()
+
+
 def run(args: argparse.Namespace) -> int:
     from hepavol.errors import InputError
 
@@ -182,6 +229,7 @@ def run(args: argparse.Namespace) -> int:
         "instances": args.instances,
         "connectivity": args.connectivity,
         "derive_frame_of_reference": args.derive_frame_of_reference,
+        "deidentify": None if args.deidentify is None else _pseudonym(args, Path(args.source)),
     }
     if args.export_kind == "seg":
         labels = read_segmentation(seg_path, reference=image.geometry, resample=args.resample_seg)
@@ -213,6 +261,7 @@ def run(args: argparse.Namespace) -> int:
         recist_response=args.recist_response,
         volumetric_response=args.volumetric_response,
         derive_frame_of_reference=args.derive_frame_of_reference,
+        deidentify=options["deidentify"],
     )
     print(
         f"wrote {args.out}: TID 1500 SR, {len(sr.lesions)} lesion(s), total tumour volume "

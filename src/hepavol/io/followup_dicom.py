@@ -111,6 +111,7 @@ def write_followup_dicom(
     resample_seg: bool = False,
     max_distance_mm: float = MAX_DISTANCE_MM,
     derive_frame_of_reference: bool = True,
+    deidentify: str | None = None,
 ) -> FollowUpDicom:
     """Run the follow-up of a manifest and write one DICOM SEG and one TID 1500 SR per scan into ``out_dir``.
 
@@ -247,6 +248,11 @@ def write_followup_dicom(
     out.mkdir(parents=True, exist_ok=True)
     for done, seg, sr in built:
         assert done.seg.path is not None
+        if deidentify is not None:
+            from hepavol.io.deidentify import deidentify_dataset
+
+            deidentify_dataset(seg, deidentify)
+            deidentify_dataset(sr, deidentify)
         write_bytes_atomic(done.seg.path, dataset_bytes(seg))
         write_bytes_atomic(done.sr_path, dataset_bytes(sr))
     return FollowUpDicom(result=result, timepoints=tuple(done for done, _, _ in built))

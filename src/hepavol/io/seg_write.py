@@ -439,6 +439,7 @@ def write_dicom_seg(
     series_number: int = 300,
     algorithm_name: str | None = None,
     derive_frame_of_reference: bool = True,
+    deidentify: str | None = None,
 ) -> SegExport:
     """Write a label map as a binary DICOM SEG referencing the DICOM series it was drawn on.
 
@@ -494,6 +495,10 @@ def write_dicom_seg(
     out = None
     if path is not None:
         out = Path(path)
+        if deidentify is not None:
+            from hepavol.io.deidentify import deidentify_dataset
+
+            deidentify_dataset(seg, deidentify)
         write_bytes_atomic(out, dataset_bytes(seg))
     return SegExport(
         path=out,

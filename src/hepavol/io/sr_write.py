@@ -642,6 +642,7 @@ def write_dicom_sr(
     recist_response: str | None = None,
     volumetric_response: str | None = None,
     derive_frame_of_reference: bool = True,
+    deidentify: str | None = None,
 ) -> SrExport:
     """Write the TID 1500 SR of one timepoint for a DICOM SEG on a DICOM series (atomically).
 
@@ -702,6 +703,10 @@ def write_dicom_sr(
     out = None
     if path is not None:
         out = Path(path)
+        if deidentify is not None:
+            from hepavol.io.deidentify import deidentify_dataset
+
+            deidentify_dataset(sr, deidentify)
         write_bytes_atomic(out, dataset_bytes(sr))
     return SrExport(
         path=out,
