@@ -154,6 +154,7 @@ class LesionEditSession:
         self._history: list[_State] = []
         self._include_cache: dict[tuple[int, Index], NDArray[np.bool_]] = {}
         self._model: tuple[float, float] | None = None
+        self._outside: float | None = None
 
     # ------------------------------------------------------------------------------------------ construction
     @classmethod
@@ -424,6 +425,13 @@ class LesionEditSession:
         med = float(np.median(vals))
         spread = float(np.median(np.abs(vals - med))) * 1.4826
         self._model = (med, max(spread, self._noise(box), 1e-6))
+        big = tuple(slice(max(b.start - 4, 0), min(b.stop + 4, n)) for b, n in zip(box, self.shape, strict=True))
+        conn = ndimage.generate_binary_structure(3, 1)
+        sub = mask[big]
+        ring = ndimage.binary_dilation(sub, conn, iterations=3) & ~ndimage.binary_dilation(sub, conn)
+        if self.liver_zone is not None and (ring & self.liver_zone[big]).sum() >= 8:
+            ring &= self.liver_zone[big]
+        self._outside = float(np.median(self._smooth(big)[ring])) if ring.any() else None
 
     def _smooth(self, box: tuple[slice, slice, slice]) -> NDArray[np.float64]:
         sub = self._raw[box].astype(np.float64)
@@ -475,7 +483,7 @@ class LesionEditSession:
             mask |= region
         fg = [anchor, *sorted(includes)]
         for q in sorted(excludes):
-            mask = self._cut(mask, q, [f for f in fg if f != q])
+            mask = self._cut(mask, q, [f for f in fg if f != q], radius)
         mask = self._constrain(mask)
         if not mask.any():
             notes.append("the corrections removed the whole lesion; undo or add an include")
@@ -508,9 +516,12 @@ class LesionEditSession:
         cached = self._include_cache.get(key)
         if cached is not None:
             return cached
-        reach = radius_mm + self._distance_to(base, p, 3.0 * radius_mm + FAR_MIN_MM)
-        if math.isinf(reach):
-            reach = radius_mm
+        # the change follows the size of the error: a click d mm from the mask adds the lesion-like voxels
+        # connected to it that lie within 2 d - half a voxel of the mask (a missed shell or lobe of that
+        # thickness), within 3 d (+ half a voxel) and the lesion's radius of the click
+        d = self._distance_to(base, p, 3.0 * radius_mm + FAR_MIN_MM)
+        thick = radius_mm if math.isinf(d) else max(2.0 * d - 0.5 * min(self.spacing), d)
+        reach = radius_mm if math.isinf(d) else min(radius_mm + d, 3.0 * d + 0.5 * min(self.spacing))
         box = self._ball_box(p, reach)
         sm = self._smooth(box)
         local = tuple(i - b.start for i, b in zip(p, box, strict=True))
@@ -519,16 +530,27 @@ class LesionEditSession:
         centre = float(np.median(around))
         band = np.abs(sm - med) <= BAND_K * spread
         if abs(centre - med) > BAND_K * spread:  # the click is on a part that looks different
-            band = np.abs(sm - centre) <= BAND_K * spread
+            band |= np.abs(sm - centre) <= BAND_K * spread
+        out_med = self._outside
+        if out_med is not None:  # half-way rule: nearer the lesion (or the click) than the tissue around it
+            lesion_like = np.abs(sm - med) < np.abs(sm - out_med)
+            if abs(centre - med) > BAND_K * spread:  # the click says this part is lesion too
+                lesion_like |= np.abs(sm - centre) < np.abs(sm - out_med)
+            band &= lesion_like
         grid = np.indices(sm.shape, dtype=np.float64)
         d2 = sum(((grid[a] - local[a]) * self.spacing[a]) ** 2 for a in range(3))
         allowed = band & (d2 <= reach**2)
+        if base[box].any():
+            allowed &= ndimage.distance_transform_edt(~base[box], sampling=self.spacing) <= thick
+        else:
+            allowed &= d2 <= thick**2
         allowed &= ~self.others[box]
         if self.liver_zone is not None:
             allowed &= self.liver_zone[box]
-        opened = ndimage.binary_opening(allowed, ndimage.generate_binary_structure(3, 1))
-        labels, _ = ndimage.label(opened)
-        small = d2 <= (1.5 * max(self.spacing)) ** 2  # the click's neighbourhood: an include always adds something
+        labels, _ = ndimage.label(allowed)
+        small = (
+            d2 <= (1.01 * min(self.spacing)) ** 2
+        )  # the click's neighbourhood: an include always adds something
         keep = np.unique(labels[small & (labels > 0)])
         region = np.isin(labels, keep[keep > 0]) | (small & allowed) | (d2 <= (0.6 * min(self.spacing)) ** 2)
         region = ndimage.binary_fill_holes(region)
@@ -544,7 +566,7 @@ class LesionEditSession:
         d2 = sum(((grid[a] - local[a]) * self.spacing[a]) ** 2 for a in range(3))
         return np.asarray(sm[d2 <= radius_mm**2], dtype=np.float64)
 
-    def _cut(self, mask: NDArray[np.bool_], q: Index, fg: list[Index]) -> NDArray[np.bool_]:
+    def _cut(self, mask: NDArray[np.bool_], q: Index, fg: list[Index], radius_mm: float) -> NDArray[np.bool_]:
         """Remove the leak at ``q``: cut at the narrowest neck between it and the anchors, else half-way."""
         fg_in = [f for f in fg if mask[f]]
         if not mask[q] or not fg_in:
@@ -575,8 +597,24 @@ class LesionEditSession:
                 out[box] = sub & ~(d_leak < d_les)
                 return self._keep_anchored(out, fg)
             t += step
-        removed = self._nearer(mask, q, fg_in)
+        # no neck: the layer of the mask as deep as twice the click's depth - half a voxel connected to the
+        # click, within 3 x its depth and the lesion's radius of it, on the click's side (nearer to it than to the anchors)
+        depth = float(dt[lq])
+        near = self._within(q, min(radius_mm, 3.0 * depth + 0.5 * min(self.spacing)))[box]
+        layer = sub & (dt <= max(2.0 * depth - 0.5 * min(self.spacing), depth) + 1e-6) & near
+        labels, _ = ndimage.label(layer)
+        part = np.zeros_like(mask)
+        part[box] = labels == labels[lq]
+        removed = self._nearer(part, q, fg_in)
         return self._keep_anchored(mask & ~removed, fg)
+
+    def _within(self, q: Index, radius_mm: float) -> NDArray[np.bool_]:
+        out = np.zeros(self.shape, dtype=bool)
+        box = self._ball_box(q, radius_mm)
+        grid = np.indices(tuple(b.stop - b.start for b in box), dtype=np.float64)
+        d2 = sum(((grid[a] + box[a].start - q[a]) * self.spacing[a]) ** 2 for a in range(3))
+        out[box] = d2 <= radius_mm**2 + 1e-9
+        return out
 
     def _keep_anchored(self, mask: NDArray[np.bool_], fg: list[Index]) -> NDArray[np.bool_]:
         """Keep the parts of ``mask`` that contain an anchor or an include (pieces cut off by a cut go)."""
