@@ -102,3 +102,33 @@ def leak_clicks(
         r, c = np.unravel_index(int(np.argmax(depth)), depth.shape)
         clicks.append(mask.geometry.index_to_lps(np.array([z, r, c], dtype=float)))
     return clicks
+
+
+def next_correction(
+    result: NDArray[np.bool_], truth: NDArray[np.bool_], spacing_mm: tuple[float, float, float]
+) -> tuple[str, tuple[int, int, int]] | None:
+    """The standard simulated user of interactive segmentation (as in nnInteractive and SAM-Med3D evaluations):
+    the next click goes to the voxel deepest inside (largest distance to its border, in mm) the largest 3D
+    error region (26-connected); ``"include"`` when that region is missed lesion, ``"exclude"`` when it is a leak.
+    None when the result equals the truth."""
+    from scipy import ndimage
+
+    result = np.asarray(result, dtype=bool)
+    truth = np.asarray(truth, dtype=bool)
+    best: tuple[int, str, NDArray[np.bool_]] | None = None
+    for kind, err in (("include", truth & ~result), ("exclude", result & ~truth)):
+        if not err.any():
+            continue
+        labels, _ = ndimage.label(err, structure=np.ones((3, 3, 3)))
+        sizes = np.bincount(labels.ravel())[1:]
+        k = int(np.argmax(sizes))
+        if best is None or sizes[k] > best[0]:
+            best = (int(sizes[k]), kind, labels == k + 1)
+    if best is None:
+        return None
+    region = best[2]
+    box = tuple(slice(max(int(a.min()) - 1, 0), int(a.max()) + 2) for a in np.nonzero(region))
+    depth = ndimage.distance_transform_edt(np.pad(region[box], 1), sampling=spacing_mm)[1:-1, 1:-1, 1:-1]
+    local = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    idx = tuple(int(local[a] + box[a].start) for a in range(3))
+    return best[1], (idx[0], idx[1], idx[2])
