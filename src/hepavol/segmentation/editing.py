@@ -433,7 +433,7 @@ class LesionEditSession:
             ring &= self.liver_zone[big]
         self._outside = float(np.median(self._smooth(big)[ring])) if ring.any() else None
 
-    def _smooth(self, box: tuple[slice, slice, slice]) -> NDArray[np.float64]:
+    def _smooth(self, box: tuple[slice, ...]) -> NDArray[np.float64]:
         sub = self._raw[box].astype(np.float64)
         sigma = [min(1.0, 0.8 / s * min(self.spacing)) for s in self.spacing]
         return np.asarray(ndimage.gaussian_filter(sub, sigma), dtype=np.float64)
