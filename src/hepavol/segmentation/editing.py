@@ -288,6 +288,17 @@ class LesionEditSession:
             prev = s
         return out
 
+    @property
+    def anchor_index(self) -> Index:
+        """(slice, row, column) of the lesion's anchor: the seed, the RECIST midpoint or the mask's deepest voxel."""
+        return self._history[-1].anchor
+
+    @property
+    def intensity_model(self) -> tuple[float, float]:
+        """(median, robust spread) of the starting mask's smoothed intensities (image units)."""
+        assert self._model is not None
+        return self._model
+
     def result(self) -> EditResult:
         """The current state as an :class:`EditResult` (nothing changed)."""
         m = self.mask
