@@ -276,7 +276,7 @@ def test_cli_include_exclude_liver(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_cli_bad_corrections_are_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from hepavol.cli import main
 
-    path, _, g, _, _ = _write_phantom(tmp_path)
+    path, _, _, _, _ = _write_phantom(tmp_path)
     out = str(tmp_path / "seg.nii.gz")
     base = ["segment", "lesion", str(path), "--index", "--out", out]
     # far from the lesion: an error naming the point
