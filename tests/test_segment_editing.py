@@ -229,3 +229,67 @@ def test_simulated_lesions_converge_within_five_clicks(modality: str) -> None:
     assert np.mean(np.array(best) >= 0.95) >= 0.6, best
     assert np.mean(best) >= 0.90, best
     assert time.perf_counter() - t0 < 20
+
+
+def _write_phantom(tmp_path: Path) -> tuple[Path, Path, Geometry, NDArray[np.bool_], NDArray[np.bool_]]:
+    """A bilobed lesion (10 mm + 8 mm spheres) and a second 7 mm lesion, liver = every voxel left of column 70."""
+    from hepavol.io import write_image
+
+    g = _grid()
+    big = _ball(g, (15, 40, 30), 10.0)
+    lobe = _ball(g, (15, 40, 53), 8.0)
+    other = _ball(g, (15, 12, 62), 5.0)
+    path = tmp_path / "ct.nii.gz"
+    write_image(_image(g, big | lobe | other), path)
+    liver = (np.indices(g.shape)[2] < 75).astype(np.uint8)
+    liver_path = tmp_path / "liver.nii.gz"
+    write_image(Volume(liver, g), liver_path)
+    return path, liver_path, g, big | lobe, other
+
+
+def test_cli_include_exclude_liver(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from hepavol.cli import main
+    from hepavol.io import read_segmentation
+
+    path, liver_path, g, lesion, _ = _write_phantom(tmp_path)
+    out = tmp_path / "seg.nii.gz"
+    seed = ",".join(f"{v:.2f}" for v in _lps(g, (15, 40, 30)))
+    inc = ",".join(f"{v:.2f}" for v in _lps(g, (15, 40, 55)))
+    code = main(
+        ["segment", "lesion", str(path), f"--seed={seed}", f"--include={inc}", "--liver", str(liver_path),
+         "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    labels = np.asarray(read_segmentation(out, reference=g).array)
+    assert dice(labels == 2, lesion) >= 0.9
+    # the same with --index and the liver taken from --add-to's label 1
+    code = main(
+        ["segment", "lesion", str(path), "--index", "--seed", "15,40,30", "--include", "15,40,55",
+         "--add-to", str(liver_path), "--out", str(tmp_path / "seg2.nii.gz")]
+    )  # fmt: skip
+    assert code == 0
+    labels2 = np.asarray(read_segmentation(tmp_path / "seg2.nii.gz", reference=g).array)
+    assert dice(labels2 == 2, lesion) >= 0.9
+    assert np.all(labels2[lesion & (labels2 == 2)] == 2)
+
+
+def test_cli_bad_corrections_are_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from hepavol.cli import main
+
+    path, _, _, _, _ = _write_phantom(tmp_path)
+    out = str(tmp_path / "seg.nii.gz")
+    base = ["segment", "lesion", str(path), "--index", "--out", out]
+    # far from the lesion: an error naming the point
+    assert main([*base, "--seed", "15,40,30", "--include", "2,75,75"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:")
+    assert "include point" in err
+    assert "mm from the lesion" in err
+    assert "Traceback" not in err
+    # an include inside another lesion of the same call
+    assert main([*base, "--seed", "15,40,30", "--seed", "15,12,62", "--include", "15,12,62"]) == 2
+    err = capsys.readouterr().err
+    assert "inside lesion 2 of this call" in err
+    # outside the image
+    assert main([*base, "--seed", "15,40,30", "--include", "15,40,500"]) == 2
+    assert "outside the image" in capsys.readouterr().err

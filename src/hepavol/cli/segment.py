@@ -16,6 +16,8 @@ Write points that start with a minus sign with "=" (--seed=-60,-20,-110), as arg
   hepavol segment lesion ct.nii.gz --seed=-60,-20,-110 --add-to seg.nii.gz --out seg.nii.gz
   hepavol segment lesion ct.nii.gz --recist=-70,-25,-110:-45,-18,-110 --out lesion.nii.gz
   hepavol segment lesion ct.nii.gz --index --seed 40,250,300 --out lesion.nii.gz --preview check.png
+  hepavol segment lesion ct.nii.gz --seed=-60,-20,-110 --include=-52,-20,-114 --exclude=-75,-30,-110 \
+      --liver liver.nii.gz --out lesion.nii.gz
 """
 
 
@@ -83,7 +85,24 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
         help="end points of a lesion's longest in-plane diameter (one slice)",
     )
     les.add_argument(
-        "--exclude", action="append", default=[], metavar="X,Y,Z", help="a point that must stay outside lesions"
+        "--include",
+        action="append",
+        default=[],
+        metavar="X,Y,Z",
+        help="a correction: a missed part of the nearest lesion (repeatable; order does not matter)",
+    )
+    les.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="X,Y,Z",
+        help="a point that must stay outside lesions; with --include or a liver, a correction removing a leak",
+    )
+    les.add_argument(
+        "--liver",
+        metavar="SEG",
+        help="liver label map on the same grid (label 1, or every non-zero voxel without a label 1): lesions are "
+        "kept within the liver + 3 mm; the liver label of --add-to is used when this is not given",
     )
     les.add_argument(
         "--max-diameter", type=float, default=120.0, metavar="MM", help="largest lesion searched for (mm)"
@@ -141,23 +160,37 @@ def run(args: argparse.Namespace) -> int:
             lines.append((g.index_to_lps(np.array(a)), g.index_to_lps(np.array(b))) if args.index else (a, b))
         # every other lesion's seed (or line centre) is passed on: touching lesions are split half-way
         centres = seeds + [0.5 * (np.asarray(a, dtype=float) + np.asarray(b, dtype=float)) for a, b in lines]
-        results = []
-        for i, seed_lps in enumerate(seeds):
-            others = [c for j, c in enumerate(centres) if j != i]
-            results.append(
-                segment_lesion(
-                    image,
-                    seed_lps_mm=seed_lps,
-                    exclude_lps_mm=excludes,
-                    other_lesions_lps_mm=others,
-                    max_diameter_mm=args.max_diameter,
+        liver_mask = None
+        if args.liver:
+            liv = np.asarray(read_segmentation(args.liver, reference=g).array)
+            liver_mask = liv == 1 if np.any(liv == 1) else liv > 0
+            if not liver_mask.any():
+                raise InputError(f"--liver {args.liver}: the label map is empty; pass the liver segmentation.")
+        elif base is not None and np.any(base == 1):
+            liver_mask = base == 1
+        if args.include or liver_mask is not None:
+            includes = [to_lps(t, "--include") for t in args.include]
+            results = _edit_sessions(
+                image, seeds, lines, includes, excludes, liver_mask, base, args.max_diameter, args.include
+            )
+        else:
+            results = []
+            for i, seed_lps in enumerate(seeds):
+                others = [c for j, c in enumerate(centres) if j != i]
+                results.append(
+                    segment_lesion(
+                        image,
+                        seed_lps_mm=seed_lps,
+                        exclude_lps_mm=excludes,
+                        other_lesions_lps_mm=others,
+                        max_diameter_mm=args.max_diameter,
+                    )
                 )
-            )
-        for k, ends in enumerate(lines):
-            others = [c for j, c in enumerate(centres) if j != len(seeds) + k]
-            results.append(
-                segment_lesion(image, recist_lps_mm=ends, exclude_lps_mm=excludes, other_lesions_lps_mm=others)
-            )
+            for k, ends in enumerate(lines):
+                others = [c for j, c in enumerate(centres) if j != len(seeds) + k]
+                results.append(
+                    segment_lesion(image, recist_lps_mm=ends, exclude_lps_mm=excludes, other_lesions_lps_mm=others)
+                )
         labels = compose_label_map(g.shape, lesions=[r.mask for r in results], base=base)
         first = max(int(base.max()) + 1 if base is not None else 0, 2)
         preview_slice = results[0].seed_index[0]
@@ -175,3 +208,87 @@ def run(args: argparse.Namespace) -> int:
 
     print(format_table(rows, ["label", "volume_ml", "seed_lps_mm", "note"]))
     return 0
+
+
+def _edit_sessions(
+    image: Any,
+    seeds: list[Any],
+    lines: list[Any],
+    includes: list[Any],
+    excludes: list[Any],
+    liver_mask: Any,
+    base: Any,
+    max_diameter_mm: float,
+    include_texts: list[str],
+) -> list[Any]:
+    """One :class:`LesionEditSession` per seed or line; each correction goes to the nearest lesion of the call.
+
+    An include inside one of the call's lesions (when there are several) or inside a lesion of ``--add-to`` is
+    refused: it would add to one lesion what belongs to another.
+    """
+    import numpy as np
+
+    from hepavol.errors import InputError
+    from hepavol.segmentation import LesionSegmentation, point_to_index
+    from hepavol.segmentation.editing import LesionEditSession
+
+    others = [] if base is None else [base >= 2]
+    sessions = [
+        LesionEditSession.from_seed(
+            image, p, liver_mask=liver_mask, other_lesions=others, max_diameter_mm=max_diameter_mm
+        )
+        for p in seeds
+    ]
+    sessions += [
+        LesionEditSession.from_recist(
+            image, a, b, liver_mask=liver_mask, other_lesions=others, max_diameter_mm=max_diameter_mm
+        )
+        for a, b in lines
+    ]
+    starts = [s.mask for s in sessions]
+    spacing = np.array(image.geometry.spacing_mm)
+
+    def nearest(idx: Any) -> int:
+        dists = []
+        for m in starts:
+            pts = np.argwhere(m)
+            dists.append(float(np.sqrt((((pts - idx) * spacing) ** 2).sum(axis=1)).min()) if pts.size else np.inf)
+        return int(np.argmin(dists))
+
+    assigned: list[list[tuple[str, Any]]] = [[] for _ in sessions]
+    for text, p in zip(include_texts, includes, strict=True):
+        idx = point_to_index(image, p, what="include point")
+        inside = [i for i, m in enumerate(starts) if m[tuple(idx)]]
+        if inside and len(sessions) > 1:
+            raise InputError(
+                f"--include {text} lies inside lesion {inside[0] + 1} of this call (of {len(sessions)}); an include "
+                "adds a missed part to the nearest lesion, so it must be outside every lesion: click the missed "
+                "part itself."
+            )
+        if base is not None and base[tuple(idx)] >= 2:
+            raise InputError(
+                f"--include {text} lies inside lesion label {int(base[tuple(idx)])} of --add-to; an include may not "
+                "take voxels of another lesion. Click the missed part of this lesion."
+            )
+        assigned[nearest(idx)].append(("include", p))
+    for p in excludes:
+        idx = point_to_index(image, p, what="exclude point")
+        assigned[nearest(idx)].append(("exclude", p))
+    results = []
+    for session, corrections in zip(sessions, assigned, strict=True):
+        notes = list(session.first_warnings)
+        for kind, p in corrections:
+            res = session.include(p) if kind == "include" else session.exclude(p)
+            notes += [f"{kind} {np.round(np.asarray(p, dtype=float), 1).tolist()}: {w}" for w in res.warnings]
+        mask = session.mask
+        results.append(
+            LesionSegmentation(
+                mask=mask,
+                volume_ml=float(mask.sum()) * session.voxel_ml,
+                seed_index=session.anchor_index,
+                intensity_center=session.intensity_model[0],
+                intensity_spread=session.intensity_model[1],
+                warnings=tuple(notes),
+            )
+        )
+    return results

@@ -288,6 +288,17 @@ class LesionEditSession:
             prev = s
         return out
 
+    @property
+    def anchor_index(self) -> Index:
+        """(slice, row, column) of the lesion's anchor: the seed, the RECIST midpoint or the mask's deepest voxel."""
+        return self._history[-1].anchor
+
+    @property
+    def intensity_model(self) -> tuple[float, float]:
+        """(median, robust spread) of the starting mask's smoothed intensities (image units)."""
+        assert self._model is not None
+        return self._model
+
     def result(self) -> EditResult:
         """The current state as an :class:`EditResult` (nothing changed)."""
         m = self.mask
@@ -425,7 +436,8 @@ class LesionEditSession:
         med = float(np.median(vals))
         spread = float(np.median(np.abs(vals - med))) * 1.4826
         self._model = (med, max(spread, self._noise(box), 1e-6))
-        big = tuple(slice(max(b.start - 4, 0), min(b.stop + 4, n)) for b, n in zip(box, self.shape, strict=True))
+        lo_hi = [slice(max(b.start - 4, 0), min(b.stop + 4, n)) for b, n in zip(box, self.shape, strict=True)]
+        big = (lo_hi[0], lo_hi[1], lo_hi[2])
         conn = ndimage.generate_binary_structure(3, 1)
         sub = mask[big]
         ring = ndimage.binary_dilation(sub, conn, iterations=3) & ~ndimage.binary_dilation(sub, conn)
