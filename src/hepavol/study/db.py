@@ -88,6 +88,15 @@ def database_fault(exc: DBAPIError, display_url: str, dialect: str, *, opening: 
     return f"{where} failed: {reason}. Nothing of this command's changes was kept; run it again."
 
 
+def _is_rule_of_the_schema(exc: DBAPIError) -> bool:
+    """Whether the error is one of the schema's own rules (a trigger's RAISE, e.g. the append-only audit log).
+
+    Those are refusals of what the code tried, not faults of the database, so they keep their type. PostgreSQL
+    reports a PL/pgSQL RAISE EXCEPTION as SQLSTATE P0001; SQLite reports RAISE(ABORT, ...) as an integrity error.
+    """
+    return getattr(exc.orig, "sqlstate", None) == "P0001" or getattr(exc.orig, "pgcode", None) == "P0001"
+
+
 def _sqlite_engine(url: str) -> Engine:
     engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}, poolclass=sa.pool.NullPool)
 
@@ -150,7 +159,7 @@ class Database:
             with self._sessions() as session, session.begin():
                 yield session
         except DBAPIError as exc:
-            if isinstance(exc, IntegrityError):
+            if isinstance(exc, IntegrityError) or _is_rule_of_the_schema(exc):
                 raise
             raise InputError(database_fault(exc, self.display_url, self.dialect)) from exc
 
