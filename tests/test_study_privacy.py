@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import shutil
 import stat
 from pathlib import Path
@@ -86,6 +87,21 @@ def test_identifying_folder_names_never_reach_messages_failures_audit_or_exports
         _no_identity(text, "the audit trail")
     for table in (study / "out").glob("*.csv"):
         _no_identity(table.read_text(), table.name)
+
+    # the owner maps the label in the failure back to the file, on the console only (nothing stored)
+    label = re.search(r"<(P-\w+) \d{4}-\d\d-\d\d segmentation>", failures[0])
+    assert label is not None, failures[0]
+    assert main(["study", "status", "--paths", label[1], "--study", str(study)]) == 0
+    shown = capsys.readouterr().out
+    row = next(line for line in shown.splitlines() if line.startswith(label[0]))
+    assert row.split(None, 3)[-1].strip() == str(broken)
+    assert "DUPONT" not in shown  # only the patient asked for
+    ws = find_workspace(study)
+    with ws.db.transaction() as session:
+        assert len(list(session.scalars(select(AuditEntry)))) == len(audit)  # not audited: paths may hold names
+    ws.close()
+    assert main(["study", "status", "--paths", "P-nobody", "--study", str(study)]) == 2
+    assert "no patient P-nobody" in capsys.readouterr().err
 
 
 def test_a_message_keeps_the_part_below_a_labelled_folder_and_withholds_unknown_paths() -> None:

@@ -172,7 +172,20 @@ def register(
     _common(s)
     s.set_defaults(func=run_review)
 
-    s = sub.add_parser("status", parents=parents, help="what the study holds and what is left to do")
+    s = sub.add_parser(
+        "status",
+        parents=parents,
+        help="what the study holds and what is left to do",
+        description="Counts per stage, patients not ready and failures, under pseudonyms. With --paths: the files "
+        "behind the labels that messages, failures and the audit log show (<P-x DATE image>), for the owner of "
+        "the study on this console only: paths may hold patient names, so they are never stored or exported.",
+    )
+    s.add_argument(
+        "--paths",
+        nargs="*",
+        metavar="PSEUDONYM",
+        help="list label -> file for these patients (all when none is given) instead of the counts",
+    )
     _common(s)
     s.set_defaults(func=run_status)
 
@@ -360,13 +373,18 @@ def run_review(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from hepavol.study.status import study_status
+    from hepavol.cli._output import format_table
+    from hepavol.study.status import path_labels, study_status
 
     ws = _workspace(args)
     try:
-        print(study_status(ws))
+        if args.paths is None:
+            print(study_status(ws))
+            return 0
+        rows = path_labels(ws, args.paths or None)
     finally:
         ws.close()
+    print(format_table([list(r) for r in rows], ["label", "file"]) if rows else "no files imported")
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from hepavol.errors import InputError
 from hepavol.study.leases import Leases
 from hepavol.study.models import (
     Analysis,
@@ -15,10 +16,11 @@ from hepavol.study.models import (
     Segmentation,
     Series,
 )
+from hepavol.study.redact import scan_labels
 from hepavol.study.runner import _job, current_inputs, latest_eligibility
 from hepavol.study.workspace import Workspace
 
-__all__ = ["study_status"]
+__all__ = ["path_labels", "study_status"]
 
 
 def study_status(ws: Workspace) -> str:
@@ -79,3 +81,36 @@ def study_status(ws: Workspace) -> str:
         owners = sorted(set(running.values()))
         lines.append(f"running now: {len(running)} patient(s) leased by {', '.join(owners)}")
     return "\n".join(lines)
+
+
+def path_labels(ws: Workspace, pseudonyms: list[str] | None = None) -> list[tuple[str, str]]:
+    """(label, path) for the files behind the labels that messages, failures and the audit log show.
+
+    For the user who owns the study, on the console only: this is never stored, exported or audited, since paths
+    may hold names. ``pseudonyms`` limits it to those patients (all when ``None``). The labels are built as the
+    runner builds them (:func:`hepavol.study.redact.scan_labels`), from each scan's chosen series and active
+    segmentation.
+    """
+    rows: list[tuple[str, str]] = []
+    with ws.db.transaction() as session:
+        query = select(Patient).order_by(Patient.pseudonym)
+        if pseudonyms:
+            query = query.where(Patient.pseudonym.in_(pseudonyms))
+        patients = list(session.scalars(query))
+        missing = sorted(set(pseudonyms or ()) - {p.pseudonym for p in patients})
+        if missing:
+            raise InputError(
+                f"no patient {', '.join(missing)} in the study {ws.root}; 'hepavol study status' lists the "
+                "counts and 'hepavol study export' the pseudonyms"
+            )
+        for patient in patients:
+            scans: list[tuple[str, str | None, str | None]] = []
+            for study in patient.studies:
+                chosen = next((s for s in study.series if s.chosen), None)
+                seg = None
+                if chosen is not None:
+                    seg = next((g.path for g in chosen.segmentations if g.active), None)
+                scans.append((study.study_date.isoformat(), chosen.path if chosen else None, seg))
+            labels = scan_labels(patient.pseudonym, scans)
+            rows += sorted(((label, path) for path, label in labels.items()), key=lambda r: (r[0], r[1]))
+    return rows
