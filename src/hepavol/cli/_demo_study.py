@@ -92,3 +92,8 @@ def run_study_demo(out: TextIO, workdir: Path) -> None:
     headers = ["patient", "mod", "baseline", "TTV_ml", "truth_ml", "PFS_event", "PFS_date", "true_progression"]
     out.write(format_table(table, headers) + "\n")
     out.write(f"cohort table: {folder / 'cohort.csv'}\n")
+    out.write(
+        "read the demo study in the review app (worklist, scans with their masks, decisions):\n"
+        f"    .venv/bin/hepavol study serve --study {folder / 'study'}\n"
+        "  then open the URL it prints in a browser on this machine (Ctrl+C stops it)\n"
+    )

@@ -173,6 +173,22 @@ def register(
     s.set_defaults(func=run_review)
 
     s = sub.add_parser(
+        "serve",
+        parents=parents,
+        help="the review app: a local web server for reading the study in a browser",
+        description="Start the review app on this study and print its URL (with a random access token). It binds "
+        "to 127.0.0.1 unless --host says otherwise; the browser gets pseudonyms, scan dates, pixels and "
+        "measurements only. Stop it with Ctrl+C.",
+    )
+    s.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
+    )
+    s.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 = any free port)")
+    s.add_argument("--reader", metavar="NAME", help="the reader's name on every change (default: user@host)")
+    _common(s)
+    s.set_defaults(func=run_serve)
+
+    s = sub.add_parser(
         "status",
         parents=parents,
         help="what the study holds and what is left to do",
@@ -369,6 +385,17 @@ def run_review(args: argparse.Namespace) -> int:
         ws.close()
     table = [[h["at"][:19], h["reviewer"], h["field"], h["old"], h["new"], h["reason"]] for h in history]
     print(format_table(table, ["time (UTC)", "reviewer", "field", "old", "new", "reason"]))
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from hepavol.app.serve import serve
+
+    ws = _workspace(args)
+    try:
+        serve(ws, host=args.host, port=args.port, reader=args.reader)
+    finally:
+        ws.close()
     return 0
 
 

@@ -1,0 +1,56 @@
+"""Run the review app: bind, print the URL with its token, serve until Ctrl+C."""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+from hepavol.app.server import AppState, create_app
+from hepavol.errors import InputError
+from hepavol.study.workspace import Workspace
+
+__all__ = ["serve"]
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise InputError(
+            f"cannot listen on {host}:{port} ({exc.strerror}): another program may use the port; give another "
+            "with --port, or --port 0 for any free one."
+        ) from exc
+    sock.listen(64)
+    return sock
+
+
+def serve(ws: Workspace, *, host: str = "127.0.0.1", port: int = 8765, reader: str | None = None) -> None:
+    """Serve the review app on ``host:port`` until interrupted; prints the URL to open."""
+    import uvicorn
+
+    state = AppState(ws=ws, reader=reader or Workspace.actor())
+    sock = _bind(host, port)
+    bound = sock.getsockname()[1]
+    shown = "localhost" if host in ("127.0.0.1", "::1", "localhost") else host
+    hosts = ["127.0.0.1", "localhost", "::1"] if shown == "localhost" else [host, "127.0.0.1", "localhost"]
+    app = create_app(state, allowed_hosts=hosts)
+    url = f"http://{'[' + host + ']' if ':' in host else shown}:{bound}/?token={state.token}"
+    print(f"hepavol review app on study {ws.root.name}, reader {state.reader}", flush=True)
+    print(
+        f"open this URL in your browser (it holds the access token; keep it to yourself):\n    {url}", flush=True
+    )
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        print(
+            f"warning: listening on {host}: other machines can reach the app (token still required)",
+            file=sys.stderr,
+        )
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()

@@ -1,0 +1,206 @@
+"""``hepavol study serve``: the review app's web server (a thin layer over the study's operations).
+
+Security, as Jupyter does it and a bit more:
+
+* the server binds to loopback unless told otherwise and prints one URL with a random access token; opening it
+  sets a session cookie (HttpOnly, SameSite=Strict) and redirects to a URL without the token, so the token stays
+  out of the browser's history;
+* every request needs the session cookie; every change (POST) also needs the session's CSRF token in the
+  ``X-CSRF-Token`` header, which only the app's own page can read (``/api/session``);
+* requests whose ``Host`` is not the server's own are refused (DNS rebinding);
+* nothing identifying is sent: the browser gets pseudonyms, scan dates, pixels and measurements; no original id,
+  name, birth date or file path (:mod:`hepavol.study.reading` returns none); the access log is off, so no URL is
+  logged.
+
+Every route calls a study operation (:mod:`hepavol.study.reading`, :func:`hepavol.study.review.record_review`);
+a :class:`~hepavol.errors.InputError` becomes a JSON ``{"error": message}`` with status 400 that the page shows.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from hepavol.app.volumes import ScanCache
+from hepavol.errors import HepavolError, InputError
+from hepavol.study.workspace import Workspace
+
+__all__ = ["AppState", "create_app"]
+
+COOKIE = "hepavol_session"
+STATIC = resources.files("hepavol.app") / "static"
+
+
+@dataclass
+class AppState:
+    """What the server keeps: the workspace, the access token, the sessions (id → CSRF token) and the scans."""
+
+    ws: Workspace
+    reader: str
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    sessions: dict[str, str] = field(default_factory=dict)
+    scans: ScanCache = field(default_factory=ScanCache)
+
+    def csrf_of(self, request: Request) -> str | None:
+        session = request.cookies.get(COOKIE)
+        return self.sessions.get(session) if session else None
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _error(message: str, status: int = 400) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> Starlette:
+    """The ASGI app for one study workspace."""
+    from starlette.concurrency import run_in_threadpool
+
+    from hepavol.study import reading, review
+
+    def guarded(func: Callable[..., Any], *, change: bool = False) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            csrf = state.csrf_of(request)
+            if csrf is None:
+                return _error("not signed in: open the URL that 'hepavol study serve' printed.", 401)
+            if change:
+                sent = request.headers.get("x-csrf-token", "")
+                if not hmac.compare_digest(sent, csrf):
+                    return _error("refused: the request has no valid CSRF token (reload the page).", 403)
+            try:
+                body = await request.json() if change else None
+            except ValueError:
+                return _error("the request body is not JSON.")
+            try:
+                result = await run_in_threadpool(func, request, body)
+            except HepavolError as exc:
+                return _error(await run_in_threadpool(_redacted, str(exc), request))
+            if isinstance(result, Response):
+                return result
+            return JSONResponse(result)
+
+        return endpoint
+
+    def _redacted(message: str, request: Request) -> str:
+        """The message with file paths replaced by labels (as the CLI's study messages): paths may hold names."""
+        from hepavol.study.redact import PathRedactor
+        from hepavol.study.status import path_labels
+
+        labels: dict[str, str] = {}
+        pseudonym = request.path_params.get("pseudonym")
+        if pseudonym:
+            try:
+                labels = {path: label for label, path in path_labels(state.ws, [pseudonym])}
+            except HepavolError:
+                labels = {}
+        return PathRedactor(labels, workspace=state.ws.root).text(message)
+
+    async def index(request: Request) -> Response:
+        token = request.query_params.get("token")
+        if token is not None:
+            if not hmac.compare_digest(token, state.token):
+                return _error("wrong access token: use the URL that 'hepavol study serve' printed.", 401)
+            session = secrets.token_urlsafe(32)
+            state.sessions[session] = secrets.token_urlsafe(32)
+            response: Response = RedirectResponse("/", status_code=303)
+            response.set_cookie(COOKIE, session, httponly=True, samesite="strict", path="/")
+            return response
+        if state.csrf_of(request) is None:
+            return _error("not signed in: open the URL that 'hepavol study serve' printed.", 401)
+        return FileResponse(str(STATIC / "index.html"), headers={"Cache-Control": "no-store"})
+
+    def session_info(request: Request, _body: Any) -> dict[str, Any]:
+        return {"reader": state.reader, "csrf": state.csrf_of(request), "study": state.ws.root.name}
+
+    def worklist(_request: Request, _body: Any) -> dict[str, Any]:
+        rows = reading.worklist(state.ws)
+        done = sum(1 for r in rows if r.analysis == reading.UP_TO_DATE)
+        eligible = sum(1 for r in rows if r.eligibility == "eligible")
+        return {"patients": [r.to_dict() for r in rows], "progress": {"analysed": done, "eligible": eligible}}
+
+    def patient(request: Request, _body: Any) -> dict[str, Any]:
+        return reading.patient_read(state.ws, request.path_params["pseudonym"]).to_dict()
+
+    def _scan(request: Request) -> Any:
+        pseudonym = request.path_params["pseudonym"]
+        files = reading.scan_files(state.ws, pseudonym, int(request.path_params["study_pk"]))
+        return state.scans.get(files)
+
+    def scan_meta(request: Request, _body: Any) -> dict[str, Any]:
+        scan = _scan(request)
+        read = reading.patient_read(state.ws, request.path_params["pseudonym"])
+        lesions = next((s.lesions for s in read.scans if s.study_pk == scan.files.study_pk), [])
+        return {**scan.meta(), "lines": scan.lines(lesions)}
+
+    def _binary(data: bytes) -> Response:
+        return Response(
+            data, media_type="application/octet-stream", headers={"Cache-Control": "private, max-age=60"}
+        )
+
+    def scan_slice(request: Request, _body: Any) -> Response:
+        return _binary(_scan(request).slice_bytes(int(request.path_params["k"])))
+
+    def scan_overlay(request: Request, _body: Any) -> Response:
+        return _binary(_scan(request).overlay_bytes(int(request.path_params["k"])))
+
+    def eligibility(request: Request, body: Any) -> dict[str, Any]:
+        decision = _field(body, "decision")
+        review.record_review(
+            state.ws,
+            request.path_params["pseudonym"],
+            eligibility=decision,
+            reason=_field(body, "reason"),
+            reviewer=state.reader,
+        )
+        return reading.patient_read(state.ws, request.path_params["pseudonym"]).to_dict()
+
+    def targets(request: Request, body: Any) -> dict[str, Any]:
+        chosen = body.get("targets") if isinstance(body, dict) else None
+        if not (chosen == "auto" or (isinstance(chosen, list) and all(isinstance(t, str) for t in chosen))):
+            raise InputError('targets must be "auto" or a list of baseline lesion ids such as ["L1", "L3"].')
+        review.record_review(
+            state.ws,
+            request.path_params["pseudonym"],
+            targets=chosen,
+            reason=_field(body, "reason"),
+            reviewer=state.reader,
+        )
+        return reading.patient_read(state.ws, request.path_params["pseudonym"]).to_dict()
+
+    patient_path = "/api/patients/{pseudonym:str}"
+    scan_path = patient_path + "/scans/{study_pk:int}"
+    routes = [
+        Route("/", index),
+        Route("/favicon.ico", lambda _request: Response(status_code=204)),
+        Route("/api/session", guarded(session_info)),
+        Route("/api/worklist", guarded(worklist)),
+        Route(patient_path, guarded(patient)),
+        Route(scan_path, guarded(scan_meta)),
+        Route(scan_path + "/slices/{k:int}", guarded(scan_slice)),
+        Route(scan_path + "/overlay/{k:int}", guarded(scan_overlay)),
+        Route(patient_path + "/eligibility", guarded(eligibility, change=True), methods=["POST"]),
+        Route(patient_path + "/targets", guarded(targets, change=True), methods=["POST"]),
+        Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
+    ]
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or ["127.0.0.1", "localhost"])]
+    return Starlette(routes=routes, middleware=middleware)
+
+
+def _field(body: Any, name: str) -> str:
+    value = body.get(name) if isinstance(body, dict) else None
+    if not isinstance(value, str):
+        raise InputError(f"the request needs '{name}' (text).")
+    return value

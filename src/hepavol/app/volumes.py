@@ -1,0 +1,197 @@
+"""Scans held in memory for the review app, on the display grid: image slices, overlay slices, RECIST lines.
+
+A scan is read once (image and active segmentation) when a reader opens it and kept in a small LRU cache, keyed
+by the segmentation's content hash so that a new segmentation version is read afresh. The overlay numbers each
+lesion as ``measure_scan`` does (value n = lesion ``L<n>``: the largest first) and the liver as
+:data:`LIVER_VALUE`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hepavol.app.display import DisplayGrid
+from hepavol.errors import InputError
+from hepavol.study.reading import LesionRow, ScanFiles
+from hepavol.volume import Volume
+
+__all__ = ["CT_PRESETS", "LIVER_VALUE", "LoadedScan", "ScanCache"]
+
+LIVER_VALUE = 65535  # the liver in the overlay (lesions are 1..n)
+
+# CT window presets (centre, width) in HU: Radiopaedia, "Windowing (CT)" (liver W150 L30, abdomen soft tissue
+# W400 L50, bone W1800 L400, lung W1500 L-600). The browser offers the same presets.
+CT_PRESETS: dict[str, tuple[float, float]] = {
+    "liver": (30.0, 150.0),
+    "soft tissue": (50.0, 400.0),
+    "bone": (400.0, 1800.0),
+    "lung": (-600.0, 1500.0),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedScan:
+    """A scan on the display grid."""
+
+    files: ScanFiles
+    image: Volume
+    grid: DisplayGrid
+    pixels: NDArray[np.int16]  # display grid (slice, row, column)
+    overlay: NDArray[np.uint16]  # display grid: 0 background, 1..n lesions L1..Ln, LIVER_VALUE liver
+    window: tuple[float, float]  # default (centre, width)
+    modality: str | None
+
+    def slice_bytes(self, k: int) -> bytes:
+        return np.ascontiguousarray(self.pixels[self._k(k)], dtype="<i2").tobytes()
+
+    def overlay_bytes(self, k: int) -> bytes:
+        return np.ascontiguousarray(self.overlay[self._k(k)], dtype="<u2").tobytes()
+
+    def _k(self, k: int) -> int:
+        n = self.pixels.shape[0]
+        if not 0 <= k < n:
+            raise InputError(f"slice {k} is outside the scan of {self.files.date} (slices 0 to {n - 1}).")
+        return k
+
+    def lines(self, lesions: list[LesionRow]) -> list[dict[str, Any]]:
+        """Each lesion's RECIST long and short axis on the display grid: slice and (row, column) end points."""
+        out = []
+        geometry = self.image.geometry
+        for les in lesions:
+            ends: list[list[list[float]] | None] = []
+            for pts in (les.long_axis_endpoints_mm, les.short_axis_endpoints_mm):
+                if len(pts) != 2:
+                    ends.append(None)
+                    continue
+                idx = [self.grid.to_display(geometry.lps_to_index(np.asarray(p, float))) for p in pts]
+                ends.append([[round(float(i[1]), 2), round(float(i[2]), 2)] for i in idx])
+            centre = self.grid.to_display(geometry.lps_to_index(np.asarray(les.centroid_mm, float)))
+            key = ends[0]
+            slice_k = (
+                round(
+                    float(
+                        self.grid.to_display(geometry.lps_to_index(np.asarray(les.long_axis_endpoints_mm[0])))[0]
+                    )
+                )
+                if key is not None
+                else round(float(centre[0]))
+            )
+            out.append(
+                {
+                    "lesion_id": les.lesion_id,
+                    "track_id": les.track_id,
+                    "value": les.label_value,
+                    "slice": slice_k,
+                    "long": ends[0],
+                    "short": ends[1],
+                    "centre": [round(float(v), 2) for v in centre],
+                }
+            )
+        return out
+
+    def meta(self) -> dict[str, Any]:
+        k, rows, cols = self.pixels.shape
+        return {
+            "date": self.files.date,
+            "shape": [k, rows, cols],
+            "spacing_mm": list(self.grid.spacing_mm),
+            "oblique_deg": self.grid.oblique_deg,
+            "window": {"centre": self.window[0], "width": self.window[1]},
+            "modality": self.modality,
+            "segmented": self.files.seg is not None,
+            "liver_value": LIVER_VALUE,
+            "presets": {name: {"centre": c, "width": w} for name, (c, w) in CT_PRESETS.items()}
+            if (self.modality or "").upper() == "CT"
+            else {},
+        }
+
+
+def _lesion_overlay(labels: NDArray[Any], files: ScanFiles) -> NDArray[np.uint16]:
+    """The overlay: lesions numbered as ``measure_scan`` numbers them, the liver as ``LIVER_VALUE``."""
+    from hepavol.measurement import connected_components
+
+    out = np.zeros(labels.shape, np.uint16)
+    out[labels == files.liver_label] = LIVER_VALUE
+    tumor = np.isin(labels, np.asarray(files.tumor_labels))
+    if tumor.any():
+        components = connected_components(tumor, connectivity=26)
+        values, first, counts = np.unique(components.ravel(), return_index=True, return_counts=True)
+        keep = values > 0
+        values, first, counts = values[keep], first[keep], counts[keep]
+        order = np.lexsort((first, -counts))  # largest first, then first voxel in C order (measure_scan's order)
+        lookup = np.zeros(int(values.max()) + 1, np.uint16)
+        lookup[values[order]] = np.minimum(np.arange(1, order.size + 1), LIVER_VALUE - 1)
+        out[tumor] = lookup[components[tumor]]
+    return out
+
+
+def _default_window(pixels: NDArray[Any], modality: str | None) -> tuple[float, float]:
+    """CT: the liver window; otherwise (MR) the 1st to 99th percentile of the body's signal."""
+    if (modality or "").upper() == "CT":
+        return CT_PRESETS["liver"]
+    sample = pixels[:: max(1, pixels.shape[0] // 16), ::4, ::4].astype(np.float64)
+    body = sample[sample > np.percentile(sample, 5)]
+    lo, hi = (np.percentile(body, [1, 99]) if body.size else (0.0, 1.0)) if sample.size else (0.0, 1.0)
+    return float((lo + hi) / 2), float(max(hi - lo, 1.0))
+
+
+def load_scan(files: ScanFiles) -> LoadedScan:
+    """Read a scan and its active segmentation onto the display grid (InputError when the files fail)."""
+    from hepavol.io import read_image, read_segmentation
+
+    image = read_image(files.image, series_uid=files.series_uid)
+    grid = DisplayGrid.of(image.geometry)
+    pixels = grid.view(image.array)
+    if pixels.dtype != np.int16:
+        clipped = np.clip(np.asarray(pixels, np.float64), -32768, 32767)
+        pixels = np.rint(clipped).astype(np.int16)
+    if files.seg is not None:
+        labels = read_segmentation(files.seg, reference=image.geometry)
+        overlay = grid.view(_lesion_overlay(np.asarray(labels.array), files))
+    else:
+        overlay = np.zeros(pixels.shape, np.uint16)
+    modality = image.metadata.get("modality")
+    return LoadedScan(
+        files=files,
+        image=image,
+        grid=grid,
+        pixels=pixels,
+        overlay=overlay,
+        window=_default_window(pixels, modality),
+        modality=modality,
+    )
+
+
+class ScanCache:
+    """The last ``size`` scans opened (thread-safe: one reader of a scan at a time, others wait for it)."""
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[Any, ...], LoadedScan] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[tuple[Any, ...], threading.Lock] = {}
+
+    def get(self, files: ScanFiles) -> LoadedScan:
+        key = (files.study_pk, files.image, files.series_uid, files.seg_hash)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            lock = self._loading.setdefault(key, threading.Lock())
+        with lock:
+            with self._lock:
+                if key in self._items:
+                    return self._items[key]
+            scan = load_scan(files)
+            with self._lock:
+                self._items[key] = scan
+                self._loading.pop(key, None)
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+            return scan

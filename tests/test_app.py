@@ -1,0 +1,244 @@
+"""The review app's server: display grid, access token, CSRF, what the browser is sent (no identity), overlays.
+
+The browser itself is driven in tests/test_app_browser.py. References from outside the code: SimpleITK's
+``DICOMOrient`` for the display grid (an ITK image reoriented to "LPS" has its array axes toward superior,
+posterior and left, the radiological axial display); ``measure_scan``'s voxel counts stored by ``study run`` for
+the overlay's lesion numbering.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+from tests._app_helpers import build_study
+
+from hepavol.app.display import DisplayGrid
+from hepavol.geometry import Geometry
+from hepavol.volume import Volume
+
+pytest.importorskip("starlette")
+from starlette.testclient import TestClient
+
+from hepavol.app.server import AppState, create_app
+from hepavol.app.volumes import LIVER_VALUE
+
+
+@pytest.mark.parametrize(
+    ("perm", "signs"),
+    [(p, s) for p in itertools.permutations(range(3)) for s in ((1, 1, 1), (-1, 1, -1), (1, -1, 1), (-1, -1, -1))],
+)
+def test_display_grid_equals_simpleitk_dicomorient_lps(perm: tuple[int, ...], signs: tuple[int, ...]) -> None:
+    import SimpleITK as sitk
+
+    direction = np.zeros((3, 3))
+    for axis, (lps, sign) in enumerate(zip(perm, signs, strict=True)):
+        direction[lps, axis] = sign  # stored axis `axis` runs along LPS axis `lps`
+    geometry = Geometry(
+        shape=(4, 5, 6), spacing_mm=(3.0, 2.0, 1.0), origin_lps_mm=(10.0, -20.0, 30.0),
+        direction=tuple(tuple(r) for r in direction),  # type: ignore[arg-type]
+    )  # fmt: skip
+    array = np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6)
+    volume = Volume(array, geometry)
+    reference = sitk.GetArrayFromImage(sitk.DICOMOrient(volume.to_sitk(), "LPS"))
+    grid = DisplayGrid.of(geometry)
+    np.testing.assert_array_equal(grid.view(array), reference)
+    # a display index maps back to the stored voxel with the same value, and to_display inverts it
+    for display_index in [(0, 0, 0), (1, 2, 3), tuple(n - 1 for n in grid.shape)]:
+        stored = grid.to_stored_index(display_index)
+        assert array[stored] == reference[display_index]
+        np.testing.assert_allclose(grid.to_display(stored), display_index)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_study(tmp_path_factory.mktemp("app"))
+
+
+@pytest.fixture
+def served(study: Path) -> tuple[TestClient, AppState]:
+    from hepavol.study.workspace import find_workspace
+
+    ws = find_workspace(study)
+    state = AppState(ws=ws, reader="Dr Reader")
+    client = TestClient(create_app(state), base_url="http://127.0.0.1")
+    yield client, state
+    ws.close()
+
+
+def _sign_in(client: TestClient, state: AppState) -> str:
+    response = client.get(f"/?token={state.token}", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/"  # the token leaves the URL
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie or "samesite=strict" in cookie.lower()
+    csrf: str = client.get("/api/session").json()["csrf"]
+    return csrf
+
+
+def test_no_token_no_cookie_no_csrf_is_refused(served: tuple[TestClient, AppState]) -> None:
+    client, state = served
+    assert client.get("/").status_code == 401
+    assert client.get("/?token=wrong").status_code == 401
+    assert client.get("/api/worklist").status_code == 401
+    csrf = _sign_in(client, state)
+    pseudonym = client.get("/api/worklist").json()["patients"][0]["pseudonym"]
+    body = {"decision": "exclude", "reason": "forged"}
+    forged = client.post(f"/api/patients/{pseudonym}/eligibility", json=body)
+    assert forged.status_code == 403
+    assert "CSRF" in forged.json()["error"]
+    wrong = client.post(f"/api/patients/{pseudonym}/eligibility", json=body, headers={"X-CSRF-Token": csrf + "x"})
+    assert wrong.status_code == 403
+    # another Host (DNS rebinding) is refused before any route
+    assert client.get("/api/worklist", headers={"Host": "evil.example:8765"}).status_code == 400
+    with state.ws.db.transaction() as session:
+        from hepavol.study.models import ReviewDecision
+
+        assert session.scalars(select(ReviewDecision)).all() == []
+
+
+def test_a_decision_is_stored_with_the_reader_and_audited(served: tuple[TestClient, AppState]) -> None:
+    from hepavol.study import audit
+    from hepavol.study.review import review_history
+
+    client, state = served
+    csrf = _sign_in(client, state)
+    rows = client.get("/api/worklist").json()["patients"]
+    pseudonym = next(r["pseudonym"] for r in rows if r["eligibility"] == "eligible")
+    response = client.post(
+        f"/api/patients/{pseudonym}/targets",
+        json={"targets": ["L1"], "reason": "L2 is a cyst"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert response.status_code == 200, response.text
+    history = review_history(state.ws, pseudonym)
+    assert [(h["field"], h["new"], h["reviewer"], h["reason"]) for h in history] == [
+        ("targets", ["L1"], "Dr Reader", "L2 is a cyst")
+    ]
+    with state.ws.db.transaction() as session:
+        last = audit.entries(session)[-1]
+        assert (last.action, last.entity_key, last.actor) == ("review", pseudonym, "Dr Reader")
+    # the new targets make the analysis stale: the worklist says so (the study's rule, not the app's)
+    row = next(r for r in client.get("/api/worklist").json()["patients"] if r["pseudonym"] == pseudonym)
+    assert row["analysis"] == "to redo"
+    assert row["reviewed"] is True
+    bad = client.post(
+        f"/api/patients/{pseudonym}/targets",
+        json={"targets": ["L1"], "reason": " "},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert bad.status_code == 400
+    assert "reason" in bad.json()["error"]
+    # back to the automatic choice, so that other tests see the study as it was run
+    client.post(
+        f"/api/patients/{pseudonym}/targets",
+        json={"targets": "auto", "reason": "test done"},
+        headers={"X-CSRF-Token": csrf},
+    )
+
+
+def test_the_browser_gets_no_identity_and_no_path(served: tuple[TestClient, AppState], study: Path) -> None:
+    from hepavol.study.models import Identity, Segmentation, Series
+
+    client, state = served
+    _sign_in(client, state)
+    texts = [client.get("/api/session").text, client.get("/api/worklist").text]
+    for row in client.get("/api/worklist").json()["patients"]:
+        read = client.get(f"/api/patients/{row['pseudonym']}")
+        texts.append(read.text)
+        for scan in read.json()["scans"]:
+            texts.append(client.get(f"/api/patients/{row['pseudonym']}/scans/{scan['study_pk']}").text)
+    with state.ws.db.transaction() as session:
+        forbidden = [i.original_id for i in session.scalars(select(Identity))]
+        forbidden += [s.path for s in session.scalars(select(Series))]
+        forbidden += [g.path for g in session.scalars(select(Segmentation))]
+    forbidden.append(str(study.parent))
+    assert len(forbidden) > 3
+    for text in texts:
+        for word in forbidden:
+            assert word not in text
+
+
+def test_overlay_numbers_lesions_as_the_run_measured_them(served: tuple[TestClient, AppState]) -> None:
+    client, state = served
+    _sign_in(client, state)
+    row = next(r for r in client.get("/api/worklist").json()["patients"] if r["analysis"] == "up to date")
+    read = client.get(f"/api/patients/{row['pseudonym']}").json()
+    scan = read["scans"][0]
+    url = f"/api/patients/{row['pseudonym']}/scans/{scan['study_pk']}"
+    meta = client.get(url).json()
+    n, rows, cols = meta["shape"]
+    overlay = np.stack(
+        [np.frombuffer(client.get(f"{url}/overlay/{k}").content, "<u2").reshape(rows, cols) for k in range(n)]
+    )
+    pixels = np.frombuffer(client.get(f"{url}/slices/0").content, "<i2")
+    assert pixels.size == rows * cols
+    with state.ws.db.transaction() as session:
+        from hepavol.study.models import LesionMeasurement, ScanMeasurement
+
+        scan_row = session.scalars(
+            select(ScanMeasurement).where(
+                ScanMeasurement.study_id == scan["study_pk"], ScanMeasurement.purpose == "run"
+            )
+        ).first()
+        assert scan_row is not None
+        counts = {
+            les.lesion_id: les.voxel_count
+            for les in session.scalars(
+                select(LesionMeasurement).where(LesionMeasurement.scan_measurement_id == scan_row.id)
+            )
+        }
+    assert counts
+    for lesion_id, count in counts.items():
+        assert int((overlay == int(lesion_id[1:])).sum()) == count, lesion_id
+    assert (overlay == LIVER_VALUE).any()
+    # each RECIST line lies on its lesion: the long axis' midpoint is inside the lesion's overlay on its slice
+    for line in meta["lines"]:
+        (r0, c0), (r1, c1) = line["long"]
+        mid = overlay[line["slice"], round((r0 + r1) / 2), round((c0 + c1) / 2)]
+        assert mid == line["value"], line
+    # out of range slice: a clear message
+    bad = client.get(f"{url}/slices/{n}")
+    assert bad.status_code == 400
+    assert f"slices 0 to {n - 1}" in bad.json()["error"]
+
+
+def test_unknown_patient_and_foreign_scan_are_clear_errors(served: tuple[TestClient, AppState]) -> None:
+    client, state = served
+    _sign_in(client, state)
+    assert "no patient 'P-nobody'" in client.get("/api/patients/P-nobody").json()["error"]
+    rows = client.get("/api/worklist").json()["patients"]
+    first, second = rows[0]["pseudonym"], rows[1]["pseudonym"]
+    other_scan = client.get(f"/api/patients/{second}").json()["scans"][0]["study_pk"]
+    response = client.get(f"/api/patients/{first}/scans/{other_scan}")
+    assert response.status_code == 400
+    assert "is not a scan of" in response.json()["error"]
+
+
+def test_a_moved_scan_is_a_message_not_a_crash(served: tuple[TestClient, AppState], tmp_path: Path) -> None:
+    from hepavol.study.models import Series
+
+    client, state = served
+    _sign_in(client, state)
+    with state.ws.db.transaction() as session:
+        series = session.scalars(select(Series).where(Series.chosen)).first()
+        assert series is not None
+        study_pk, original = series.study_id, series.path
+        pseudonym = series.study.patient.pseudonym
+        series.path = str(tmp_path / "moved away")
+    try:
+        response = client.get(f"/api/patients/{pseudonym}/scans/{study_pk}")
+        assert response.status_code == 400
+        error = json.loads(response.text)["error"]
+        assert "moved away" not in error  # no path reaches the browser: the scan's label instead
+        assert f"<{pseudonym} " in error, error
+    finally:
+        with state.ws.db.transaction() as session:
+            moved = session.get(Series, series.id)
+            assert moved is not None
+            moved.path = original

@@ -1,0 +1,168 @@
+"""The review app in a real browser: Debian's headless Chromium driven by Playwright (no browser download).
+
+``hepavol study serve`` runs as a user runs it (a subprocess, its printed URL opened); the test reads the
+worklist, opens a patient, scrolls, changes the window, sets targets and excludes the patient through the page's
+forms, then checks the database, the audit trail and ``study export``. A request forged from the page without the
+CSRF header is refused. Timings of slice display are printed (``-s``), never asserted. With HEPAVOL_SCREENSHOTS=DIR
+the screenshots of the worklist and the viewer are written there (docs/ keeps copies).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests._app_helpers import build_study
+
+pytestmark = pytest.mark.external
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_study(tmp_path_factory.mktemp("app"))
+
+
+@pytest.fixture(scope="module")
+def server(study: Path) -> Iterator[str]:
+    """``hepavol study serve --port 0`` on the study; the URL it prints."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hepavol", "study", "serve", "--study", str(study), "--port", "0",
+         "--reader", "Dr Browser"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    url = None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if match := re.search(r"(http://\S+\?token=\S+)", line):
+            url = match[1]
+            break
+    assert url is not None, "".join(lines) + (proc.stderr.read() if proc.stderr else "")
+    yield url
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:  # pragma: no cover
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is missing: install the Debian package chromium (make test does)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()
+
+
+def _shot(page: Any, name: str) -> None:
+    folder = os.environ.get("HEPAVOL_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / name))
+
+
+def test_a_reader_reads_a_patient_and_decides(browser: Any, server: str, study: Path, tmp_path: Path) -> None:
+    from hepavol.study import audit
+    from hepavol.study.review import review_history
+    from hepavol.study.workspace import find_workspace
+
+    page = browser.new_page(viewport={"width": 1400, "height": 820})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server)
+    assert "token" not in page.url  # redirected to a URL without the token
+    page.wait_for_selector("body[data-ready]")
+    rows = page.locator("#worklist tbody tr")
+    assert rows.count() == 3
+    _shot(page, "review-worklist.png")
+    page.select_option("#filter-eligibility", "excluded")
+    assert rows.count() == 1
+    page.select_option("#filter-eligibility", "eligible")
+    assert rows.count() == 2
+    page.fill("#filter", "CT")  # a CT patient (the study has CT and MR ones): the CT window presets
+    assert rows.count() >= 1
+    pseudonym = rows.first.get_attribute("data-pseudonym")
+
+    rows.first.click()
+    page.wait_for_function("window.hepavol.draws > 0 && window.hepavol.meta !== null")
+    assert page.locator("#lesions tbody tr").count() >= 1
+    meta = page.evaluate("window.hepavol.meta")
+    # the viewer opens on the largest lesion's RECIST slice; its long axis' midpoint is drawn in the lesion's colour
+    first = next(line for line in meta["lines"] if line["value"] == 1)
+    assert int(page.get_attribute("#view", "data-slice")) == first["slice"]
+    (r0, c0), (r1, c1) = first["long"]
+    rgb = page.evaluate(
+        """([r, c]) => { const [x, y] = window.hepavol.toCanvas(r, c);
+           return Array.from(document.getElementById('view').getContext('2d').getImageData(x, y, 1, 1).data); }""",
+        [(r0 + r1) / 2, (c0 + c1) / 2],
+    )
+    assert rgb[0] > rgb[1] + 40, rgb  # red (L1 is red in the palette; the axis line and the overlay both are)
+    _shot(page, "review-viewer.png")
+
+    # scroll 10 slices with the wheel; change the window
+    page.hover("#view")
+    start = int(page.get_attribute("#view", "data-slice"))
+    step = -1 if start + 10 >= meta["shape"][0] else 1
+    for _ in range(10):
+        page.mouse.wheel(0, 100 * step)
+    page.wait_for_function(f"document.getElementById('view').dataset.slice == {start + 10 * step}")
+    timings = page.evaluate("window.hepavol.timings")
+    print(f"\nslice display: median {sorted(timings)[len(timings) // 2]:.1f} ms over {len(timings)} slices")
+    page.select_option("#window", "soft tissue")
+    assert page.get_attribute("#view", "data-window") == "50/400"  # Radiopaedia abdomen soft tissue W400 L50
+
+    # a request forged from the page without the CSRF header is refused
+    status = page.evaluate(
+        f"""fetch('/api/patients/{pseudonym}/eligibility', {{method: 'POST', headers: {{'Content-Type':
+           'application/json'}}, body: JSON.stringify({{decision: 'exclude', reason: 'forged'}})}}).then(r => r.status)"""
+    )
+    assert status == 403
+
+    # targets and an exclusion through the forms
+    page.fill("#targets", "L1")
+    page.fill("#targets-reason", "L2 is a cyst")
+    page.click("#targets-form button")
+    page.wait_for_selector("body[data-saved=targets]")
+    page.select_option("#decision", "exclude")
+    page.fill("#eligibility-reason", "second primary found")
+    page.click("#eligibility-form button")
+    page.wait_for_selector("body[data-saved=eligibility]")
+    assert "excluded" in page.inner_text("#patient-state")
+    assert errors == []
+
+    ws = find_workspace(study)
+    try:
+        history = review_history(ws, pseudonym)
+        assert [(h["field"], h["new"], h["reviewer"]) for h in history] == [
+            ("targets", ["L1"], "Dr Browser"),
+            ("eligibility", "exclude", "Dr Browser"),
+        ]
+        with ws.db.transaction() as session:
+            reviews = [e for e in audit.entries(session) if e.action == "review"]
+            assert [e.actor for e in reviews] == ["Dr Browser", "Dr Browser"]
+    finally:
+        ws.close()
+    out = tmp_path / "cohort.csv"
+    done = subprocess.run(
+        [sys.executable, "-m", "hepavol", "study", "export", str(out), "--study", str(study)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with out.open() as f:
+        exported = [row["patient_id"] for row in csv.DictReader(f)]
+    assert pseudonym not in exported  # excluded in the app: out of the cohort table
+    assert len(exported) == 1
+    page.close()
