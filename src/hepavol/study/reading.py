@@ -40,6 +40,7 @@ __all__ = [
 
 # analysis states of a worklist row
 UP_TO_DATE, STALE, NEVER, NOT_READY, NOT_ELIGIBLE = "up to date", "to redo", "never run", "not ready", "—"
+ANALYSIS_STATES = (UP_TO_DATE, STALE, NEVER, NOT_READY, NOT_ELIGIBLE)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -175,12 +176,17 @@ def _row(
     return row, current
 
 
+def worklist_rows(session: Session, ws: Workspace) -> list[WorklistRow]:
+    """The worklist inside an open transaction (see :func:`worklist`)."""
+    decisions = latest_eligibility(session)
+    patients = session.scalars(select(Patient).order_by(Patient.pseudonym))
+    return [_row(session, ws, p, decisions)[0] for p in patients]
+
+
 def worklist(ws: Workspace) -> list[WorklistRow]:
     """Every patient of the study, by pseudonym, with what is done and what is left."""
     with ws.db.transaction() as session:
-        decisions = latest_eligibility(session)
-        patients = session.scalars(select(Patient).order_by(Patient.pseudonym))
-        return [_row(session, ws, p, decisions)[0] for p in patients]
+        return worklist_rows(session, ws)
 
 
 def _lesions(

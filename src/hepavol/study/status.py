@@ -5,19 +5,18 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from hepavol.errors import InputError
+from hepavol.study import reading
 from hepavol.study.leases import Leases
 from hepavol.study.models import (
-    Analysis,
     AuditEntry,
     ClinicalRecord,
     ImagingStudy,
     Patient,
-    RunFailure,
     Segmentation,
     Series,
 )
 from hepavol.study.redact import scan_labels
-from hepavol.study.runner import _job, current_inputs, latest_eligibility
+from hepavol.study.runner import latest_eligibility
 from hepavol.study.workspace import Workspace
 
 __all__ = ["path_labels", "study_status"]
@@ -43,34 +42,13 @@ def study_status(ws: Workspace) -> str:
             f"eligibility: {len(decisions)} assessed, {len(eligible)} eligible, "
             f"{len(decisions) - len(eligible)} excluded, {n_patients - len(decisions)} not assessed"
         )
-        up_to_date = stale = never = not_ready = 0
-        failing: list[str] = []
-        for pk in eligible:
-            patient = session.get(Patient, pk)
-            assert patient is not None
-            scans, problems = current_inputs(session, patient, decisions[pk].baseline_date)
-            if problems:
-                not_ready += 1
-                continue
-            job = _job(session, patient, scans, ws.settings)
-            hashes = set(session.scalars(select(Analysis.input_hash).where(Analysis.patient_id == pk)))
-            if job.input_hash in hashes:
-                up_to_date += 1
-                continue
-            if hashes:
-                stale += 1
-            else:
-                never += 1
-            failure = session.scalar(
-                select(RunFailure)
-                .where(RunFailure.patient_id == pk, RunFailure.input_hash == job.input_hash)
-                .order_by(RunFailure.id.desc())
-            )
-            if failure is not None:
-                failing.append(f"  {patient.pseudonym}: {failure.error}")
+        rows = [r for r in reading.worklist_rows(session, ws) if r.eligibility == "eligible"]
+        count = {state: sum(1 for r in rows if r.analysis == state) for state in reading.ANALYSIS_STATES}
+        failing = [f"  {r.pseudonym}: {r.failed}" for r in rows if r.failed]
         lines.append(
-            f"analyses: {up_to_date} up to date, {stale} to redo (inputs changed), {never} never run, "
-            f"{not_ready} not ready, {len(failing)} failed on their current inputs"
+            f"analyses: {count[reading.UP_TO_DATE]} up to date, {count[reading.STALE]} to redo (inputs changed), "
+            f"{count[reading.NEVER]} never run, {count[reading.NOT_READY]} not ready, {len(failing)} failed on "
+            "their current inputs"
         )
         lines += failing
         last = session.scalar(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(1))
