@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -33,6 +34,7 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from hepavol.app.drafts import Draft
 from hepavol.app.volumes import ScanCache
 from hepavol.errors import HepavolError, InputError
 from hepavol.study.workspace import Workspace
@@ -52,6 +54,8 @@ class AppState:
     token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     sessions: dict[str, str] = field(default_factory=dict)
     scans: ScanCache = field(default_factory=ScanCache)
+    drafts: dict[tuple[str, int], Draft] = field(default_factory=dict)  # (session, scan) → unsaved edits
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def csrf_of(self, request: Request) -> str | None:
         session = request.cookies.get(COOKIE)
@@ -143,7 +147,9 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
         scan = _scan(request)
         read = reading.patient_read(state.ws, request.path_params["pseudonym"])
         lesions = next((s.lesions for s in read.scans if s.study_pk == scan.files.study_pk), [])
-        return {**scan.meta(), "lines": scan.lines(lesions)}
+        draft = state.drafts.get(_draft_key(request))
+        editing = draft.state() if draft is not None else None
+        return {**scan.meta(), "lines": scan.lines(lesions), "editing": editing}
 
     def _binary(data: bytes) -> Response:
         return Response(
@@ -154,7 +160,79 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
         return _binary(_scan(request).slice_bytes(int(request.path_params["k"])))
 
     def scan_overlay(request: Request, _body: Any) -> Response:
+        draft = state.drafts.get(_draft_key(request))
+        if draft is not None:
+            return _binary(draft.overlay_bytes(int(request.path_params["k"])))
         return _binary(_scan(request).overlay_bytes(int(request.path_params["k"])))
+
+    def _draft_key(request: Request) -> tuple[str, int]:
+        return request.cookies.get(COOKIE, ""), int(request.path_params["study_pk"])
+
+    def edit(request: Request, body: Any) -> dict[str, Any]:
+        from hepavol.study.review import require_open
+
+        if not isinstance(body, dict):
+            raise InputError("an edit is a JSON object with an 'action'.")
+        key = _draft_key(request)
+        with state.lock:
+            draft = state.drafts.get(key)
+            if body.get("action") == "discard":
+                state.drafts.pop(key, None)
+                return {"what": "discarded", "edits": 0, "can_undo": False, "can_redo": False}
+            if draft is None:
+                with state.ws.db.transaction() as session:
+                    patient = reading.patient_by_pseudonym(session, request.path_params["pseudonym"])
+                    require_open(session, patient, "editing its segmentations")
+                draft = Draft.start(_scan(request))
+                state.drafts[key] = draft
+            return draft.apply(body)
+
+    def save(request: Request, body: Any) -> dict[str, Any]:
+        from hepavol.study.mask_versions import reanalyse, save_segmentation_version
+
+        key = _draft_key(request)
+        pseudonym = request.path_params["pseudonym"]
+        with state.lock:
+            draft = state.drafts.get(key)
+            if draft is None or not draft.editor.changes:
+                raise InputError("nothing to save: no edits on this scan since it was opened or saved.")
+            note = body.get("note") if isinstance(body, dict) and isinstance(body.get("note"), str) else None
+            saved = save_segmentation_version(
+                state.ws,
+                pseudonym,
+                key[1],
+                draft.scan.image.with_array(draft.editor.labels),
+                reader=state.reader,
+                based_on=draft.based_on,
+                liver_label=draft.scan.files.liver_label,
+                tumor_labels=draft.scan.files.tumor_labels,
+                changed_voxels=draft.changed_voxels,
+                note=note or None,
+            )
+            state.drafts.pop(key, None)
+        outcome = reanalyse(state.ws, pseudonym)
+        return {
+            "saved": {"version": saved.version, "changed_voxels": saved.changed_voxels},
+            "analysis": outcome,
+            "patient": reading.patient_read(state.ws, pseudonym).to_dict(),
+        }
+
+    def versions(request: Request, _body: Any) -> list[dict[str, object]]:
+        from hepavol.study.mask_versions import segmentation_versions
+
+        return segmentation_versions(
+            state.ws, request.path_params["pseudonym"], int(request.path_params["study_pk"])
+        )
+
+    def sign_off(request: Request, body: Any) -> dict[str, Any]:
+        action = _field(body, "action")
+        if action not in ("signed", "reopened"):
+            raise InputError("sign-off action must be 'signed' or 'reopened'.")
+        reason = body.get("reason") if isinstance(body.get("reason"), str) else None
+        review.record_review(
+            state.ws, request.path_params["pseudonym"], sign_off=action, reason=reason, reviewer=state.reader
+        )
+        return reading.patient_read(state.ws, request.path_params["pseudonym"]).to_dict()
 
     def eligibility(request: Request, body: Any) -> dict[str, Any]:
         decision = _field(body, "decision")
@@ -193,6 +271,10 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
         Route(scan_path + "/overlay/{k:int}", guarded(scan_overlay)),
         Route(patient_path + "/eligibility", guarded(eligibility, change=True), methods=["POST"]),
         Route(patient_path + "/targets", guarded(targets, change=True), methods=["POST"]),
+        Route(patient_path + "/sign-off", guarded(sign_off, change=True), methods=["POST"]),
+        Route(scan_path + "/edit", guarded(edit, change=True), methods=["POST"]),
+        Route(scan_path + "/save", guarded(save, change=True), methods=["POST"]),
+        Route(scan_path + "/versions", guarded(versions)),
         Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
     ]
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or ["127.0.0.1", "localhost"])]

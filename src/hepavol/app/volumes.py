@@ -21,7 +21,7 @@ from hepavol.errors import InputError
 from hepavol.study.reading import LesionRow, ScanFiles
 from hepavol.volume import Volume
 
-__all__ = ["CT_PRESETS", "LIVER_VALUE", "LoadedScan", "ScanCache"]
+__all__ = ["CT_PRESETS", "LIVER_VALUE", "LoadedScan", "ScanCache", "lesion_overlay", "load_scan"]
 
 LIVER_VALUE = 65535  # the liver in the overlay (lesions are 1..n)
 
@@ -44,6 +44,7 @@ class LoadedScan:
     grid: DisplayGrid
     pixels: NDArray[np.int16]  # display grid (slice, row, column)
     overlay: NDArray[np.uint16]  # display grid: 0 background, 1..n lesions L1..Ln, LIVER_VALUE liver
+    labels: NDArray[np.integer]  # the active segmentation on the image grid (stored order)
     window: tuple[float, float]  # default (centre, width)
     modality: str | None
 
@@ -112,7 +113,7 @@ class LoadedScan:
         }
 
 
-def _lesion_overlay(labels: NDArray[Any], files: ScanFiles) -> NDArray[np.uint16]:
+def lesion_overlay(labels: NDArray[Any], files: ScanFiles) -> NDArray[np.uint16]:
     """The overlay: lesions numbered as ``measure_scan`` numbers them, the liver as ``LIVER_VALUE``."""
     from hepavol.measurement import connected_components
 
@@ -152,10 +153,10 @@ def load_scan(files: ScanFiles) -> LoadedScan:
         clipped = np.clip(np.asarray(pixels, np.float64), -32768, 32767)
         pixels = np.rint(clipped).astype(np.int16)
     if files.seg is not None:
-        labels = read_segmentation(files.seg, reference=image.geometry)
-        overlay = grid.view(_lesion_overlay(np.asarray(labels.array), files))
+        labels = np.asarray(read_segmentation(files.seg, reference=image.geometry).array)
     else:
-        overlay = np.zeros(pixels.shape, np.uint16)
+        labels = np.zeros(image.shape, np.uint8)
+    overlay = grid.view(lesion_overlay(labels, files))
     modality = image.metadata.get("modality")
     return LoadedScan(
         files=files,
@@ -163,6 +164,7 @@ def load_scan(files: ScanFiles) -> LoadedScan:
         grid=grid,
         pixels=pixels,
         overlay=overlay,
+        labels=labels,
         window=_default_window(pixels, modality),
         modality=modality,
     )

@@ -168,7 +168,18 @@ def register(
     group.add_argument(
         "--auto-eligibility", dest="eligibility", action="store_const", const="auto", help="remove an override"
     )
-    s.add_argument("--reason", metavar="TEXT", help="why (required with a decision)")
+    signing = s.add_mutually_exclusive_group()
+    signing.add_argument(
+        "--sign-off",
+        dest="sign_off",
+        action="store_const",
+        const="signed",
+        help="sign off the patient's read: its segmentations and targets are locked until reopened",
+    )
+    signing.add_argument(
+        "--reopen", dest="sign_off", action="store_const", const="reopened", help="reopen a signed-off read"
+    )
+    s.add_argument("--reason", metavar="TEXT", help="why (required with a decision, optional to sign off)")
     _common(s)
     s.set_defaults(func=run_review)
 
@@ -374,9 +385,14 @@ def run_review(args: argparse.Namespace) -> int:
 
     ws = _workspace(args)
     try:
-        if args.targets is not None or args.eligibility is not None:
+        if args.targets is not None or args.eligibility is not None or args.sign_off is not None:
             rows = record_review(
-                ws, args.patient, targets=args.targets, eligibility=args.eligibility, reason=args.reason or ""
+                ws,
+                args.patient,
+                targets=args.targets,
+                eligibility=args.eligibility,
+                sign_off=args.sign_off,
+                reason=args.reason,
             )
             for row in rows:
                 print(f"{args.patient}: {row.field} {row.old_value} -> {row.new_value} (by {row.reviewer})")

@@ -176,6 +176,10 @@ class Segmentation(Base):
     tumor_labels: Mapped[list[Any]] = mapped_column(JSON)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = _created()
+    # a version saved in the review app: its reader, the version it was edited from, the reader's note
+    created_by: Mapped[str | None] = mapped_column(String(128), default=None)
+    based_on_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    note: Mapped[str | None] = mapped_column(Text, default=None)
 
     series: Mapped[Series] = relationship(back_populates="segmentations")
 

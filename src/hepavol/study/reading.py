@@ -24,6 +24,7 @@ from hepavol.study.models import (
     ScanMeasurement,
     Track,
 )
+from hepavol.study.review import signed_off
 from hepavol.study.runner import _job, current_inputs, latest_eligibility, scan_input
 from hepavol.study.workspace import Workspace
 
@@ -57,6 +58,7 @@ class WorklistRow:
     failed: str | None  # the failure on the current inputs (paths already replaced by labels)
     not_ready: str | None  # why the patient cannot be run
     reviewed: bool  # any review decision stored
+    signed_off: str | None  # "by READER at TIME" when the read is signed off
     best_overall_response: str | None
     baseline_date: str | None
 
@@ -118,6 +120,11 @@ class PatientRead:
         return asdict(self)
 
 
+def patient_by_pseudonym(session: Session, pseudonym: str) -> Patient:
+    """The patient of a pseudonym (InputError when the study has none)."""
+    return _patient(session, pseudonym)
+
+
 def _patient(session: Session, pseudonym: str) -> Patient:
     patient = session.scalar(select(Patient).where(Patient.pseudonym == pseudonym))
     if patient is None:
@@ -133,12 +140,14 @@ def _row(
     inputs = [scan_input(s)[0] for s in studies]
     segmented = sum(1 for s in inputs if s is not None)
     reviewed = session.scalar(select(ReviewDecision.id).where(ReviewDecision.patient_id == patient.id)) is not None
+    signed = signed_off(session, patient.id)
     base: dict[str, Any] = {
         "pseudonym": patient.pseudonym,
         "scans": len(studies),
         "modality": "+".join(sorted({s.modality for s in studies if s.modality})),
         "segmented": segmented,
         "reviewed": reviewed,
+        "signed_off": f"by {signed.reviewer} at {signed.decided_at:%Y-%m-%d %H:%M} UTC" if signed else None,
         "eligibility_reasons": [r.get("text", r.get("code", "")) for r in (decision.reasons if decision else [])],
         "baseline_date": decision.baseline_date.isoformat() if decision and decision.baseline_date else None,
     }
@@ -290,6 +299,7 @@ class ScanFiles:
     series_uid: str | None
     seg: str | None
     seg_hash: str | None
+    segmentation_pk: int | None
     liver_label: int
     tumor_labels: tuple[int, ...]
 
@@ -318,6 +328,7 @@ def scan_files(ws: Workspace, pseudonym: str, study_pk: int) -> ScanFiles:
             series_uid=chosen.series_uid if chosen.kind == "dicom" else None,
             seg=seg.path if seg is not None else None,
             seg_hash=seg.content_hash if seg is not None else None,
+            segmentation_pk=seg.id if seg is not None else None,
             liver_label=int(parameters["liver_label"]),
             tumor_labels=tuple(int(v) for v in parameters["tumor_labels"]),
         )

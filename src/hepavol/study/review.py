@@ -28,14 +28,36 @@ from hepavol.study.workspace import Workspace
 
 __all__ = [
     "OVERRIDE_CODE",
+    "REOPENED",
+    "SIGNED",
     "current_override",
     "latest_review",
     "record_review",
+    "require_open",
     "review_history",
+    "signed_off",
     "with_override",
 ]
 
-FIELDS = ("targets", "eligibility")
+FIELDS = ("targets", "eligibility", "sign-off")
+SIGNED, REOPENED = "signed", "reopened"
+
+
+def signed_off(session: Session, patient_pk: int) -> ReviewDecision | None:
+    """The sign-off in force on a patient's read (None when the read is open)."""
+    row = latest_review(session, patient_pk, "sign-off")
+    return row if row is not None and row.new_value == SIGNED else None
+
+
+def require_open(session: Session, patient: Patient, what: str) -> None:
+    """Refuse ``what`` (an edit of the read) when the patient's read is signed off."""
+    row = signed_off(session, patient.id)
+    if row is not None:
+        raise InputError(
+            f"{patient.pseudonym}'s read was signed off by {row.reviewer} at {row.decided_at:%Y-%m-%d %H:%M} UTC: "
+            f"{what} is locked. Reopen the read with a reason first (hepavol study review {patient.pseudonym} "
+            "--reopen --reason TEXT, or Reopen in the app)."
+        )
 
 
 def latest_review(session: Session, patient_pk: int, field: str) -> ReviewDecision | None:
@@ -70,21 +92,25 @@ def record_review(
     *,
     targets: Sequence[str] | str | None = None,
     eligibility: str | None = None,
-    reason: str,
+    sign_off: str | None = None,
+    reason: str | None = None,
     reviewer: str | None = None,
 ) -> list[ReviewDecision]:
     """Store one or two review decisions for a patient (see the module docstring).
 
     ``targets``: lesion ids (``["L1", "L3"]``) or ``"auto"``. ``eligibility``: ``"include"``, ``"exclude"`` or
-    ``"auto"``. ``reason`` is required and must not be empty.
+    ``"auto"``. ``sign_off``: ``"signed"`` (the read is complete: its segmentations and targets are locked) or
+    ``"reopened"``. ``reason`` is required and must not be empty, except to sign off.
 
     Raises
     ------
     InputError
         Unknown patient, empty reason, malformed targets, unknown eligibility value, nothing to record.
     """
-    if not reason or not reason.strip():
+    only_signing = sign_off == SIGNED and targets is None and eligibility is None
+    if not only_signing and (not reason or not reason.strip()):
         raise InputError("a review needs a reason (--reason TEXT): it is stored with the decision.")
+    reason = (reason or "").strip() or "signed off"
     changes: list[tuple[str, Any]] = []
     if targets is not None:
         if targets == "auto" or targets == ["auto"]:
@@ -104,20 +130,34 @@ def record_review(
         if eligibility not in ("include", "exclude", "auto"):
             raise InputError(f"eligibility '{eligibility}' must be include, exclude or auto.")
         changes.append(("eligibility", None if eligibility == "auto" else eligibility))
+    if sign_off is not None:
+        if sign_off not in (SIGNED, REOPENED):
+            raise InputError(f"sign-off '{sign_off}' must be {SIGNED} or {REOPENED}.")
+        changes.append(("sign-off", sign_off))
     if not changes:
-        raise InputError("nothing to review: give --targets and/or --include/--exclude/--auto-eligibility.")
+        raise InputError(
+            "nothing to review: give --targets, --include/--exclude/--auto-eligibility, --sign-off or --reopen."
+        )
     who = reviewer or Workspace.actor()
     rows = []
     with ws.db.transaction() as session:
         patient = _patient(session, pseudonym)
+        state = signed_off(session, patient.id)
         for field, value in changes:
+            if field == "targets":
+                require_open(session, patient, "choosing targets")
+            if field == "sign-off" and (value == SIGNED) == (state is not None):
+                raise InputError(
+                    f"{pseudonym}'s read is {'signed off' if state is not None else 'open'} already: nothing to "
+                    f"{'sign off' if value == SIGNED else 'reopen'}."
+                )
             old = current_override(session, patient.id, field)
             row = ReviewDecision(
                 patient_id=patient.id,
                 field=field,
                 old_value=old,
                 new_value=value,
-                reason=reason.strip(),
+                reason=reason,
                 reviewer=who,
             )
             session.add(row)
@@ -126,12 +166,12 @@ def record_review(
                 "review",
                 entity="patient",
                 key=pseudonym,
-                details={"field": field, "old": old, "new": value, "reason": reason.strip()},
+                details={"field": field, "old": old, "new": value, "reason": reason},
                 actor=who,
             )
             rows.append(row)
             if field == "eligibility":
-                _apply_eligibility_override(session, patient, value, reason.strip(), who)
+                _apply_eligibility_override(session, patient, value, reason, who)
     return rows
 
 

@@ -1,0 +1,179 @@
+"""Segmentation versions: a reader's edited label map saved as a new version of a scan's segmentation.
+
+A version is never overwritten: each save writes a new label map into the workspace
+(``segmentations/<pseudonym>/<date>_v<N>.nii.gz``, private to the user like every workspace file), adds a
+``segmentations`` row (``source`` "review", the reader, the version it was edited from, the reader's note) that
+becomes the scan's active segmentation, and one audit entry, all in one transaction. The earlier versions stay,
+inactive, with their files.
+
+A save is refused when the scan's active segmentation is no longer the one the reader started from (another
+reader or browser saved in between: reload and edit again; nothing is merged silently), or when the patient's read
+is signed off. After a save, :func:`reanalyse` recomputes the patient (``study run`` on that patient alone).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hepavol.errors import InputError
+from hepavol.study import audit
+from hepavol.study.hashing import hash_path
+from hepavol.study.models import ImagingStudy, Patient, Segmentation, Series
+from hepavol.study.review import require_open
+from hepavol.study.workspace import Workspace
+from hepavol.volume import Volume
+
+__all__ = ["SavedVersion", "reanalyse", "save_segmentation_version", "segmentation_versions"]
+
+SOURCE = "review"
+
+
+@dataclass(frozen=True, slots=True)
+class SavedVersion:
+    """A saved segmentation version: its database id, its number among the scan's versions, its file name."""
+
+    segmentation_pk: int
+    version: int
+    file_name: str
+    changed_voxels: int
+
+
+def _scan(session: Session, pseudonym: str, study_pk: int) -> tuple[Patient, ImagingStudy, Series]:
+    patient = session.scalar(select(Patient).where(Patient.pseudonym == pseudonym))
+    if patient is None:
+        raise InputError(f"no patient '{pseudonym}' in this study.")
+    study = session.get(ImagingStudy, study_pk)
+    if study is None or study.patient_id != patient.id:
+        raise InputError(f"scan {study_pk} is not a scan of {pseudonym}: reload the patient.")
+    series = next((s for s in study.series if s.chosen), None)
+    if series is None:
+        raise InputError(f"the scan of {study.study_date} of {pseudonym} has no series chosen for measurement.")
+    return patient, study, series
+
+
+def save_segmentation_version(
+    ws: Workspace,
+    pseudonym: str,
+    study_pk: int,
+    labels: Volume,
+    *,
+    reader: str,
+    based_on: int | None,
+    liver_label: int,
+    tumor_labels: tuple[int, ...],
+    changed_voxels: int,
+    note: str | None = None,
+) -> SavedVersion:
+    """Save ``labels`` (on the scan's image grid) as the scan's new active segmentation (module docstring).
+
+    ``based_on`` is the segmentation id the reader started from (None for a scan that had none).
+
+    Raises
+    ------
+    InputError
+        Another version was saved in between, the read is signed off, or the scan is not the patient's.
+    """
+    from hepavol.io import write_image
+
+    with ws.db.transaction() as session:  # checks first, so that a refused save writes nothing
+        patient, study, series = _scan(session, pseudonym, study_pk)
+        require_open(session, patient, "editing its segmentations")
+        n = len(series.segmentations) + 1
+        day = study.study_date.isoformat()
+    folder = ws.root / "segmentations" / pseudonym
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = folder / f"{day}_{study_pk}_v{n}.nii.gz"
+    if path.exists():
+        path = folder / f"{day}_{study_pk}_v{n}_{os.getpid()}.nii.gz"
+    data = np.asarray(labels.array)
+    store: NDArray[np.integer] = data.astype(np.uint8 if data.max(initial=0) < 256 else np.uint16)
+    write_image(labels.with_array(store), path)
+    try:
+        content_hash = hash_path(path)
+        with ws.db.transaction() as session:
+            patient, study, series = _scan(session, pseudonym, study_pk)
+            session.refresh(series, with_for_update=True)  # PostgreSQL: one save of a series at a time
+            require_open(session, patient, "editing its segmentations")
+            active = next((g for g in reversed(series.segmentations) if g.active), None)
+            if (active.id if active is not None else None) != based_on:
+                who = f" by {active.created_by}" if active is not None and active.created_by else ""
+                when = f" at {active.created_at:%H:%M:%S} UTC" if active is not None else ""
+                raise InputError(
+                    f"the segmentation of {pseudonym}'s scan of {day} was changed since you opened it (a new "
+                    f"version{who}{when}): your edits were not saved. Reload the scan and edit again."
+                )
+            for other in series.segmentations:
+                other.active = False
+            seg = Segmentation(
+                series_id=series.id,
+                source=SOURCE,
+                path=str(path),
+                content_hash=content_hash,
+                sop_instance_uid=None,
+                liver_label=liver_label,
+                tumor_labels=list(tumor_labels),
+                active=True,
+                created_by=reader,
+                based_on_id=based_on,
+                note=note,
+            )
+            session.add(seg)
+            session.flush()
+            audit.record(
+                session,
+                "segmentation-version",
+                entity="patient",
+                key=pseudonym,
+                details={"scan": day, "version": n, "based_on": based_on, "changed_voxels": changed_voxels,
+                         "content_hash": content_hash, "note": note},
+                actor=reader,
+            )  # fmt: skip
+            return SavedVersion(seg.id, n, path.name, changed_voxels)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise
+
+
+def segmentation_versions(ws: Workspace, pseudonym: str, study_pk: int) -> list[dict[str, object]]:
+    """Every segmentation of a scan's chosen series, oldest first (no paths: file names only)."""
+    with ws.db.transaction() as session:
+        _patient, _study, series = _scan(session, pseudonym, study_pk)
+        return [
+            {
+                "segmentation_pk": g.id,
+                "version": i + 1,
+                "source": g.source,
+                "reader": g.created_by,
+                "based_on": g.based_on_id,
+                "note": g.note,
+                "active": g.active,
+                "at": g.created_at.isoformat(),
+                "file_name": Path(g.path).name if g.source == SOURCE else None,
+            }
+            for i, g in enumerate(series.segmentations)
+        ]
+
+
+def reanalyse(ws: Workspace, pseudonym: str) -> str:
+    """Recompute one patient after an edit (``study run`` on it alone); what happened, in words."""
+    from hepavol.study.runner import run_study
+
+    summary = run_study(ws, patients=[pseudonym], workers=1)
+    if summary.failed:
+        return f"the analysis failed: {summary.failed[0][1]}"
+    if summary.not_ready:
+        return f"not analysed: {summary.not_ready[0][1]}"
+    if summary.computed:
+        return "analysis updated"
+    if summary.eligible == 0:
+        return "not analysed (the patient is not eligible)"
+    return "analysis up to date"
