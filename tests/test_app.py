@@ -242,3 +242,98 @@ def test_a_moved_scan_is_a_message_not_a_crash(served: tuple[TestClient, AppStat
             moved = session.get(Series, series.id)
             assert moved is not None
             moved.path = original
+
+
+def test_edit_save_a_version_conflict_and_sign_off(served: tuple[TestClient, AppState], tmp_path: Path) -> None:
+    """Reader A erases part of the baseline's largest lesion with the eraser and saves: a new version (reader,
+    based-on, audit), the patient recomputed, and the baseline total tumour volume lower by exactly the erased
+    voxels (counted on the overlay before the edit). Reader B, who started editing before A saved, is refused.
+    A signed-off read locks edits until reopened with a reason."""
+    from hepavol.study import audit
+    from hepavol.study.models import Segmentation
+
+    client, state = served
+    csrf = _sign_in(client, state)
+    other = TestClient(client.app, base_url="http://127.0.0.1")
+    csrf_b = _sign_in(other, state)
+    row = next(r for r in client.get("/api/worklist").json()["patients"] if r["analysis"] == "up to date")
+    pseudonym = row["pseudonym"]
+    read = client.get(f"/api/patients/{pseudonym}").json()
+    baseline = read["scans"][0]
+    url = f"/api/patients/{pseudonym}/scans/{baseline['study_pk']}"
+    meta = client.get(url).json()
+    _, rows, cols = meta["shape"]
+    line = next(x for x in meta["lines"] if x["value"] == 1)
+    k = line["slice"]
+    before = np.frombuffer(client.get(f"{url}/overlay/{k}").content, "<u2").reshape(rows, cols)
+    centre = [round(v) for v in line["centre"][1:]]
+    _, sr, sc = meta["spacing_mm"]
+    rr, cc = np.mgrid[:rows, :cols]
+    disc = ((rr - centre[0]) * sr) ** 2 + ((cc - centre[1]) * sc) ** 2 <= 50.0**2  # the 50 mm brush
+    erased = int((disc & (before != 0) & (before != LIVER_VALUE)).sum())  # every lesion voxel under it
+    assert erased >= int((before == 1).sum()) > 0
+
+    b_edit = other.post(f"{url}/edit", json={"action": "brush", "mode": "erase lesion", "slice": k, "points": [centre],
+                                              "radius_mm": 2}, headers={"X-CSRF-Token": csrf_b})  # fmt: skip
+    assert b_edit.status_code == 200, b_edit.text
+    assert b_edit.json()["edits"] == 1
+
+    stroke = {"action": "brush", "mode": "erase lesion", "slice": k, "points": [centre], "radius_mm": 50}
+    done = client.post(f"{url}/edit", json=stroke, headers={"X-CSRF-Token": csrf}).json()
+    assert done["changed_voxels"] == erased
+    after = np.frombuffer(client.get(f"{url}/overlay/{k}").content, "<u2").reshape(rows, cols)
+    assert not (disc & (after != 0) & (after != LIVER_VALUE)).any()
+    assert np.all(after[disc & (before != 0) & (before != LIVER_VALUE)] == LIVER_VALUE)  # back to the liver
+    undone = client.post(f"{url}/edit", json={"action": "undo"}, headers={"X-CSRF-Token": csrf}).json()
+    assert undone["edits"] == 0
+    assert undone["can_redo"] is True
+    client.post(f"{url}/edit", json={"action": "redo"}, headers={"X-CSRF-Token": csrf})
+
+    saved = client.post(f"{url}/save", json={"note": "L1: part of the IVC"}, headers={"X-CSRF-Token": csrf})
+    assert saved.status_code == 200, saved.text
+    out = saved.json()
+    assert out["saved"]["changed_voxels"] == erased
+    assert out["analysis"] == "analysis updated"
+    new_total = out["patient"]["scans"][0]["total_tumor_volume_ml"]
+    voxel_ml = float(np.prod(meta["spacing_mm"])) / 1000.0
+    assert new_total == pytest.approx(baseline["total_tumor_volume_ml"] - erased * voxel_ml, abs=1e-6)
+    versions = client.get(f"{url}/versions").json()
+    assert [(v["source"], v["reader"], v["active"]) for v in versions][-1] == ("review", "Dr Reader", True)
+    assert versions[-1]["note"] == "L1: part of the IVC"
+    with state.ws.db.transaction() as session:
+        seg = session.get(Segmentation, versions[-1]["segmentation_pk"])
+        assert seg is not None
+        assert seg.based_on_id == versions[-2]["segmentation_pk"]
+        assert (Path(seg.path).stat().st_mode & 0o077) == 0  # private like every workspace file
+        entry = next(e for e in reversed(audit.entries(session)) if e.action == "segmentation-version")
+        assert (entry.actor, entry.details["changed_voxels"]) == ("Dr Reader", erased)
+
+    refused = other.post(f"{url}/save", json={}, headers={"X-CSRF-Token": csrf_b})
+    assert refused.status_code == 400
+    assert "was changed since you opened it" in refused.json()["error"]
+    assert "Dr Reader" in refused.json()["error"]
+
+    signed = client.post(f"/api/patients/{pseudonym}/sign-off", json={"action": "signed"},
+                         headers={"X-CSRF-Token": csrf})  # fmt: skip
+    assert signed.status_code == 200, signed.text
+    assert signed.json()["row"]["signed_off"].startswith("by Dr Reader")
+    other.post(f"{url}/edit", json={"action": "discard"}, headers={"X-CSRF-Token": csrf_b})
+    locked = other.post(f"{url}/edit", json=stroke, headers={"X-CSRF-Token": csrf_b})
+    assert locked.status_code == 400
+    assert "signed off by Dr Reader" in locked.json()["error"]
+    no_reason = client.post(f"/api/patients/{pseudonym}/sign-off", json={"action": "reopened"},
+                            headers={"X-CSRF-Token": csrf})  # fmt: skip
+    assert "needs a reason" in no_reason.json()["error"]
+    reopened = client.post(f"/api/patients/{pseudonym}/sign-off", json={"action": "reopened", "reason": "L3 missed"},
+                           headers={"X-CSRF-Token": csrf})  # fmt: skip
+    assert reopened.json()["row"]["signed_off"] is None
+
+    from hepavol.cli import main
+
+    cohort = tmp_path / "cohort.csv"
+    assert main(["study", "export", str(cohort), "--study", str(state.ws.root)]) == 0
+    import csv
+
+    with cohort.open() as f:
+        exported = {r["patient_id"]: r for r in csv.DictReader(f)}
+    assert float(exported[pseudonym]["baseline_volume_ml"]) == pytest.approx(new_total, abs=1e-6)

@@ -67,6 +67,23 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
+def _canvas_xy(page: Any, row: float, col: float) -> tuple[float, float]:
+    x, y = page.evaluate(f"window.hepavol.toCanvas({row}, {col})")
+    box = page.locator("#view").bounding_box()
+    return box["x"] + x, box["y"] + y
+
+
+def _click(page: Any, row: float, col: float) -> None:
+    page.mouse.click(*_canvas_xy(page, row, col))
+
+
+def _drag(page: Any, start: Any, end: Any) -> None:
+    page.mouse.move(*_canvas_xy(page, *start))
+    page.mouse.down()
+    page.mouse.move(*_canvas_xy(page, *end))
+    page.mouse.up()
+
+
 def _shot(page: Any, name: str) -> None:
     folder = os.environ.get("HEPAVOL_SCREENSHOTS")
     if folder:
@@ -131,11 +148,68 @@ def test_a_reader_reads_a_patient_and_decides(browser: Any, server: str, study: 
     )
     assert status == 403
 
+    # editing: erase lesion L2 on every slice with the eraser, add it back by one click at its centre, correct
+    # it with an exclude click at its border and a small eraser stroke, save a version
+    lesion = next(line for line in meta["lines"] if line["value"] == 2)
+    url = page.evaluate("scanUrl()")
+    n_slices, _rows, cols_ = meta["shape"]
+    page.select_option("#tool", "erase lesion")
+    page.fill("#brush-mm", "25")
+    for k in range(n_slices):
+        overlay = page.evaluate(
+            f"fetch('{url}/overlay/{k}').then(r => r.arrayBuffer()).then(b => Array.from(new Uint16Array(b)))"
+        )
+        hits = [i for i, v in enumerate(overlay) if v == 2]
+        if not hits:
+            continue
+        r, c = divmod(hits[len(hits) // 2], cols_)
+        page.evaluate(f"setSlice({k})")
+        page.wait_for_function(f"document.getElementById('view').dataset.slice == {k}")
+        done = int(page.get_attribute("body", "data-edit-done") or 0)
+        _drag(page, (r, c), (r, c + 1))
+        page.wait_for_function(f"Number(document.body.dataset.editDone) > {done}")
+    assert page.inner_text("#message") == ""
+    page.select_option("#tool", "seed")
+    page.evaluate(f"setSlice({lesion['slice']})")
+    done = int(page.get_attribute("body", "data-edit-done"))
+    _click(page, lesion["centre"][1], lesion["centre"][2])
+    page.wait_for_function(f"Number(document.body.dataset.editDone) > {done}")
+    assert page.inner_text("#message") == "", page.inner_text("#message")
+    added = page.evaluate("window.hepavol.editing")
+    assert "new lesion from a click" in added["what"]
+    assert added["changed_voxels"] > 0
+    (r0, c0), (r1, c1) = lesion["long"]
+    page.select_option("#tool", "exclude")
+    done = int(page.get_attribute("body", "data-edit-done"))
+    _click(page, r0 + 0.15 * (r1 - r0), c0 + 0.15 * (c1 - c0))  # near one end of the long axis
+    page.wait_for_function(f"Number(document.body.dataset.editDone) > {done}")
+    page.select_option("#tool", "erase lesion")
+    page.fill("#brush-mm", "2")
+    done = int(page.get_attribute("body", "data-edit-done"))
+    _drag(page, lesion["centre"][1:], (lesion["centre"][1] + 1, lesion["centre"][2]))
+    page.wait_for_function(f"Number(document.body.dataset.editDone) > {done}")
+    edits = int(page.get_attribute("body", "data-edits"))
+    assert edits >= 3
+    page.fill("#save-note", "L2 redrawn")
+    page.click("#save")
+    page.wait_for_selector("body[data-saved=version]", timeout=120_000)
+    assert "analysis updated" in page.inner_text("#edit-state"), page.inner_text("#edit-state")
+    edit_ms = page.evaluate("window.hepavol.editTimings")
+    print(f"edit visible: median {sorted(edit_ms)[len(edit_ms) // 2]:.0f} ms over {len(edit_ms)} edits")
+    baseline_total = page.evaluate("window.hepavol.patient.scans[0].total_tumor_volume_ml")
+    page.select_option("#tool", "navigate")
+
     # targets and an exclusion through the forms
     page.fill("#targets", "L1")
     page.fill("#targets-reason", "L2 is a cyst")
     page.click("#targets-form button")
     page.wait_for_selector("body[data-saved=targets]")
+    page.click("#signoff")  # sign off the read: edits are locked
+    page.wait_for_selector("body[data-signed=yes]")
+    page.select_option("#tool", "exclude")
+    _click(page, lesion["centre"][1], lesion["centre"][2])
+    page.wait_for_function("document.getElementById('message').textContent.includes('signed off')")
+    page.select_option("#tool", "navigate")
     page.select_option("#decision", "exclude")
     page.fill("#eligibility-reason", "second primary found")
     page.click("#eligibility-form button")
@@ -148,11 +222,14 @@ def test_a_reader_reads_a_patient_and_decides(browser: Any, server: str, study: 
         history = review_history(ws, pseudonym)
         assert [(h["field"], h["new"], h["reviewer"]) for h in history] == [
             ("targets", ["L1"], "Dr Browser"),
+            ("sign-off", "signed", "Dr Browser"),
             ("eligibility", "exclude", "Dr Browser"),
         ]
         with ws.db.transaction() as session:
             reviews = [e for e in audit.entries(session) if e.action == "review"]
-            assert [e.actor for e in reviews] == ["Dr Browser", "Dr Browser"]
+            assert [e.actor for e in reviews] == ["Dr Browser"] * 3
+            versions = [e for e in audit.entries(session) if e.action == "segmentation-version"]
+            assert [(e.actor, e.details["note"]) for e in versions] == [("Dr Browser", "L2 redrawn")]
     finally:
         ws.close()
     out = tmp_path / "cohort.csv"
@@ -165,4 +242,5 @@ def test_a_reader_reads_a_patient_and_decides(browser: Any, server: str, study: 
         exported = [row["patient_id"] for row in csv.DictReader(f)]
     assert pseudonym not in exported  # excluded in the app: out of the cohort table
     assert len(exported) == 1
+    assert baseline_total > 0
     page.close()

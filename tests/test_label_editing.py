@@ -24,7 +24,9 @@ def _dice(a: NDArray[np.bool_], b: NDArray[np.bool_]) -> float:
 
 @pytest.fixture
 def phantom() -> tuple[Volume, NDArray[np.int16], NDArray[np.bool_], NDArray[np.bool_], Geometry]:
-    g = Geometry(shape=(30, 90, 90), spacing_mm=SPACING, origin_lps_mm=(0.0, 0.0, 0.0), direction=identity_direction())
+    g = Geometry(
+        shape=(30, 90, 90), spacing_mm=SPACING, origin_lps_mm=(0.0, 0.0, 0.0), direction=identity_direction()
+    )
     idx = np.indices(g.shape).astype(float)
     sp = np.array(SPACING)[:, None, None, None]
 
@@ -65,7 +67,7 @@ def test_a_missed_lesion_is_added_by_one_click_and_undo_redo_restore_every_voxel
 def test_exclude_gives_the_voxels_back_to_the_liver(phantom: tuple) -> None:
     """Lesion A drawn too big (a 13 mm ball around a 9 mm one): an exclude at a leaked voxel removes it, and the
     removed voxels are liver again (they lie inside the liver's outline), not background."""
-    image, labels, a, _b, g = phantom
+    image, labels, _a, _b, g = phantom
     idx = np.indices(g.shape).astype(float)
     c = np.array([15.0, 30.0, 30.0])[:, None, None, None]
     sp = np.array(SPACING)[:, None, None, None]
@@ -107,7 +109,7 @@ def test_brush_modes(phantom: tuple) -> None:
 
 
 def test_a_correction_with_no_lesion_and_a_click_outside_are_clear_errors(phantom: tuple) -> None:
-    image, labels, a, _b, g = phantom
+    image, labels, _a, _b, g = phantom
     empty = np.where(labels == 2, 1, labels)
     editor = LabelMapEditor(image, empty, liver_label=1, tumor_labels=[2])
     with pytest.raises(InputError, match="no lesion to correct"):

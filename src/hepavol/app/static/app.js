@@ -65,7 +65,7 @@ function renderWorklist() {
     const tr = document.createElement("tr");
     tr.dataset.pseudonym = r.pseudonym;
     for (const value of [r.pseudonym, r.eligibility, r.modality, r.scans, r.segmented + " / " + r.scans, r.analysis,
-      r.best_overall_response || "", r.reviewed ? "yes" : "", problemOf(r)]) {
+      r.best_overall_response || "", r.signed_off ? "signed" : r.reviewed ? "reviewed" : "", problemOf(r)]) {
       const td = document.createElement("td");
       td.textContent = value;
       tr.appendChild(td);
@@ -94,7 +94,9 @@ function renderPatient() {
   const r = p.row;
   $("patient-state").textContent = `${r.eligibility}; analysis ${r.analysis}` +
     (r.best_overall_response ? `; best response ${r.best_overall_response}` : "") +
-    (problemOf(r) ? ` — ${problemOf(r)}` : "");
+    (r.signed_off ? `; signed off ${r.signed_off}` : "") + (problemOf(r) ? ` — ${problemOf(r)}` : "");
+  $("signoff").textContent = r.signed_off ? "reopen the read" : "sign off the read";
+  document.body.dataset.signed = r.signed_off ? "yes" : "no";
   $("timeline").replaceChildren(...p.scans.map((s) => {
     const b = document.createElement("button");
     b.textContent = s.date + (s.segmented ? "" : " (no mask)");
@@ -182,8 +184,25 @@ async function openScan(scan) {
   hepavol.window = options[0][1];
   $("slice").max = meta.shape[0] - 1;
   hepavol.zoom = 1; hepavol.pan = [0, 0];
+  showEditState(meta.editing);
+  loadVersions();
   const largest = meta.lines.find((l) => l.value === 1);
   await setSlice(largest ? largest.slice : Math.floor(meta.shape[0] / 2));
+}
+
+async function loadVersions() {
+  const rows = await api(scanUrl() + "/versions");
+  $("versions").querySelector("tbody").replaceChildren(...rows.map((v) => {
+    const tr = document.createElement("tr");
+    if (v.active) tr.className = "selected";
+    for (const x of [v.version + (v.active ? " (active)" : ""), v.source, v.reader || "", v.at.slice(0, 19),
+      v.note || ""]) {
+      const td = document.createElement("td");
+      td.textContent = x;
+      tr.appendChild(td);
+    }
+    return tr;
+  }));
 }
 
 // ------------------------------------------------------------------------------------------------ viewer
@@ -325,8 +344,102 @@ function setupViewer() {
   $("zoom-reset").addEventListener("click", () => { hepavol.zoom = 1; hepavol.pan = [0, 0]; redraw(); });
 }
 
+// ------------------------------------------------------------------------------------------------ editing
+function showEditState(st) {
+  hepavol.editing = st;
+  const edits = st ? st.edits : 0;
+  $("undo").disabled = !(st && st.can_undo);
+  $("redo").disabled = !(st && st.can_redo);
+  $("save").disabled = !edits;
+  $("discard").disabled = !st;
+  $("edit-state").textContent = st ? `${edits} unsaved edit(s); ${st.lesions} lesion(s), ` +
+    `${Number(st.tumor_volume_ml).toFixed(2)} mL` + (st.what ? ` — last: ${st.what}` : "") : "";
+  document.body.dataset.edits = String(edits);
+}
+
+async function sendEdit(body) {
+  const started = performance.now();
+  try {
+    const st = await api(scanUrl() + "/edit", body);
+    hepavol.cache = new Map(); // the overlay changed
+    showEditState(st);
+    showMessage("");
+    await setSlice(hepavol.slice);
+    hepavol.editTimings.push(performance.now() - started);
+  } catch (err) { showMessage(err.message); }
+  document.body.dataset.editDone = String((Number(document.body.dataset.editDone) || 0) + 1);
+}
+
+function setupEditing() {
+  hepavol.editTimings = [];
+  const canvas = $("view");
+  let line = null, stroke = null;
+  const at = (e) => {
+    const rect = canvas.getBoundingClientRect();
+    return hepavol.toIndex(e.clientX - rect.left, e.clientY - rect.top);
+  };
+  canvas.addEventListener("mousedown", (e) => {
+    const tool = $("tool").value;
+    if (tool === "navigate" || !hepavol.toIndex) return;
+    e.stopImmediatePropagation();
+    const [r, c] = at(e);
+    if (tool === "recist") line = [r, c];
+    else if (["lesion", "erase lesion", "liver", "erase liver"].includes(tool)) stroke = [[r, c]];
+    else sendEdit({ action: tool, point: [hepavol.slice, r, c] });
+  }, true);
+  canvas.addEventListener("mousemove", (e) => {
+    if (stroke) { stroke.push(at(e)); }
+    if (line && hepavol.toCanvas) {
+      redraw();
+      const ctx = canvas.getContext("2d");
+      ctx.strokeStyle = "#fff"; ctx.lineWidth = 1.5;
+      ctx.beginPath(); ctx.moveTo(...hepavol.toCanvas(...line)); ctx.lineTo(e.clientX - canvas.getBoundingClientRect().left,
+        e.clientY - canvas.getBoundingClientRect().top); ctx.stroke();
+    }
+  });
+  window.addEventListener("mouseup", (e) => {
+    if (line) {
+      const end = at(e);
+      const start = line;
+      line = null;
+      sendEdit({ action: "recist", point: [hepavol.slice, ...start], end: [hepavol.slice, ...end] });
+    } else if (stroke) {
+      const points = stroke;
+      stroke = null;
+      sendEdit({ action: "brush", mode: $("tool").value, slice: hepavol.slice, points,
+        radius_mm: Number($("brush-mm").value) });
+    }
+  });
+  $("undo").addEventListener("click", () => sendEdit({ action: "undo" }));
+  $("redo").addEventListener("click", () => sendEdit({ action: "redo" }));
+  $("discard").addEventListener("click", () => sendEdit({ action: "discard" }).then(() => showEditState(null)));
+  $("save").addEventListener("click", async () => {
+    try {
+      const out = await api(scanUrl() + "/save", { note: $("save-note").value });
+      hepavol.patient = out.patient;
+      hepavol.scan = out.patient.scans.find((s) => s.study_pk === hepavol.scan.study_pk);
+      showMessage("");
+      $("edit-state").textContent = `saved version ${out.saved.version} (${out.saved.changed_voxels} voxels ` +
+        `changed); ${out.analysis}`;
+      const keep = hepavol.slice;
+      hepavol.meta = await api(scanUrl());
+      hepavol.cache = new Map();
+      showEditState(hepavol.meta.editing);
+      $("edit-state").textContent = `saved version ${out.saved.version}; ${out.analysis}`;
+      renderPatient(); renderLesions(); loadVersions();
+      await setSlice(keep);
+      document.body.dataset.saved = "version";
+    } catch (err) { showMessage(err.message); }
+  });
+}
+
 // ------------------------------------------------------------------------------------------------ decisions
 function setupDecisions() {
+  $("signoff-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const signed = Boolean(hepavol.patient.row.signed_off);
+    decide("sign-off", { action: signed ? "reopened" : "signed", reason: $("signoff-reason").value });
+  });
   $("eligibility-form").addEventListener("submit", (e) => {
     e.preventDefault();
     decide("eligibility", { decision: $("decision").value, reason: $("eligibility-reason").value });
@@ -373,6 +486,7 @@ async function start() {
   $("filter").addEventListener("input", renderWorklist);
   $("filter-eligibility").addEventListener("change", renderWorklist);
   setupViewer();
+  setupEditing();
   setupDecisions();
   window.addEventListener("hashchange", route);
   await route();
