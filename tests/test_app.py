@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from sqlalchemy import select
 from tests._app_helpers import build_study
+from tests._study_helpers import BACKENDS, fresh_postgres_database
 
 from hepavol.app.display import DisplayGrid
 from hepavol.geometry import Geometry
@@ -54,16 +56,28 @@ def test_display_grid_equals_simpleitk_dicomorient_lps(perm: tuple[int, ...], si
         np.testing.assert_allclose(grid.to_display(stored), display_index)
 
 
-@pytest.fixture(scope="module")
-def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_study(tmp_path_factory.mktemp("app"))
+@pytest.fixture(scope="module", params=BACKENDS)
+def study_db(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Path, str | None]]:
+    """The simulated study, on SQLite and on PostgreSQL (every server test runs on both)."""
+    if request.param == "sqlite":
+        yield build_study(tmp_path_factory.mktemp("app")), None
+        return
+    with fresh_postgres_database() as url:
+        yield build_study(tmp_path_factory.mktemp("app"), db_url=url), url
 
 
 @pytest.fixture
-def served(study: Path) -> tuple[TestClient, AppState]:
+def study(study_db: tuple[Path, str | None]) -> Path:
+    return study_db[0]
+
+
+@pytest.fixture
+def served(study_db: tuple[Path, str | None]) -> Iterator[tuple[TestClient, AppState]]:
     from hepavol.study.workspace import find_workspace
 
-    ws = find_workspace(study)
+    ws = find_workspace(study_db[0], db_url=study_db[1])
     state = AppState(ws=ws, reader="Dr Reader")
     client = TestClient(create_app(state), base_url="http://127.0.0.1")
     yield client, state
@@ -331,7 +345,8 @@ def test_edit_save_a_version_conflict_and_sign_off(served: tuple[TestClient, App
     from hepavol.cli import main
 
     cohort = tmp_path / "cohort.csv"
-    assert main(["study", "export", str(cohort), "--study", str(state.ws.root)]) == 0
+    db = ["--db", state.ws.db.url] if state.ws.db.dialect == "postgresql" else []
+    assert main(["study", "export", str(cohort), "--study", str(state.ws.root), *db]) == 0
     import csv
 
     with cohort.open() as f:
