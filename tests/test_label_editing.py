@@ -116,3 +116,16 @@ def test_a_correction_with_no_lesion_and_a_click_outside_are_clear_errors(phanto
         editor.include(g.index_to_lps(np.array([15.0, 30.0, 30.0])))
     with pytest.raises(InputError, match="outside the image"):
         editor.add_lesion_from_seed((-500.0, 0.0, 0.0))
+
+
+def test_the_tumour_voxel_count_follows_every_edit(phantom: tuple) -> None:
+    image, labels, _a, _b, g = phantom
+    editor = LabelMapEditor(image, labels, liver_label=1, tumor_labels=[2])
+    editor.add_lesion_from_seed(g.index_to_lps(np.array([15.0, 60.0, 60.0])))
+    stroke = np.zeros(g.shape, bool)
+    stroke[15, 25:36, 25:36] = True
+    editor.paint(stroke, "erase lesion")
+    editor.undo()
+    editor.undo()
+    editor.redo()
+    assert editor.tumor_voxels == int((editor.labels == 2).sum())

@@ -28,9 +28,11 @@ class Draft:
     editor: LabelMapEditor
     based_on: int | None
     overlay: NDArray[np.uint16] = field(init=False)
+    n_lesions: int = field(init=False)
 
     def __post_init__(self) -> None:
-        self.refresh()
+        self.overlay = self.scan.overlay  # the saved state's overlay until the first edit
+        self.n_lesions = self.scan.n_lesions
 
     @classmethod
     def start(cls, scan: LoadedScan) -> Draft:
@@ -41,7 +43,8 @@ class Draft:
         return cls(scan=scan, editor=editor, based_on=files.segmentation_pk)
 
     def refresh(self) -> None:
-        self.overlay = self.scan.grid.view(lesion_overlay(self.editor.labels, self.scan.files))
+        overlay, self.n_lesions = lesion_overlay(self.editor.labels, self.scan.files)
+        self.overlay = self.scan.grid.view(overlay)
 
     def overlay_bytes(self, k: int) -> bytes:
         return np.ascontiguousarray(self.overlay[self.scan._k(k)], dtype="<u2").tobytes()
@@ -106,7 +109,6 @@ class Draft:
         return self.state(change.what if change is not None else None, change.voxels if change is not None else 0)
 
     def state(self, what: str | None = None, voxels: int = 0) -> dict[str, Any]:
-        tumor = self.editor.tumor_mask()
         voxel_ml = self.scan.image.geometry.voxel_volume_mm3 / 1000.0
         return {
             "what": what,
@@ -114,21 +116,14 @@ class Draft:
             "edits": len(self.editor.changes),
             "can_undo": self.editor.can_undo,
             "can_redo": self.editor.can_redo,
-            "tumor_volume_ml": round(float(tumor.sum()) * voxel_ml, 3),
-            "lesions": _lesion_count(self.overlay),
+            "tumor_volume_ml": round(self.editor.tumor_voxels * voxel_ml, 3),
+            "lesions": self.n_lesions,
         }
 
     @property
     def changed_voxels(self) -> int:
         base = self.scan.labels
         return int(np.count_nonzero(base != self.editor.labels))
-
-
-def _lesion_count(overlay: NDArray[np.uint16]) -> int:
-    from hepavol.app.volumes import LIVER_VALUE
-
-    values = overlay[overlay != LIVER_VALUE]
-    return int(values.max(initial=0))
 
 
 def _triple(value: Any, what: str) -> tuple[float, float, float]:

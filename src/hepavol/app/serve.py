@@ -52,5 +52,8 @@ def serve(ws: Workspace, *, host: str = "127.0.0.1", port: int = 8765, reader: s
     server = uvicorn.Server(config)
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:  # Ctrl+C is how the app is stopped: not an error
+        pass
     finally:
         sock.close()
+    print("review app stopped; unsaved edits were discarded", flush=True)

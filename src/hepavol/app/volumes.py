@@ -45,6 +45,7 @@ class LoadedScan:
     pixels: NDArray[np.int16]  # display grid (slice, row, column)
     overlay: NDArray[np.uint16]  # display grid: 0 background, 1..n lesions L1..Ln, LIVER_VALUE liver
     labels: NDArray[np.integer]  # the active segmentation on the image grid (stored order)
+    n_lesions: int
     window: tuple[float, float]  # default (centre, width)
     modality: str | None
 
@@ -113,23 +114,34 @@ class LoadedScan:
         }
 
 
-def lesion_overlay(labels: NDArray[Any], files: ScanFiles) -> NDArray[np.uint16]:
-    """The overlay: lesions numbered as ``measure_scan`` numbers them, the liver as ``LIVER_VALUE``."""
+def lesion_overlay(labels: NDArray[Any], files: ScanFiles) -> tuple[NDArray[np.uint16], int]:
+    """The overlay (lesions numbered as ``measure_scan`` numbers them, the liver as ``LIVER_VALUE``) and the
+    number of lesions.
+
+    ``measure_scan`` orders lesions largest first, then by their first voxel in C order; the sizes come from a
+    ``bincount`` (no sort of the volume) and first voxels are looked up only for lesions of equal size.
+    """
     from hepavol.measurement import connected_components
 
-    out = np.zeros(labels.shape, np.uint16)
-    out[labels == files.liver_label] = LIVER_VALUE
-    tumor = np.isin(labels, np.asarray(files.tumor_labels))
-    if tumor.any():
-        components = connected_components(tumor, connectivity=26)
-        values, first, counts = np.unique(components.ravel(), return_index=True, return_counts=True)
-        keep = values > 0
-        values, first, counts = values[keep], first[keep], counts[keep]
-        order = np.lexsort((first, -counts))  # largest first, then first voxel in C order (measure_scan's order)
-        lookup = np.zeros(int(values.max()) + 1, np.uint16)
-        lookup[values[order]] = np.minimum(np.arange(1, order.size + 1), LIVER_VALUE - 1)
-        out[tumor] = lookup[components[tumor]]
-    return out
+    out = np.where(labels == files.liver_label, np.uint16(LIVER_VALUE), np.uint16(0))
+    tumors = files.tumor_labels
+    tumor = labels == tumors[0] if len(tumors) == 1 else np.isin(labels, np.asarray(tumors))
+    if not tumor.any():
+        return out, 0
+    components = connected_components(tumor, connectivity=26)
+    found = components[tumor]  # the tumour voxels' component numbers, in C order (a small part of the volume)
+    counts = np.bincount(found)
+    values = np.flatnonzero(counts[1:]) + 1
+    sizes = counts[values]
+    first = np.zeros(values.size, dtype=np.int64)
+    _, inverse, n_same = np.unique(sizes, return_inverse=True, return_counts=True)  # over lesions, not voxels
+    for i in np.flatnonzero(n_same[inverse] > 1):
+        first[i] = int(np.argmax(found == values[i]))  # position in C order among tumour voxels: same order
+    order = np.lexsort((first, -sizes))
+    lookup = np.zeros(int(values.max()) + 1, np.uint16)
+    lookup[values[order]] = np.minimum(np.arange(1, order.size + 1), LIVER_VALUE - 1)
+    out[tumor] = lookup[found]
+    return out, int(values.size)
 
 
 def _default_window(pixels: NDArray[Any], modality: str | None) -> tuple[float, float]:
@@ -156,7 +168,8 @@ def load_scan(files: ScanFiles) -> LoadedScan:
         labels = np.asarray(read_segmentation(files.seg, reference=image.geometry).array)
     else:
         labels = np.zeros(image.shape, np.uint8)
-    overlay = grid.view(lesion_overlay(labels, files))
+    overlay, n_lesions = lesion_overlay(labels, files)
+    overlay = grid.view(overlay)
     modality = image.metadata.get("modality")
     return LoadedScan(
         files=files,
@@ -165,6 +178,7 @@ def load_scan(files: ScanFiles) -> LoadedScan:
         pixels=pixels,
         overlay=overlay,
         labels=labels,
+        n_lesions=n_lesions,
         window=_default_window(pixels, modality),
         modality=modality,
     )

@@ -30,6 +30,9 @@ from hepavol.volume import Volume
 __all__ = ["BRUSH_MODES", "Change", "LabelMapEditor"]
 
 BRUSH_MODES = ("lesion", "erase lesion", "liver", "erase liver")
+#: How far from a click (mm) a new lesion is searched for: half of LesionEditSession's largest diameter (120 mm)
+#: and a margin. Sessions work on the crop of the image within this reach, never on the whole scan.
+SEED_REACH_MM = 70.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +75,13 @@ class LabelMapEditor:
         self.liver_label = int(liver_label)
         self.tumor_labels = tuple(int(v) for v in tumor_labels)
         self.lesion_label = self.tumor_labels[0]
-        self._outline = ndimage.binary_fill_holes(arr == self.liver_label)
+        self._start_liver = arr == self.liver_label  # the outline is that liver with its holes filled (lazily)
+        self.tumor_voxels = int(np.count_nonzero(np.isin(arr, self.tumor_labels)))  # kept up to date by edits
         self._done: list[Change] = []
         self._undone: list[Change] = []
         self._session: LesionEditSession | None = None
-        self._session_mask: NDArray[np.bool_] | None = None
+        self._session_mask: NDArray[np.bool_] | None = None  # the session's lesion before its last correction
+        self._session_box: tuple[slice, slice, slice] | None = None  # the crop the session works in
 
     # ------------------------------------------------------------------------------------------ state
     @property
@@ -95,9 +100,11 @@ class LabelMapEditor:
     def tumor_mask(self) -> NDArray[np.bool_]:
         return np.isin(self.labels, self.tumor_labels)
 
-    def liver_mask(self) -> NDArray[np.bool_]:
-        """The liver with its lesions (the organ the lesions must stay in)."""
-        return np.asarray((self.labels == self.liver_label) | (self.tumor_mask() & self._outline))
+    def liver_mask(self, box: tuple[slice, ...] = ()) -> NDArray[np.bool_]:
+        """The liver with the lesions inside its outline (the organ lesions must stay in), in ``box`` if given."""
+        labels = self.labels[box]
+        tumor = np.isin(labels, self.tumor_labels)
+        return np.asarray((labels == self.liver_label) | (tumor & self._outline(box, tumor)))
 
     # ------------------------------------------------------------------------------------------ edits
     def add_lesion_from_seed(self, point_lps: ArrayLike) -> Change:
@@ -108,31 +115,38 @@ class LabelMapEditor:
                 f"the click at {_fmt(point_lps)} is inside a lesion already: correct that lesion with include or "
                 "exclude instead."
             )
-        liver = self.liver_mask()
+        box = self._box_around([idx], SEED_REACH_MM)
+        liver = self.liver_mask(box)
         session = LesionEditSession.from_seed(
-            self.image, point_lps, liver_mask=liver if liver.any() else None, other_lesions=[self.tumor_mask()]
-        )
-        return self._apply_session(session, "new lesion from a click")
+            _crop(self.image, box), point_lps, liver_mask=liver if liver.any() else None,
+            other_lesions=[np.isin(self.labels[box], self.tumor_labels)],
+        )  # fmt: skip
+        self._end_session()
+        return self._apply_session(session, box, "new lesion from a click")
 
     def add_lesion_from_recist(self, p1: ArrayLike, p2: ArrayLike) -> Change:
         """A new lesion from its RECIST line (end points in LPS mm, on one slice)."""
-        liver = self.liver_mask()
+        ends = [self._index(p1, "the line's start"), self._index(p2, "the line's end")]
+        box = self._box_around(ends, SEED_REACH_MM)
+        liver = self.liver_mask(box)
         session = LesionEditSession.from_recist(
-            self.image, p1, p2, liver_mask=liver if liver.any() else None, other_lesions=[self.tumor_mask()]
-        )
-        return self._apply_session(session, "new lesion from a RECIST line")
+            _crop(self.image, box), p1, p2, liver_mask=liver if liver.any() else None,
+            other_lesions=[np.isin(self.labels[box], self.tumor_labels)],
+        )  # fmt: skip
+        self._end_session()
+        return self._apply_session(session, box, "new lesion from a RECIST line")
 
     def include(self, point_lps: ArrayLike) -> Change:
         """Add a missed part to the lesion being edited (or to the lesion nearest the click)."""
-        session = self._session_for(point_lps)
+        session, box = self._session_for(point_lps)
         session.include(point_lps)
-        return self._apply_session(session, "include")
+        return self._apply_session(session, box, "include")
 
     def exclude(self, point_lps: ArrayLike) -> Change:
         """Remove a leak from the lesion being edited (or from the lesion nearest the click)."""
-        session = self._session_for(point_lps)
+        session, box = self._session_for(point_lps)
         session.exclude(point_lps)
-        return self._apply_session(session, "exclude")
+        return self._apply_session(session, box, "exclude")
 
     def paint(self, stroke: ArrayLike, mode: str) -> Change:
         """A brush stroke (bool mask on the image grid): ``mode`` is one of :data:`BRUSH_MODES`."""
@@ -161,6 +175,7 @@ class LabelMapEditor:
             return None
         change = self._done.pop()
         self.labels.ravel()[change.index] = change.before
+        self.tumor_voxels -= self._tumor_gain(change)
         self._undone.append(change)
         self._end_session()
         return change
@@ -171,6 +186,7 @@ class LabelMapEditor:
             return None
         change = self._undone.pop()
         self.labels.ravel()[change.index] = change.after
+        self.tumor_voxels += self._tumor_gain(change)
         self._done.append(change)
         self._end_session()
         return change
@@ -182,64 +198,144 @@ class LabelMapEditor:
             raise InputError(f"{what} at {_fmt(point_lps)} mm (LPS) is outside the image.")
         return (int(idx[0]), int(idx[1]), int(idx[2]))
 
-    def _session_for(self, point_lps: ArrayLike) -> LesionEditSession:
+    def _session_for(self, point_lps: ArrayLike) -> tuple[LesionEditSession, tuple[slice, slice, slice]]:
         """The active session if the click is on or near its lesion, else a session on the nearest lesion."""
         idx = self._index(point_lps, "the correction")
+        tumor_at_click = bool(np.isin(self.labels[idx], self.tumor_labels))
+        if self._session is not None and self._session_mask is not None and self._session_box is not None:
+            box = self._session_box
+            inside = all(b.start <= i < b.stop for b, i in zip(box, idx, strict=True))
+            if inside:
+                local = tuple(i - b.start for b, i in zip(box, idx, strict=True))
+                if self._session_mask[local] or not tumor_at_click:
+                    return self._session, box
         tumor = self.tumor_mask()
-        if self._session is not None and self._session_mask is not None:
-            own = self._session_mask
-            if own[idx] or not tumor[idx]:
-                return self._session
         if not tumor.any():
             raise InputError("there is no lesion to correct on this scan: add one with a click or a RECIST line.")
         from hepavol.measurement import connected_components
 
-        components = connected_components(tumor, connectivity=26)
-        value = int(components[idx])
+        near = self._box_around([idx], SEED_REACH_MM)
+        components = connected_components(tumor[near], connectivity=26)
+        local = tuple(i - b.start for b, i in zip(near, idx, strict=True))
+        value = int(components[local])
         if value == 0:  # the nearest lesion voxel's component
+            if not components.any():
+                raise InputError(
+                    f"the correction at {_fmt(point_lps)} mm (LPS) is far from every lesion: click on or next to "
+                    "the lesion to correct, or add a new one."
+                )
             _, nearest = ndimage.distance_transform_edt(
                 components == 0, sampling=self.image.geometry.spacing_mm, return_indices=True
             )
-            value = int(components[tuple(nearest[:, idx[0], idx[1], idx[2]])])
-        mask = components == value
-        others = tumor & ~mask
-        liver = self.liver_mask()
+            value = int(components[tuple(nearest[:, local[0], local[1], local[2]])])
+        # the whole lesion (it may reach beyond the search box), then a box around it and the click
+        seed_voxel = np.argwhere(components == value)[0] + np.array([b.start for b in near])
+        full = connected_components(tumor, connectivity=26) if _touches_edge(components == value) else None
+        if full is not None:
+            lesion = full == full[tuple(seed_voxel)]
+        else:
+            lesion = np.zeros(tumor.shape, dtype=bool)
+            lesion[near] = components == value
+        extent = np.argwhere(lesion)
+        lo, hi = extent.min(axis=0), extent.max(axis=0)
+        diameter_mm = float(np.max((hi - lo + 1) * np.asarray(self.image.geometry.spacing_mm)))
+        box = self._box_around([tuple(lo), tuple(hi), idx], min(diameter_mm, 60.0) + 15.0)
+        mask = lesion[box]
+        others = np.isin(self.labels[box], self.tumor_labels) & ~mask
+        liver = self.liver_mask(box)
         session = LesionEditSession.from_mask(
-            self.image,
-            mask,
-            liver_mask=liver if liver.any() else None,
+            _crop(self.image, box), mask, liver_mask=liver if liver.any() else None,
             other_lesions=[others] if others.any() else [],
-        )
-        self._session, self._session_mask = session, mask
-        return session
+        )  # fmt: skip
+        self._session, self._session_mask, self._session_box = session, mask, box
+        return session, box
 
-    def _apply_session(self, session: LesionEditSession, what: str) -> Change:
+    def _apply_session(self, session: LesionEditSession, box: tuple[slice, slice, slice], what: str) -> Change:
         new_mask = np.asarray(session.mask, dtype=bool)
-        old_mask = self._session_mask if self._session is session and self._session_mask is not None else None
+        old_mask = self._session_mask if self._session is session else None
         new = self.labels.copy()
+        region = new[box]
         if old_mask is not None:
             gone = old_mask & ~new_mask
-            new[gone] = self._given_up(gone)
-        new[new_mask] = np.where(np.isin(self.labels[new_mask], self.tumor_labels), self.labels[new_mask],
-                                 self.lesion_label)  # fmt: skip
-        self._session, self._session_mask = session, new_mask
+            region[gone] = self._given_up(gone, box)
+        already = np.isin(region, self.tumor_labels)
+        region[new_mask & ~already] = self.lesion_label
+        self._session, self._session_mask, self._session_box = session, new_mask, box
         return self._commit(new, what)
 
-    def _given_up(self, voxels: NDArray[np.bool_]) -> NDArray[np.integer]:
+    def _given_up(self, voxels: NDArray[np.bool_], box: tuple[slice, ...] = ()) -> NDArray[np.integer]:
         """The labels of voxels a lesion gives up: the liver inside its starting outline, else background."""
-        return np.where(self._outline[voxels], self.liver_label, 0).astype(self.labels.dtype)
+        if not voxels.any():
+            return np.zeros(0, dtype=self.labels.dtype)
+        inner = _bbox(voxels)
+        assert inner is not None
+        offset = [b.start or 0 for b in box] if box else [0, 0, 0]
+        corners = [[o + s.start for o, s in zip(offset, inner, strict=True)],
+                   [o + s.stop - 1 for o, s in zip(offset, inner, strict=True)]]  # fmt: skip
+        around = self._box_around(corners, SEED_REACH_MM)  # wide: a lesion's hole must not be cut by the box
+        outline = self._outline(around)
+        full = np.zeros(self.labels.shape, dtype=bool)
+        full[around] = outline
+        sub = full[box] if box else full
+        return np.where(sub[voxels], self.liver_label, 0).astype(self.labels.dtype)
+
+    def _outline(self, box: tuple[slice, ...], _tumor: NDArray[np.bool_] | None = None) -> NDArray[np.bool_]:
+        """The starting liver with its holes filled, in ``box`` (holes cut by the box's faces are not filled)."""
+        return np.asarray(ndimage.binary_fill_holes(self._start_liver[box]))
+
+    def _box_around(self, points: Sequence[Sequence[int]], reach_mm: float) -> tuple[slice, slice, slice]:
+        pts = np.asarray(points, dtype=int)
+        pad = np.ceil(reach_mm / np.asarray(self.image.geometry.spacing_mm)).astype(int)
+        lo = np.maximum(pts.min(axis=0) - pad, 0)
+        hi = np.minimum(pts.max(axis=0) + pad + 1, self.labels.shape)
+        return (slice(int(lo[0]), int(hi[0])), slice(int(lo[1]), int(hi[1])), slice(int(lo[2]), int(hi[2])))
 
     def _commit(self, new: NDArray[np.integer], what: str) -> Change:
         index = np.flatnonzero(new.ravel() != self.labels.ravel()).astype(np.int64)
         change = Change(what, index, self.labels.ravel()[index].copy(), new.ravel()[index].copy())
         if index.size:
             self.labels.ravel()[index] = change.after
+            self.tumor_voxels += self._tumor_gain(change)
             self._done.append(change)
             self._undone.clear()
         return change
 
+    def _tumor_gain(self, change: Change) -> int:
+        return int(
+            np.isin(change.after, self.tumor_labels).sum() - np.isin(change.before, self.tumor_labels).sum()
+        )
+
     def _end_session(self) -> None:
-        self._session, self._session_mask = None, None
+        self._session, self._session_mask, self._session_box = None, None, None
+
+
+def _crop(image: Volume, box: tuple[slice, slice, slice]) -> Volume:
+    """The part of ``image`` in ``box``, with its own geometry (same LPS positions)."""
+    from hepavol.geometry import Geometry
+
+    g = image.geometry
+    start = np.array([b.start for b in box], dtype=float)
+    origin = g.index_to_lps(start)
+    geometry = Geometry(
+        shape=(box[0].stop - box[0].start, box[1].stop - box[1].start, box[2].stop - box[2].start),
+        spacing_mm=g.spacing_mm,
+        origin_lps_mm=(float(origin[0]), float(origin[1]), float(origin[2])),
+        direction=g.direction,
+    )
+    return Volume(np.asarray(image.array)[box], geometry, image.source, dict(image.metadata))
+
+
+def _bbox(mask: NDArray[np.bool_]) -> tuple[slice, slice, slice] | None:
+    found = ndimage.find_objects(mask.astype(np.uint8))
+    return found[0] if found else None
+
+
+def _touches_edge(mask: NDArray[np.bool_]) -> bool:
+    """Whether a mask reaches a face of its array (a lesion cut by the search box)."""
+    return bool(
+        mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any() or mask[:, :, 0].any()
+        or mask[:, :, -1].any()
+    )  # fmt: skip
 
 
 def _fmt(point: ArrayLike) -> str:
