@@ -352,3 +352,51 @@ def test_edit_save_a_version_conflict_and_sign_off(served: tuple[TestClient, App
     with cohort.open() as f:
         exported = {r["patient_id"]: r for r in csv.DictReader(f)}
     assert float(exported[pseudonym]["baseline_volume_ml"]) == pytest.approx(new_total, abs=1e-6)
+
+
+def test_link_maps_a_tracked_lesion_into_its_match_and_planes_are_reformats(
+    served: tuple[TestClient, AppState],
+) -> None:
+    """Through the stored registration, each baseline lesion's centre lands inside (or within 2 voxels of) the
+    same tracked lesion on the follow-up; a scan linked to itself maps a point to itself. The coronal and
+    sagittal planes hold the same voxels as the axial slices (superior up)."""
+    client, state = served
+    _sign_in(client, state)
+    row = next(r for r in client.get("/api/worklist").json()["patients"] if r["analysis"] == "up to date")
+    p = row["pseudonym"]
+    scans = client.get(f"/api/patients/{p}").json()["scans"]
+    a, b = scans[0]["study_pk"], scans[1]["study_pk"]
+    meta_a = client.get(f"/api/patients/{p}/scans/{a}").json()
+    meta_b = client.get(f"/api/patients/{p}/scans/{b}").json()
+    same = client.get(f"/api/patients/{p}/link", params={"from": a, "to": a, "k": 3, "r": 40.5, "c": 20}).json()
+    assert (same["k"], same["r"], same["c"]) == pytest.approx((3, 40.5, 20), abs=1e-6)
+    n, rows, cols = meta_b["shape"]
+    checked = 0
+    for line in meta_a["lines"]:
+        match = next((m for m in meta_b["lines"] if m["track_id"] == line["track_id"]), None)
+        if match is None:
+            continue
+        k, r, c = line["centre"]
+        to = client.get(f"/api/patients/{p}/link", params={"from": a, "to": b, "k": k, "r": r, "c": c}).json()
+        assert to["registered"] is True
+        ki = min(max(round(to["k"]), 0), n - 1)
+        ov = np.frombuffer(client.get(f"/api/patients/{p}/scans/{b}/overlay/{ki}").content, "<u2").reshape(
+            rows, cols
+        )
+        r0, c0 = round(to["r"]), round(to["c"])
+        around = ov[max(r0 - 2, 0) : r0 + 3, max(c0 - 2, 0) : c0 + 3]
+        assert (around == match["value"]).any(), (line["lesion_id"], match["lesion_id"], to)
+        checked += 1
+    assert checked >= 1
+    # reformats: coronal slice r, row j is axial slice n-1-j, row r
+    url = f"/api/patients/{p}/scans/{a}"
+    n, rows, cols = meta_a["shape"]
+    axial = np.stack(
+        [np.frombuffer(client.get(f"{url}/slices/{k}").content, "<i2").reshape(rows, cols) for k in range(n)]
+    )
+    coronal = np.frombuffer(client.get(f"{url}/slices/{rows // 2}", params={"plane": "coronal"}).content, "<i2")
+    sagittal = np.frombuffer(client.get(f"{url}/slices/{cols // 3}", params={"plane": "sagittal"}).content, "<i2")
+    np.testing.assert_array_equal(coronal.reshape(n, cols), axial[::-1, rows // 2, :])
+    np.testing.assert_array_equal(sagittal.reshape(n, rows), axial[::-1, :, cols // 3])
+    bad = client.get(f"{url}/slices/0", params={"plane": "oblique"})
+    assert "plane 'oblique' is not one of axial, coronal, sagittal" in bad.json()["error"]

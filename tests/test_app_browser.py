@@ -114,7 +114,7 @@ def test_a_reader_reads_a_patient_and_decides(browser: Any, server: str, study: 
     pseudonym = rows.first.get_attribute("data-pseudonym")
 
     rows.first.click()
-    page.wait_for_function("window.hepavol.draws > 0 && window.hepavol.meta !== null")
+    page.wait_for_selector("body[data-viewing]")
     assert page.locator("#lesions tbody tr").count() >= 1
     meta = page.evaluate("window.hepavol.meta")
     # the viewer opens on the largest lesion's RECIST slice; its long axis' midpoint is drawn in the lesion's colour
@@ -141,6 +141,28 @@ def test_a_reader_reads_a_patient_and_decides(browser: Any, server: str, study: 
     page.select_option("#window", "soft tissue")
     assert page.get_attribute("#view", "data-window") == "50/400"  # Radiopaedia abdomen soft tissue W400 L50
 
+    # side by side: the comparison viewer shows another scan; a click on L1 shows its tracked match there
+    page.wait_for_function("document.getElementById('view2').dataset.date !== undefined")
+    assert page.get_attribute("#view2", "data-date") != page.get_attribute("#view", "data-date")
+    page.evaluate(f"setSlice({first['slice']})")
+    page.wait_for_function(f"document.getElementById('view').dataset.slice == {first['slice']}")
+    _click(page, (r0 + r1) / 2, (c0 + c1) / 2)
+    page.wait_for_selector("body[data-matched]")
+    other_lines = page.evaluate("window.hepavol.viewers[1].meta.lines")
+    match = next(line for line in other_lines if line["lesion_id"] == page.get_attribute("body", "data-matched"))
+    assert match["track_id"] == first["track_id"]
+    assert int(page.get_attribute("#view2", "data-slice")) == match["slice"]  # the match's RECIST slice
+    _shot(page, "review-side-by-side.png")
+    # reformats: coronal and sagittal in both viewers
+    for plane in ("coronal", "sagittal", "axial"):
+        page.select_option("#plane", plane)
+        page.wait_for_function(
+            f"document.getElementById('view').dataset.plane == '{plane}' && "
+            f"document.getElementById('view2').dataset.plane == '{plane}'"
+        )
+        if plane == "coronal":
+            _shot(page, "review-coronal.png")
+
     # a request forged from the page without the CSRF header is refused
     status = page.evaluate(
         f"""fetch('/api/patients/{pseudonym}/eligibility', {{method: 'POST', headers: {{'Content-Type':
@@ -155,14 +177,16 @@ def test_a_reader_reads_a_patient_and_decides(browser: Any, server: str, study: 
     n_slices, _rows, cols_ = meta["shape"]
     page.select_option("#tool", "erase lesion")
     page.fill("#brush-mm", "25")
+    where = {}  # L2's voxels per slice, from the overlay before any edit (edits renumber the lesions)
     for k in range(n_slices):
         overlay = page.evaluate(
             f"fetch('{url}/overlay/{k}').then(r => r.arrayBuffer()).then(b => Array.from(new Uint16Array(b)))"
         )
-        hits = [i for i, v in enumerate(overlay) if v == 2]
-        if not hits:
-            continue
-        r, c = divmod(hits[len(hits) // 2], cols_)
+        hits = [divmod(i, cols_) for i, v in enumerate(overlay) if v == 2]
+        if hits:
+            where[k] = (sum(h[0] for h in hits) / len(hits), sum(h[1] for h in hits) / len(hits))
+    assert where
+    for k, (r, c) in where.items():
         page.evaluate(f"setSlice({k})")
         page.wait_for_function(f"document.getElementById('view').dataset.slice == {k}")
         done = int(page.get_attribute("body", "data-edit-done") or 0)

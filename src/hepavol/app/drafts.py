@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from hepavol.app.volumes import LoadedScan, lesion_overlay
+from hepavol.app.volumes import LoadedScan, lesion_overlay, plane_slice
 from hepavol.errors import InputError
 from hepavol.segmentation.label_editing import BRUSH_MODES, Change, LabelMapEditor
 
@@ -46,8 +46,10 @@ class Draft:
         overlay, self.n_lesions = lesion_overlay(self.editor.labels, self.scan.files)
         self.overlay = self.scan.grid.view(overlay)
 
-    def overlay_bytes(self, k: int) -> bytes:
-        return np.ascontiguousarray(self.overlay[self.scan._k(k)], dtype="<u2").tobytes()
+    def overlay_bytes(self, k: int, plane: str = "axial") -> bytes:
+        return np.ascontiguousarray(
+            plane_slice(self.overlay, k, plane, self.scan.files.date), dtype="<u2"
+        ).tobytes()
 
     # ------------------------------------------------------------------------------------------ gestures
     def lps(self, display_index: Any, what: str) -> NDArray[np.float64]:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+import numpy as np
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -157,13 +158,37 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
         )
 
     def scan_slice(request: Request, _body: Any) -> Response:
-        return _binary(_scan(request).slice_bytes(int(request.path_params["k"])))
+        plane = request.query_params.get("plane", "axial")
+        return _binary(_scan(request).slice_bytes(int(request.path_params["k"]), plane))
 
     def scan_overlay(request: Request, _body: Any) -> Response:
+        plane = request.query_params.get("plane", "axial")
         draft = state.drafts.get(_draft_key(request))
         if draft is not None:
-            return _binary(draft.overlay_bytes(int(request.path_params["k"])))
-        return _binary(_scan(request).overlay_bytes(int(request.path_params["k"])))
+            return _binary(draft.overlay_bytes(int(request.path_params["k"]), plane))
+        return _binary(_scan(request).overlay_bytes(int(request.path_params["k"]), plane))
+
+    def link(request: Request, _body: Any) -> dict[str, Any]:
+        """A point of one scan (display index) in another scan of the patient, through the stored registration."""
+        pseudonym = request.path_params["pseudonym"]
+        q = request.query_params
+        try:
+            source, target = int(q["from"]), int(q["to"])
+            point = [float(q["k"]), float(q["r"]), float(q["c"])]
+        except (KeyError, ValueError):
+            raise InputError("a link needs from, to (scan ids) and k, r, c (a display index).") from None
+        a = state.scans.get(reading.scan_files(state.ws, pseudonym, source))
+        b = state.scans.get(reading.scan_files(state.ws, pseudonym, target))
+        matrices = reading.registration_matrices(state.ws, pseudonym)
+        lps = a.display_to_lps(point)
+        registered = source in matrices and target in matrices
+        if registered:
+            baseline = np.linalg.solve(np.asarray(matrices[source]), np.append(lps, 1.0))
+            lps = (np.asarray(matrices[target]) @ baseline)[:3]
+        k, r, c = (float(v) for v in b.lps_to_display(lps))
+        n = b.pixels.shape
+        inside = 0 <= round(k) < n[0] and 0 <= round(r) < n[1] and 0 <= round(c) < n[2]
+        return {"k": k, "r": r, "c": c, "registered": registered, "inside": inside}
 
     def _draft_key(request: Request) -> tuple[str, int]:
         return request.cookies.get(COOKIE, ""), int(request.path_params["study_pk"])
@@ -268,6 +293,7 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
         Route(patient_path, guarded(patient)),
         Route(scan_path, guarded(scan_meta)),
         Route(scan_path + "/slices/{k:int}", guarded(scan_slice)),
+        Route(patient_path + "/link", guarded(link)),
         Route(scan_path + "/overlay/{k:int}", guarded(scan_overlay)),
         Route(patient_path + "/eligibility", guarded(eligibility, change=True), methods=["POST"]),
         Route(patient_path + "/targets", guarded(targets, change=True), methods=["POST"]),

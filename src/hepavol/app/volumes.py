@@ -49,17 +49,21 @@ class LoadedScan:
     window: tuple[float, float]  # default (centre, width)
     modality: str | None
 
-    def slice_bytes(self, k: int) -> bytes:
-        return np.ascontiguousarray(self.pixels[self._k(k)], dtype="<i2").tobytes()
+    def slice_bytes(self, k: int, plane: str = "axial") -> bytes:
+        return np.ascontiguousarray(plane_slice(self.pixels, k, plane, self.files.date), dtype="<i2").tobytes()
 
-    def overlay_bytes(self, k: int) -> bytes:
-        return np.ascontiguousarray(self.overlay[self._k(k)], dtype="<u2").tobytes()
+    def overlay_bytes(self, k: int, plane: str = "axial") -> bytes:
+        return np.ascontiguousarray(plane_slice(self.overlay, k, plane, self.files.date), dtype="<u2").tobytes()
 
     def _k(self, k: int) -> int:
-        n = self.pixels.shape[0]
-        if not 0 <= k < n:
-            raise InputError(f"slice {k} is outside the scan of {self.files.date} (slices 0 to {n - 1}).")
+        plane_slice(self.pixels, k, "axial", self.files.date)
         return k
+
+    def display_to_lps(self, display_index: Any) -> NDArray[np.float64]:
+        return self.image.geometry.index_to_lps(self.grid.to_stored_continuous(display_index))
+
+    def lps_to_display(self, point_lps: Any) -> NDArray[np.float64]:
+        return self.grid.to_display(self.image.geometry.lps_to_index(np.asarray(point_lps, dtype=float)))
 
     def lines(self, lesions: list[LesionRow]) -> list[dict[str, Any]]:
         """Each lesion's RECIST long and short axis on the display grid: slice and (row, column) end points."""
@@ -99,8 +103,15 @@ class LoadedScan:
 
     def meta(self) -> dict[str, Any]:
         k, rows, cols = self.pixels.shape
+        sk, sr, sc = self.grid.spacing_mm
         return {
             "date": self.files.date,
+            # per plane: slices, image height and width, and the pixel's height and width in mm
+            "planes": {
+                "axial": {"n": k, "height": rows, "width": cols, "sy": sr, "sx": sc},
+                "coronal": {"n": rows, "height": k, "width": cols, "sy": sk, "sx": sc},
+                "sagittal": {"n": cols, "height": k, "width": rows, "sy": sk, "sx": sr},
+            },
             "shape": [k, rows, cols],
             "spacing_mm": list(self.grid.spacing_mm),
             "oblique_deg": self.grid.oblique_deg,
@@ -112,6 +123,29 @@ class LoadedScan:
             if (self.modality or "").upper() == "CT"
             else {},
         }
+
+
+PLANES = ("axial", "coronal", "sagittal")
+
+
+def plane_slice(display: NDArray[Any], k: int, plane: str, date: str) -> NDArray[Any]:
+    """Slice ``k`` of a display-grid array in a plane, as the browser draws it.
+
+    Axial: (row, column) as stored on the display grid (anterior up, patient right on the left). Coronal (index =
+    display row, anterior to posterior): superior up, patient right on the left. Sagittal (index = display column,
+    right to left): superior up, anterior on the left.
+    """
+    axis = {"axial": 0, "coronal": 1, "sagittal": 2}.get(plane)
+    if axis is None:
+        raise InputError(f"plane '{plane}' is not one of {', '.join(PLANES)}.")
+    n = display.shape[axis]
+    if not 0 <= k < n:
+        raise InputError(f"{plane} slice {k} is outside the scan of {date} ({plane} slices 0 to {n - 1}).")
+    if axis == 0:
+        return display[k]
+    if axis == 1:
+        return display[::-1, k, :]
+    return display[::-1, :, k]
 
 
 def lesion_overlay(labels: NDArray[Any], files: ScanFiles) -> tuple[NDArray[np.uint16], int]:

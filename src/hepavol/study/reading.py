@@ -35,6 +35,7 @@ __all__ = [
     "ScanRow",
     "WorklistRow",
     "patient_read",
+    "registration_matrices",
     "scan_files",
     "worklist",
 ]
@@ -332,3 +333,22 @@ def scan_files(ws: Workspace, pseudonym: str, study_pk: int) -> ScanFiles:
             liver_label=int(parameters["liver_label"]),
             tumor_labels=tuple(int(v) for v in parameters["tumor_labels"]),
         )
+
+
+def registration_matrices(ws: Workspace, pseudonym: str) -> dict[int, list[list[float]]]:
+    """Scan id → the 4×4 matrix from the baseline's LPS to that scan's (the current analysis' registration).
+
+    Empty when the patient has no current analysis. The matrices are the follow-up's ``registration`` entries.
+    """
+    with ws.db.transaction() as session:
+        patient = _patient(session, pseudonym)
+        analysis = _row(session, ws, patient, latest_eligibility(session))[1]
+        if analysis is None:
+            return {}
+        by_date = {r["date"]: r.get("matrix") for r in analysis.result.get("registration", [])}
+        out: dict[int, list[list[float]]] = {}
+        for study in patient.studies:
+            matrix = by_date.get(study.study_date.isoformat())
+            if matrix is not None:
+                out[study.id] = matrix
+        return out

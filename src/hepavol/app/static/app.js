@@ -4,8 +4,7 @@
 
 const hepavol = (window.hepavol = {
   session: null, worklist: [], sortKey: "pseudonym", sortDir: 1,
-  patient: null, scan: null, meta: null, slice: 0, zoom: 1, pan: [0, 0],
-  window: null, overlayOn: true, cache: new Map(), draws: 0, timings: [],
+  patient: null, scan: null, viewers: [], overlayOn: true, draws: 0, timings: [],
 });
 
 // A fixed palette (ColorBrewer Set1 and Dark2, colour-blind safer first); lesion n takes colour (n - 1) mod 12.
@@ -162,32 +161,7 @@ async function openPatient(pseudonym, studyPk) {
   if (!hepavol.scan || hepavol.scan.study_pk !== scan.study_pk) await openScan(scan);
   renderPatient();
   renderLesions();
-}
-
-function scanUrl() {
-  return "/api/patients/" + encodeURIComponent(hepavol.patient.pseudonym) + "/scans/" + hepavol.scan.study_pk;
-}
-
-async function openScan(scan) {
-  hepavol.scan = scan;
-  hepavol.meta = null;
-  hepavol.cache = new Map();
-  const meta = await api(scanUrl());
-  hepavol.meta = meta;
-  const select = $("window");
-  const presets = Object.entries(meta.presets || {});
-  const options = presets.length ? presets : [["automatic", meta.window]];
-  select.replaceChildren(...options.map(([name]) => {
-    const o = document.createElement("option");
-    o.value = name; o.textContent = name; return o;
-  }));
-  hepavol.window = options[0][1];
-  $("slice").max = meta.shape[0] - 1;
-  hepavol.zoom = 1; hepavol.pan = [0, 0];
-  showEditState(meta.editing);
-  loadVersions();
-  const largest = meta.lines.find((l) => l.value === 1);
-  await setSlice(largest ? largest.slice : Math.floor(meta.shape[0] / 2));
+  document.body.dataset.viewing = `${p.pseudonym} ${scan.date}`; // the page is ready on this scan
 }
 
 async function loadVersions() {
@@ -206,142 +180,337 @@ async function loadVersions() {
 }
 
 // ------------------------------------------------------------------------------------------------ viewer
-function fetchSlice(k) {
-  const key = k;
-  if (!hepavol.cache.has(key)) {
-    const url = scanUrl();
-    hepavol.cache.set(key, Promise.all([api(`${url}/slices/${k}`), api(`${url}/overlay/${k}`)])
-      .then(([px, ov]) => ({ pixels: new Int16Array(px), overlay: new Uint16Array(ov) })));
-    if (hepavol.cache.size > 64) hepavol.cache.delete(hepavol.cache.keys().next().value);
+// A Viewer shows one scan in one plane. Its cursor is a display index [slice, row, column] of the axial grid
+// (slice 0 inferior, row 0 anterior, column 0 the patient's right); the plane picks which coordinate scrolls.
+class Viewer {
+  constructor(canvas) {
+    this.canvas = canvas;
+    this.scan = null; this.meta = null; this.plane = "axial"; this.cursor = [0, 0, 0];
+    this.zoom = 1; this.pan = [0, 0]; this.window = null; this.cache = new Map(); this.lastData = null;
+    this.toCanvas = null; this.toIndex = null; this.partner = null; this.mark = null;
   }
-  return hepavol.cache.get(key);
-}
 
-async function setSlice(k) {
-  if (!hepavol.meta) return;
-  const n = hepavol.meta.shape[0];
-  k = Math.max(0, Math.min(n - 1, Math.round(k)));
-  hepavol.slice = k;
-  $("slice").value = k;
-  $("slice-label").textContent = `slice ${k + 1} / ${n}`;
-  const started = performance.now();
-  const data = await fetchSlice(k);
-  if (hepavol.slice !== k) return; // the reader scrolled on
-  draw(data);
-  hepavol.timings.push(performance.now() - started);
-  for (const next of [k + 1, k - 1, k + 2, k - 2]) if (next >= 0 && next < n) fetchSlice(next);
+  url() { return "/api/patients/" + encodeURIComponent(hepavol.patient.pseudonym) + "/scans/" + this.scan.study_pk; }
+
+  dims() { return this.meta.planes[this.plane]; }
+
+  axis() { return { axial: 0, coronal: 1, sagittal: 2 }[this.plane]; }
+
+  index() { return Math.round(this.cursor[this.axis()]); }
+
+  // 2D (row, column) of this plane's image -> 3D display index, and back
+  to3d(row, col) {
+    const n = this.meta.shape[0], i = this.index();
+    if (this.plane === "axial") return [i, row, col];
+    if (this.plane === "coronal") return [n - 1 - row, i, col];
+    return [n - 1 - row, col, i];
+  }
+
+  from3d([k, r, c]) {
+    const n = this.meta.shape[0];
+    if (this.plane === "axial") return [r, c];
+    if (this.plane === "coronal") return [n - 1 - k, c];
+    return [n - 1 - k, r];
+  }
+
+  async open(scan) {
+    this.scan = scan; this.meta = null; this.cache = new Map(); this.lastData = null;
+    const meta = await api(this.url());
+    this.meta = meta;
+    this.window = Object.values(meta.presets || {})[0] || meta.window;
+    this.zoom = 1; this.pan = [0, 0]; this.mark = null;
+    const largest = meta.lines.find((l) => l.value === 1);
+    const [n, rows, cols] = meta.shape;
+    this.cursor = largest ? largest.centre.slice() : [Math.floor(n / 2), Math.floor(rows / 2), Math.floor(cols / 2)];
+    if (largest) this.cursor[0] = largest.slice;
+    await this.show();
+  }
+
+  setPlane(plane) {
+    this.plane = plane;
+    this.zoom = 1; this.pan = [0, 0];
+    return this.show();
+  }
+
+  fetch(i) {
+    const key = this.plane + i;
+    if (!this.cache.has(key)) {
+      const url = this.url(), q = `?plane=${this.plane}`;
+      this.cache.set(key, Promise.all([api(`${url}/slices/${i}${q}`), api(`${url}/overlay/${i}${q}`)])
+        .then(([px, ov]) => ({ pixels: new Int16Array(px), overlay: new Uint16Array(ov) })));
+      if (this.cache.size > 64) this.cache.delete(this.cache.keys().next().value);
+    }
+    return this.cache.get(key);
+  }
+
+  async setSlice(i, { link = true } = {}) {
+    if (!this.meta) return;
+    const n = this.dims().n;
+    i = Math.max(0, Math.min(n - 1, Math.round(i)));
+    this.cursor[this.axis()] = i;
+    await this.show();
+    if (link) await this.linkPartner();
+  }
+
+  async show() {
+    const i = this.index(), n = this.dims().n, plane = this.plane;
+    if (this === hepavol.viewers[0]) {
+      $("slice").max = n - 1; $("slice").value = i;
+      $("slice-label").textContent = `${plane} ${i + 1} / ${n}`;
+    }
+    const started = performance.now();
+    const data = await this.fetch(i);
+    if (this.index() !== i || this.plane !== plane) return; // the reader scrolled on
+    this.draw(data);
+    if (this === hepavol.viewers[0]) hepavol.timings.push(performance.now() - started);
+    for (const next of [i + 1, i - 1, i + 2, i - 2]) if (next >= 0 && next < n) this.fetch(next);
+  }
+
+  async linkPartner() {
+    const other = this.partner;
+    if (!other || !other.meta || !$("link").checked) return;
+    try {
+      const q = new URLSearchParams({ from: this.scan.study_pk, to: other.scan.study_pk, k: this.cursor[0],
+        r: this.cursor[1], c: this.cursor[2] });
+      const to = await api(`/api/patients/${encodeURIComponent(hepavol.patient.pseudonym)}/link?${q}`);
+      const n = other.meta.shape;
+      other.cursor = [to.k, to.r, to.c].map((v, a) => Math.max(0, Math.min(n[a] - 1, v)));
+      $("link-state").textContent = to.registered ? "linked through the registration" : "linked by position (no registration stored)";
+      await other.show();
+    } catch (err) { showMessage(err.message); }
+  }
+
+  redraw() { if (this.lastData) this.draw(this.lastData); }
+
+  draw(data) {
+    const meta = this.meta, { height: rows, width: cols, sy, sx } = this.dims();
+    offscreen.width = cols; offscreen.height = rows;
+    const octx = offscreen.getContext("2d");
+    const img = octx.createImageData(cols, rows);
+    const { centre, width } = this.window;
+    const lo = centre - width / 2, scale = 255 / width;
+    const px = data.pixels, ov = data.overlay, out = img.data, liver = meta.liver_value;
+    for (let i = 0, j = 0; i < px.length; i++, j += 4) {
+      let g = (px[i] - lo) * scale;
+      g = g < 0 ? 0 : g > 255 ? 255 : g;
+      let r = g, gg = g, b = g;
+      const v = hepavol.overlayOn ? ov[i] : 0;
+      if (v) {
+        const [cr, cg, cb] = v === liver ? LIVER_RGB : colourOf(v);
+        const a = v === liver ? 0.18 : 0.45;
+        r = r * (1 - a) + cr * a; gg = gg * (1 - a) + cg * a; b = b * (1 - a) + cb * a;
+      }
+      out[j] = r; out[j + 1] = gg; out[j + 2] = b; out[j + 3] = 255;
+    }
+    octx.putImageData(img, 0, 0);
+    const canvas = this.canvas, ctx = canvas.getContext("2d");
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.fillStyle = "#000";
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    const fit = Math.min(canvas.width / (cols * sx), canvas.height / (rows * sy));
+    const kx = fit * sx * this.zoom, ky = fit * sy * this.zoom;
+    const ox = (canvas.width - cols * kx) / 2 + this.pan[0], oy = (canvas.height - rows * ky) / 2 + this.pan[1];
+    this.toCanvas2d = (row, col) => [ox + (col + 0.5) * kx, oy + (row + 0.5) * ky];
+    this.toIndex2d = (x, y) => [(y - oy) / ky - 0.5, (x - ox) / kx - 0.5];
+    // (row, column) of the axial grid on the current slice <-> canvas (editing and the tests use these)
+    this.toCanvas = (row, col) => this.toCanvas2d(...this.from3d([this.index(), row, col]));
+    this.toIndex = (x, y) => this.toIndex2d(x, y);
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(offscreen, ox, oy, cols * kx, rows * ky);
+    if (this.plane === "axial") this.drawLines(ctx);
+    if (this.mark && Math.round(this.mark[this.axis()]) === this.index()) {
+      const [x, y] = this.toCanvas2d(...this.from3d(this.mark));
+      ctx.strokeStyle = "#fff"; ctx.lineWidth = 1.5; ctx.setLineDash([3, 3]);
+      ctx.beginPath(); ctx.arc(x, y, 18, 0, 2 * Math.PI); ctx.stroke(); ctx.setLineDash([]);
+    }
+    ctx.fillStyle = "#ccc";
+    ctx.font = "12px system-ui";
+    const side = this.plane === "sagittal" ? ["A", "P"] : ["R", "L"];
+    ctx.fillText(side[0], 6, canvas.height / 2);
+    ctx.fillText(side[1], canvas.width - 14, canvas.height / 2);
+    ctx.fillText(this.plane === "axial" ? "A" : "S", canvas.width / 2, 14);
+    ctx.fillText(`${this.scan.date} · ${this.plane} · W ${Math.round(this.window.width)} C ` +
+      `${Math.round(this.window.centre)}`, 6, canvas.height - 8);
+    canvas.dataset.slice = this.index();
+    canvas.dataset.plane = this.plane;
+    canvas.dataset.window = `${this.window.centre}/${this.window.width}`;
+    canvas.dataset.date = this.scan.date;
+    hepavol.draws += 1;
+    this.lastData = data;
+  }
+
+  drawLines(ctx) {
+    for (const line of this.meta.lines) {
+      if (line.slice !== this.index() || !line.long) continue;
+      const [r, g, b] = colourOf(line.value);
+      ctx.strokeStyle = `rgb(${r},${g},${b})`;
+      ctx.lineWidth = 2;
+      for (const [ends, dash] of [[line.long, []], [line.short, [4, 3]]]) {
+        if (!ends) continue;
+        ctx.setLineDash(dash);
+        ctx.beginPath();
+        ctx.moveTo(...this.toCanvas2d(...ends[0]));
+        ctx.lineTo(...this.toCanvas2d(...ends[1]));
+        ctx.stroke();
+      }
+      ctx.setLineDash([]);
+      ctx.fillStyle = ctx.strokeStyle;
+      ctx.font = "12px system-ui";
+      const [tx, ty] = this.toCanvas2d(...line.long[0]);
+      ctx.fillText(line.track_id || line.lesion_id, tx + 4, ty - 4);
+    }
+  }
+
+  pointAt(e) {
+    const rect = this.canvas.getBoundingClientRect();
+    const [row, col] = this.toIndex2d(e.clientX - rect.left, e.clientY - rect.top);
+    return this.to3d(row, col);
+  }
+
+  valueAt(point) {
+    if (!this.lastData) return null;
+    const [row, col] = this.from3d(point).map(Math.round);
+    const { height, width } = this.dims();
+    if (row < 0 || col < 0 || row >= height || col >= width) return null;
+    return { value: this.lastData.pixels[row * width + col], label: this.lastData.overlay[row * width + col] };
+  }
+
+  // a click while navigating: the cursor moves there; on a lesion, its tracked match is shown in the partner
+  async select(point) {
+    this.cursor = point.slice();
+    this.cursor[this.axis()] = this.index();
+    const at = this.valueAt(point);
+    this.mark = point.slice();
+    this.redraw();
+    const other = this.partner;
+    if (!other || !other.meta) return;
+    if (at && at.label && at.label !== this.meta.liver_value) {
+      const line = this.meta.lines.find((l) => l.value === at.label);
+      const match = line && line.track_id ? other.meta.lines.find((l) => l.track_id === line.track_id) : null;
+      if (match) {
+        other.mark = [match.slice, match.centre[1], match.centre[2]];
+        other.cursor = other.mark.slice();
+        $("link-state").textContent = `${line.lesion_id} (track ${line.track_id}) on ${this.scan.date} = ` +
+          `${match.lesion_id} on ${other.scan.date}`;
+        await other.show();
+        document.body.dataset.matched = match.lesion_id;
+        return;
+      }
+      $("link-state").textContent = `${line ? line.lesion_id : "this lesion"} has no tracked match on ` +
+        `${other.scan.date} (new, disappeared, or not analysed yet)`;
+    }
+    other.mark = null;
+    await this.linkPartner();
+  }
 }
 
 const offscreen = document.createElement("canvas");
 
-function draw(data) {
-  const meta = hepavol.meta;
-  const [, rows, cols] = meta.shape;
-  offscreen.width = cols; offscreen.height = rows;
-  const octx = offscreen.getContext("2d");
-  const img = octx.createImageData(cols, rows);
-  const { centre, width } = hepavol.window;
-  const lo = centre - width / 2, scale = 255 / width;
-  const px = data.pixels, ov = data.overlay, out = img.data, liver = meta.liver_value;
-  for (let i = 0, j = 0; i < px.length; i++, j += 4) {
-    let g = (px[i] - lo) * scale;
-    g = g < 0 ? 0 : g > 255 ? 255 : g;
-    let r = g, gg = g, b = g;
-    const v = hepavol.overlayOn ? ov[i] : 0;
-    if (v) {
-      const [cr, cg, cb] = v === liver ? LIVER_RGB : colourOf(v);
-      const a = v === liver ? 0.18 : 0.45;
-      r = r * (1 - a) + cr * a; gg = gg * (1 - a) + cg * a; b = b * (1 - a) + cb * a;
-    }
-    out[j] = r; out[j + 1] = gg; out[j + 2] = b; out[j + 3] = 255;
-  }
-  octx.putImageData(img, 0, 0);
-  const canvas = $("view"), ctx = canvas.getContext("2d");
-  ctx.setTransform(1, 0, 0, 1, 0, 0);
-  ctx.fillStyle = "#000";
-  ctx.fillRect(0, 0, canvas.width, canvas.height);
-  const [, sr, sc] = meta.spacing_mm;
-  const fit = Math.min(canvas.width / (cols * sc), canvas.height / (rows * sr));
-  const sx = fit * sc * hepavol.zoom, sy = fit * sr * hepavol.zoom;
-  const ox = (canvas.width - cols * sx) / 2 + hepavol.pan[0], oy = (canvas.height - rows * sy) / 2 + hepavol.pan[1];
-  hepavol.toCanvas = (row, col) => [ox + (col + 0.5) * sx, oy + (row + 0.5) * sy];
-  hepavol.toIndex = (x, y) => [(y - oy) / sy - 0.5, (x - ox) / sx - 0.5];
-  ctx.imageSmoothingEnabled = false;
-  ctx.drawImage(offscreen, ox, oy, cols * sx, rows * sy);
-  // RECIST long (solid) and short (dashed) axes on each lesion's key slice
-  for (const line of meta.lines) {
-    if (line.slice !== hepavol.slice || !line.long) continue;
-    const [r, g, b] = colourOf(line.value);
-    ctx.strokeStyle = `rgb(${r},${g},${b})`;
-    ctx.lineWidth = 2;
-    for (const [ends, dash] of [[line.long, []], [line.short, [4, 3]]]) {
-      if (!ends) continue;
-      ctx.setLineDash(dash);
-      ctx.beginPath();
-      ctx.moveTo(...hepavol.toCanvas(...ends[0]));
-      ctx.lineTo(...hepavol.toCanvas(...ends[1]));
-      ctx.stroke();
-    }
-    ctx.setLineDash([]);
-    ctx.fillStyle = ctx.strokeStyle;
-    ctx.font = "12px system-ui";
-    const [tx, ty] = hepavol.toCanvas(...line.long[0]);
-    ctx.fillText(line.track_id || line.lesion_id, tx + 4, ty - 4);
-  }
-  // orientation labels (radiological convention)
-  ctx.fillStyle = "#ccc";
-  ctx.font = "12px system-ui";
-  ctx.fillText("R", 6, canvas.height / 2);
-  ctx.fillText("L", canvas.width - 14, canvas.height / 2);
-  ctx.fillText("A", canvas.width / 2, 14);
-  ctx.fillText(`W ${Math.round(hepavol.window.width)} C ${Math.round(hepavol.window.centre)}`, 6, canvas.height - 8);
-  canvas.dataset.slice = hepavol.slice;
-  canvas.dataset.window = `${hepavol.window.centre}/${hepavol.window.width}`;
-  hepavol.draws += 1;
-  hepavol.lastData = data;
+// the primary viewer (left) under the names the rest of the page and the tests use
+Object.defineProperty(hepavol, "meta", { get: () => hepavol.viewers[0].meta });
+Object.defineProperty(hepavol, "slice", { get: () => hepavol.viewers[0].index() });
+Object.defineProperty(hepavol, "toCanvas", { get: () => hepavol.viewers[0].toCanvas });
+Object.defineProperty(hepavol, "toIndex", { get: () => hepavol.viewers[0].toIndex });
+Object.defineProperty(hepavol, "lastData", { get: () => hepavol.viewers[0].lastData });
+function scanUrl() { return hepavol.viewers[0].url(); }
+function setSlice(k) { return hepavol.viewers[0].setSlice(k); }
+function redraw() { hepavol.viewers.forEach((v) => v.redraw()); }
+function clearCaches() { hepavol.viewers.forEach((v) => { v.cache = new Map(); }); }
+
+async function openScan(scan) {
+  hepavol.scan = scan;
+  const main = hepavol.viewers[0];
+  await main.open(scan);
+  const select = $("window");
+  const presets = Object.entries(main.meta.presets || {});
+  const options = presets.length ? presets : [["automatic", main.meta.window]];
+  select.replaceChildren(...options.map(([name]) => {
+    const o = document.createElement("option");
+    o.value = name; o.textContent = name; return o;
+  }));
+  showEditState(main.meta.editing);
+  loadVersions();
+  await openComparison();
 }
 
-function redraw() { if (hepavol.lastData) draw(hepavol.lastData); }
+// the comparison viewer: the next scan of the patient (the previous one for the last scan), if any
+async function openComparison(studyPk) {
+  const p = hepavol.patient, main = hepavol.viewers[0], other = hepavol.viewers[1];
+  const scans = p.scans.filter((s) => s.segmented && s.study_pk !== main.scan.study_pk);
+  $("compare").replaceChildren(...scans.map((s) => {
+    const o = document.createElement("option"); o.value = s.study_pk; o.textContent = s.date; return o;
+  }));
+  $("second").hidden = scans.length === 0;
+  if (!scans.length) { other.scan = null; other.meta = null; return; }
+  const index = p.scans.findIndex((s) => s.study_pk === main.scan.study_pk);
+  const next = scans.find((s) => String(s.study_pk) === String(studyPk)) ||
+    p.scans.slice(index + 1).find((s) => s.segmented) || scans[scans.length - 1];
+  $("compare").value = next.study_pk;
+  other.plane = main.plane;
+  await other.open(next);
+  await main.linkPartner();
+}
 
 function setupViewer() {
-  const canvas = $("view");
-  canvas.addEventListener("wheel", (e) => {
-    e.preventDefault();
-    if (e.ctrlKey) { hepavol.zoom *= e.deltaY < 0 ? 1.15 : 1 / 1.15; redraw(); }
-    else setSlice(hepavol.slice + (e.deltaY > 0 ? 1 : -1));
-  }, { passive: false });
-  let drag = null;
-  canvas.addEventListener("mousedown", (e) => { drag = [e.clientX, e.clientY, ...hepavol.pan]; });
-  window.addEventListener("mouseup", () => { drag = null; });
-  canvas.addEventListener("mousemove", (e) => {
-    if (drag) { hepavol.pan = [drag[2] + e.clientX - drag[0], drag[3] + e.clientY - drag[1]]; redraw(); }
-    if (!hepavol.toIndex || !hepavol.lastData) return;
-    const rect = canvas.getBoundingClientRect();
-    const [row, col] = hepavol.toIndex(e.clientX - rect.left, e.clientY - rect.top).map(Math.round);
-    const [, rows, cols] = hepavol.meta.shape;
-    if (row < 0 || col < 0 || row >= rows || col >= cols) { $("hover").textContent = ""; return; }
-    const value = hepavol.lastData.pixels[row * cols + col];
-    const label = hepavol.lastData.overlay[row * cols + col];
-    const what = label === 0 ? "" : label === hepavol.meta.liver_value ? " liver" : ` lesion L${label}`;
-    $("hover").textContent = `row ${row} column ${col}: ${value}${hepavol.meta.modality === "CT" ? " HU" : ""}${what}`;
-  });
-  canvas.addEventListener("keydown", (e) => {
-    const keys = { ArrowUp: 1, ArrowDown: -1, PageUp: 10, PageDown: -10 };
-    if (e.key in keys) { e.preventDefault(); setSlice(hepavol.slice + keys[e.key]); }
-    else if (e.key === "+") { hepavol.zoom *= 1.25; redraw(); }
-    else if (e.key === "-") { hepavol.zoom /= 1.25; redraw(); }
-    else if (e.key === "0") { hepavol.zoom = 1; hepavol.pan = [0, 0]; redraw(); }
-  });
+  hepavol.viewers = [new Viewer($("view")), new Viewer($("view2"))];
+  hepavol.viewers[0].partner = hepavol.viewers[1];
+  hepavol.viewers[1].partner = hepavol.viewers[0];
+  for (const viewer of hepavol.viewers) {
+    const canvas = viewer.canvas;
+    canvas.addEventListener("wheel", (e) => {
+      e.preventDefault();
+      if (!viewer.meta) return;
+      if (e.ctrlKey) { viewer.zoom *= e.deltaY < 0 ? 1.15 : 1 / 1.15; viewer.redraw(); }
+      else viewer.setSlice(viewer.index() + (e.deltaY > 0 ? 1 : -1));
+    }, { passive: false });
+    let drag = null;
+    canvas.addEventListener("mousedown", (e) => { drag = [e.clientX, e.clientY, ...viewer.pan, false]; });
+    canvas.addEventListener("mouseup", (e) => {
+      const navigating = viewer !== hepavol.viewers[0] || $("tool").value === "navigate";
+      if (drag && !drag[4] && viewer.meta && navigating) viewer.select(viewer.pointAt(e)); // a click, not a drag
+    });
+    window.addEventListener("mouseup", () => { drag = null; });
+    canvas.addEventListener("mousemove", (e) => {
+      if (drag) {
+        if (Math.abs(e.clientX - drag[0]) + Math.abs(e.clientY - drag[1]) > 3) drag[4] = true;
+        if (drag[4]) { viewer.pan = [drag[2] + e.clientX - drag[0], drag[3] + e.clientY - drag[1]]; viewer.redraw(); }
+      }
+      if (!viewer.meta || !viewer.lastData) return;
+      const point = viewer.pointAt(e);
+      const at = viewer.valueAt(point);
+      if (!at) { $("hover").textContent = ""; return; }
+      const what = at.label === 0 ? "" : at.label === viewer.meta.liver_value ? " liver" : ` lesion L${at.label}`;
+      const [k, r, c] = point.map(Math.round);
+      $("hover").textContent = `${viewer.scan.date} slice ${k} row ${r} column ${c}: ${at.value}` +
+        `${viewer.meta.modality === "CT" ? " HU" : ""}${what}`;
+    });
+    canvas.addEventListener("keydown", (e) => {
+      const keys = { ArrowUp: 1, ArrowDown: -1, PageUp: 10, PageDown: -10 };
+      if (e.key in keys) { e.preventDefault(); viewer.setSlice(viewer.index() + keys[e.key]); }
+      else if (e.key === "+") { viewer.zoom *= 1.25; viewer.redraw(); }
+      else if (e.key === "-") { viewer.zoom /= 1.25; viewer.redraw(); }
+      else if (e.key === "0") { viewer.zoom = 1; viewer.pan = [0, 0]; viewer.redraw(); }
+    });
+  }
   $("slice").addEventListener("input", (e) => setSlice(Number(e.target.value)));
   $("window").addEventListener("change", (e) => {
-    const presets = hepavol.meta.presets || {};
-    hepavol.window = presets[e.target.value] || hepavol.meta.window;
-    redraw();
+    for (const viewer of hepavol.viewers) {
+      if (!viewer.meta) continue;
+      const presets = viewer.meta.presets || {};
+      viewer.window = presets[e.target.value] || viewer.meta.window;
+      viewer.redraw();
+    }
   });
+  $("plane").addEventListener("change", async (e) => {
+    for (const viewer of hepavol.viewers) if (viewer.meta) await viewer.setPlane(e.target.value);
+  });
+  $("compare").addEventListener("change", (e) => openComparison(e.target.value));
   $("overlay-on").addEventListener("change", (e) => { hepavol.overlayOn = e.target.checked; redraw(); });
-  $("zoom-in").addEventListener("click", () => { hepavol.zoom *= 1.25; redraw(); });
-  $("zoom-out").addEventListener("click", () => { hepavol.zoom /= 1.25; redraw(); });
-  $("zoom-reset").addEventListener("click", () => { hepavol.zoom = 1; hepavol.pan = [0, 0]; redraw(); });
+  $("zoom-in").addEventListener("click", () => { hepavol.viewers.forEach((v) => { v.zoom *= 1.25; }); redraw(); });
+  $("zoom-out").addEventListener("click", () => { hepavol.viewers.forEach((v) => { v.zoom /= 1.25; }); redraw(); });
+  $("zoom-reset").addEventListener("click", () => {
+    hepavol.viewers.forEach((v) => { v.zoom = 1; v.pan = [0, 0]; }); redraw();
+  });
 }
 
 // ------------------------------------------------------------------------------------------------ editing
@@ -361,7 +530,7 @@ async function sendEdit(body) {
   const started = performance.now();
   try {
     const st = await api(scanUrl() + "/edit", body);
-    hepavol.cache = new Map(); // the overlay changed
+    clearCaches(); // the overlay changed
     showEditState(st);
     showMessage("");
     await setSlice(hepavol.slice);
@@ -372,41 +541,42 @@ async function sendEdit(body) {
 
 function setupEditing() {
   hepavol.editTimings = [];
-  const canvas = $("view");
+  const viewer = hepavol.viewers[0], canvas = viewer.canvas;
   let line = null, stroke = null;
-  const at = (e) => {
-    const rect = canvas.getBoundingClientRect();
-    return hepavol.toIndex(e.clientX - rect.left, e.clientY - rect.top);
+  const axialOnly = (tool) => {
+    if (viewer.plane === "axial") return true;
+    showMessage(`${tool} works on axial slices: switch the plane to axial (clicks work in every plane).`);
+    return false;
   };
   canvas.addEventListener("mousedown", (e) => {
     const tool = $("tool").value;
-    if (tool === "navigate" || !hepavol.toIndex) return;
+    if (tool === "navigate" || !viewer.meta) return;
     e.stopImmediatePropagation();
-    const [r, c] = at(e);
-    if (tool === "recist") line = [r, c];
-    else if (["lesion", "erase lesion", "liver", "erase liver"].includes(tool)) stroke = [[r, c]];
-    else sendEdit({ action: tool, point: [hepavol.slice, r, c] });
+    const point = viewer.pointAt(e);
+    if (tool === "recist") { if (axialOnly("a RECIST line")) line = point; }
+    else if (["lesion", "erase lesion", "liver", "erase liver"].includes(tool)) {
+      if (axialOnly("the brush")) stroke = [point.slice(1)];
+    } else sendEdit({ action: tool, point });
   }, true);
   canvas.addEventListener("mousemove", (e) => {
-    if (stroke) { stroke.push(at(e)); }
-    if (line && hepavol.toCanvas) {
-      redraw();
-      const ctx = canvas.getContext("2d");
+    if (stroke) stroke.push(viewer.pointAt(e).slice(1));
+    if (line && viewer.toCanvas2d) {
+      viewer.redraw();
+      const ctx = canvas.getContext("2d"), rect = canvas.getBoundingClientRect();
       ctx.strokeStyle = "#fff"; ctx.lineWidth = 1.5;
-      ctx.beginPath(); ctx.moveTo(...hepavol.toCanvas(...line)); ctx.lineTo(e.clientX - canvas.getBoundingClientRect().left,
-        e.clientY - canvas.getBoundingClientRect().top); ctx.stroke();
+      ctx.beginPath(); ctx.moveTo(...viewer.toCanvas2d(...viewer.from3d(line)));
+      ctx.lineTo(e.clientX - rect.left, e.clientY - rect.top); ctx.stroke();
     }
   });
   window.addEventListener("mouseup", (e) => {
     if (line) {
-      const end = at(e);
       const start = line;
       line = null;
-      sendEdit({ action: "recist", point: [hepavol.slice, ...start], end: [hepavol.slice, ...end] });
+      sendEdit({ action: "recist", point: start, end: viewer.pointAt(e) });
     } else if (stroke) {
       const points = stroke;
       stroke = null;
-      sendEdit({ action: "brush", mode: $("tool").value, slice: hepavol.slice, points,
+      sendEdit({ action: "brush", mode: $("tool").value, slice: viewer.index(), points,
         radius_mm: Number($("brush-mm").value) });
     }
   });
@@ -422,9 +592,11 @@ function setupEditing() {
       $("edit-state").textContent = `saved version ${out.saved.version} (${out.saved.changed_voxels} voxels ` +
         `changed); ${out.analysis}`;
       const keep = hepavol.slice;
-      hepavol.meta = await api(scanUrl());
-      hepavol.cache = new Map();
-      showEditState(hepavol.meta.editing);
+      const main = hepavol.viewers[0];
+      main.scan = hepavol.scan;
+      main.meta = await api(scanUrl());
+      clearCaches();
+      showEditState(main.meta.editing);
       $("edit-state").textContent = `saved version ${out.saved.version}; ${out.analysis}`;
       renderPatient(); renderLesions(); loadVersions();
       await setSlice(keep);
