@@ -129,3 +129,14 @@ def test_the_tumour_voxel_count_follows_every_edit(phantom: tuple) -> None:
     editor.undo()
     editor.redo()
     assert editor.tumor_voxels == int((editor.labels == 2).sum())
+
+
+def test_a_rejected_lesion_is_removed_whole_and_its_voxels_are_liver_again(phantom: tuple) -> None:
+    image, labels, a, _b, g = phantom
+    editor = LabelMapEditor(image, labels, liver_label=1, tumor_labels=[2])
+    change = editor.remove_lesion(g.index_to_lps(np.array([15.0, 30.0, 30.0])))
+    assert change.voxels == int(a.sum())
+    assert not (editor.labels == 2).any()
+    assert np.all(editor.labels[a] == 1)  # the lesion was a hole of the liver: liver again
+    with pytest.raises(InputError, match="no lesion at"):
+        editor.remove_lesion(g.index_to_lps(np.array([15.0, 60.0, 60.0])))

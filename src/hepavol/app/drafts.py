@@ -96,6 +96,8 @@ class Draft:
             change = editor.include(self.lps(body.get("point"), "the include click"))
         elif action == "exclude":
             change = editor.exclude(self.lps(body.get("point"), "the exclude click"))
+        elif action == "remove":
+            change = editor.remove_lesion(self.lps(body.get("point"), "the lesion to remove"))
         elif action == "brush":
             mode = body.get("mode")
             if mode not in BRUSH_MODES:
@@ -106,7 +108,9 @@ class Draft:
         elif action == "redo":
             change = editor.redo()
         else:
-            raise InputError(f"unknown edit {action!r}: seed, recist, include, exclude, brush, undo or redo.")
+            raise InputError(
+                f"unknown edit {action!r}: seed, recist, include, exclude, remove, brush, undo or redo."
+            )
         self.refresh()
         return self.state(change.what if change is not None else None, change.voxels if change is not None else 0)
 

@@ -8,6 +8,7 @@ image grid and records every change as a difference, so that :meth:`~LabelMapEdi
   (:class:`~hepavol.segmentation.editing.LesionEditSession`, kept within the liver and off the other lesions);
 - ``include`` / ``exclude``: a corrective click on the lesion being edited, or on the lesion nearest the click
   (its component becomes the starting mask of a new :class:`LesionEditSession`);
+- ``remove_lesion``: a whole lesion rejected (not a tumour);
 - ``paint``: a brush stroke (a mask on the image grid) that sets lesion or liver voxels, or erases them.
 
 Voxels a lesion gives up go back to the liver when they lie inside the liver's outline at the start (the liver
@@ -147,6 +148,23 @@ class LabelMapEditor:
         session, box = self._session_for(point_lps)
         session.exclude(point_lps)
         return self._apply_session(session, box, "exclude")
+
+    def remove_lesion(self, point_lps: ArrayLike) -> Change:
+        """Remove the whole lesion under the click (not a tumour): its voxels go back to the liver or background."""
+        idx = self._index(point_lps, "the click")
+        tumor = self.tumor_mask()
+        if not tumor[idx]:
+            raise InputError(
+                f"there is no lesion at {_fmt(point_lps)} mm (LPS): click inside the lesion to remove."
+            )
+        from hepavol.measurement import connected_components
+
+        components = connected_components(tumor, connectivity=26)
+        gone = components == components[idx]
+        new = self.labels.copy()
+        new[gone] = self._given_up(gone)
+        self._end_session()
+        return self._commit(new, "lesion removed")
 
     def paint(self, stroke: ArrayLike, mode: str) -> Change:
         """A brush stroke (bool mask on the image grid): ``mode`` is one of :data:`BRUSH_MODES`."""
