@@ -400,3 +400,76 @@ def test_link_maps_a_tracked_lesion_into_its_match_and_planes_are_reformats(
     np.testing.assert_array_equal(sagittal.reshape(n, rows), axial[::-1, :, cols // 3])
     bad = client.get(f"{url}/slices/0", params={"plane": "oblique"})
     assert "plane 'oblique' is not one of axial, coronal, sagittal" in bad.json()["error"]
+
+
+def test_a_blinded_second_read_keeps_its_own_versions_and_the_disagreement_shows(
+    served: tuple[TestClient, AppState],
+) -> None:
+    """Reader A (the study's read) erases one disc of the baseline's L1 and saves; reader B, blinded, sees the
+    imported mask (not A's edit), erases another disc and saves: B's version is never active, the study's analysis
+    keeps A's volume, and the second-reads view gives both volumes against the counts of the erased voxels."""
+    from hepavol.io import read_image, read_segmentation
+    from hepavol.study.models import Segmentation
+
+    client, state = served
+    csrf = _sign_in(client, state)
+    blinded = AppState(ws=state.ws, reader="Dr Second", blinded=True)
+    second = TestClient(create_app(blinded), base_url="http://127.0.0.1")
+    csrf_b = _sign_in(second, blinded)
+    row = next(r for r in client.get("/api/worklist").json()["patients"] if r["analysis"] == "up to date")
+    p = row["pseudonym"]
+    scan = client.get(f"/api/patients/{p}").json()["scans"][0]
+    url = f"/api/patients/{p}/scans/{scan['study_pk']}"
+    meta = client.get(url).json()
+    line = next(x for x in meta["lines"] if x["value"] == 1)
+    k, centre = line["slice"], [round(v) for v in line["centre"][1:]]
+    voxel_ml = float(np.prod(meta["spacing_mm"])) / 1000.0
+    with state.ws.db.transaction() as session:
+        imported = session.scalars(
+            select(Segmentation).where(Segmentation.source != "review").order_by(Segmentation.id)
+        ).all()
+        files = {g.id: g.path for g in imported}
+    versions = client.get(f"{url}/versions").json()
+    imported_pk = next(v["segmentation_pk"] for v in reversed(versions) if v["source"] != "review")
+
+    def erase(c: TestClient, token: str, dc: int) -> int:
+        body = {"action": "brush", "mode": "erase lesion", "slice": k, "points": [[centre[0], centre[1] + dc]],
+                "radius_mm": 3}  # fmt: skip
+        n = c.post(f"{url}/edit", json=body, headers={"X-CSRF-Token": token}).json()["changed_voxels"]
+        assert c.post(f"{url}/save", json={}, headers={"X-CSRF-Token": token}).status_code == 200
+        return int(n)
+
+    a_erased = erase(client, csrf, -2)
+    after_a = client.get(f"/api/patients/{p}").json()["scans"][0]["total_tumor_volume_ml"]
+    # B starts from the imported mask: its overlay on slice k has the voxels A erased
+    b_view = second.get(f"/api/patients/{p}").json()
+    assert b_view["assessments"] == []
+    assert b_view["scans"][0]["lesions"] == []
+    image = read_image(_image_path(state, scan["study_pk"]))
+    base = np.isin(np.asarray(read_segmentation(files[imported_pk], reference=image.geometry).array), [2])
+    b_erased = erase(second, csrf_b, +2)
+    assert b_erased > 0
+    assert a_erased > 0
+    # the study still measures A's read
+    assert client.get(f"/api/patients/{p}").json()["scans"][0]["total_tumor_volume_ml"] == pytest.approx(after_a)
+    assert all(v["reader"] != "Dr Second" for v in client.get(f"{url}/versions").json())
+    own = second.get(f"{url}/versions").json()
+    assert [v["reader"] for v in own if v["source"] == "review"] == ["Dr Second"]
+    reads = client.get(f"/api/patients/{p}/second-reads").json()
+    mine = next(r for r in reads if r["study_pk"] == scan["study_pk"] and r["reader"] == "Dr Second")
+    assert mine["study_tumor_volume_ml"] == pytest.approx(after_a, abs=1e-6)
+    assert mine["second_tumor_volume_ml"] == pytest.approx(base.sum() * voxel_ml - b_erased * voxel_ml, abs=1e-6)
+    assert 0.9 < mine["tumor_dice"] < 1.0
+    refused = second.post(f"/api/patients/{p}/targets", json={"targets": ["L1"], "reason": "x"},
+                          headers={"X-CSRF-Token": csrf_b})  # fmt: skip
+    assert "blinded second read" in refused.json()["error"]
+    assert "blinded" in second.get(f"/api/patients/{p}/second-reads").json()["error"]
+
+
+def _image_path(state: AppState, study_pk: int) -> str:
+    from hepavol.study.models import ImagingStudy
+
+    with state.ws.db.transaction() as session:
+        study = session.get(ImagingStudy, study_pk)
+        assert study is not None
+        return next(s.path for s in study.series if s.chosen)

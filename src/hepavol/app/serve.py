@@ -28,18 +28,23 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(ws: Workspace, *, host: str = "127.0.0.1", port: int = 8765, reader: str | None = None) -> None:
+def serve(
+    ws: Workspace, *, host: str = "127.0.0.1", port: int = 8765, reader: str | None = None, blinded: bool = False
+) -> None:
     """Serve the review app on ``host:port`` until interrupted; prints the URL to open."""
     import uvicorn
 
-    state = AppState(ws=ws, reader=reader or Workspace.actor())
+    if blinded and not reader:
+        raise InputError("a blinded read needs the reader's name: give --reader NAME with --blinded.")
+    state = AppState(ws=ws, reader=reader or Workspace.actor(), blinded=blinded)
     sock = _bind(host, port)
     bound = sock.getsockname()[1]
     shown = "localhost" if host in ("127.0.0.1", "::1", "localhost") else host
     hosts = ["127.0.0.1", "localhost", "::1"] if shown == "localhost" else [host, "127.0.0.1", "localhost"]
     app = create_app(state, allowed_hosts=hosts)
     url = f"http://{'[' + host + ']' if ':' in host else shown}:{bound}/?token={state.token}"
-    print(f"hepavol review app on study {ws.root.name}, reader {state.reader}", flush=True)
+    mode = " (blinded second read)" if blinded else ""
+    print(f"hepavol review app on study {ws.root.name}, reader {state.reader}{mode}", flush=True)
     print(
         f"open this URL in your browser (it holds the access token; keep it to yourself):\n    {url}", flush=True
     )

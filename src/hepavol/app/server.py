@@ -52,6 +52,7 @@ class AppState:
 
     ws: Workspace
     reader: str
+    blinded: bool = False  # a blinded second read: own segmentation chain, nothing of the study's read shown
     token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     sessions: dict[str, str] = field(default_factory=dict)
     scans: ScanCache = field(default_factory=ScanCache)
@@ -127,27 +128,63 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
             return _error("not signed in: open the URL that 'hepavol study serve' printed.", 401)
         return FileResponse(str(STATIC / "index.html"), headers={"Cache-Control": "no-store"})
 
+    blind = state.reader if state.blinded else None
+
+    def _blinded_refusal(what: str) -> None:
+        if state.blinded:
+            raise InputError(
+                f"{what} is the study's read, not part of a blinded second read: this app was started with "
+                "--blinded, which stores the reader's own segmentations only."
+            )
+
+    def _patient_view(pseudonym: str) -> dict[str, Any]:
+        read = reading.patient_read(state.ws, pseudonym).to_dict()
+        if not state.blinded:
+            read["second_reads"] = bool(reading.has_second_reads(state.ws, pseudonym))
+            return read
+        # blinded: nothing of the study's read (its analysis, responses, decisions, lesion measurements)
+        row = read["row"]
+        for key in ("analysis", "failed", "best_overall_response", "signed_off"):
+            row[key] = None
+        row["reviewed"] = False
+        read.update(assessments=[], targets=[], warnings=[], second_reads=False)
+        for scan in read["scans"]:
+            scan.update(lesions=[], liver_volume_ml=None, total_tumor_volume_ml=None, tumor_burden_percent=None)
+        return read
+
     def session_info(request: Request, _body: Any) -> dict[str, Any]:
-        return {"reader": state.reader, "csrf": state.csrf_of(request), "study": state.ws.root.name}
+        return {
+            "reader": state.reader,
+            "csrf": state.csrf_of(request),
+            "study": state.ws.root.name,
+            "blinded": state.blinded,
+        }
 
     def worklist(_request: Request, _body: Any) -> dict[str, Any]:
         rows = reading.worklist(state.ws)
+        if state.blinded:
+            hidden = {"failed": None, "best_overall_response": None, "signed_off": None, "reviewed": False}
+            listed = [{**r.to_dict(), **hidden} for r in rows]
+            return {"patients": listed, "progress": {"analysed": 0, "eligible": len(listed)}}
         done = sum(1 for r in rows if r.analysis == reading.UP_TO_DATE)
         eligible = sum(1 for r in rows if r.eligibility == "eligible")
         return {"patients": [r.to_dict() for r in rows], "progress": {"analysed": done, "eligible": eligible}}
 
     def patient(request: Request, _body: Any) -> dict[str, Any]:
-        return reading.patient_read(state.ws, request.path_params["pseudonym"]).to_dict()
+        return _patient_view(request.path_params["pseudonym"])
 
     def _scan(request: Request) -> Any:
         pseudonym = request.path_params["pseudonym"]
-        files = reading.scan_files(state.ws, pseudonym, int(request.path_params["study_pk"]))
+        files = reading.scan_files(state.ws, pseudonym, int(request.path_params["study_pk"]), blinded_reader=blind)
         return state.scans.get(files)
 
     def scan_meta(request: Request, _body: Any) -> dict[str, Any]:
         scan = _scan(request)
-        read = reading.patient_read(state.ws, request.path_params["pseudonym"])
-        lesions = next((s.lesions for s in read.scans if s.study_pk == scan.files.study_pk), [])
+        if state.blinded:
+            lesions = []  # the study's measurements are not shown to a blinded reader
+        else:
+            read = reading.patient_read(state.ws, request.path_params["pseudonym"])
+            lesions = next((s.lesions for s in read.scans if s.study_pk == scan.files.study_pk), [])
         draft = state.drafts.get(_draft_key(request))
         editing = draft.state() if draft is not None else None
         return {**scan.meta(), "lines": scan.lines(lesions), "editing": editing}
@@ -177,9 +214,9 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
             point = [float(q["k"]), float(q["r"]), float(q["c"])]
         except (KeyError, ValueError):
             raise InputError("a link needs from, to (scan ids) and k, r, c (a display index).") from None
-        a = state.scans.get(reading.scan_files(state.ws, pseudonym, source))
-        b = state.scans.get(reading.scan_files(state.ws, pseudonym, target))
-        matrices = reading.registration_matrices(state.ws, pseudonym)
+        a = state.scans.get(reading.scan_files(state.ws, pseudonym, source, blinded_reader=blind))
+        b = state.scans.get(reading.scan_files(state.ws, pseudonym, target, blinded_reader=blind))
+        matrices = reading.registration_matrices(state.ws, pseudonym)  # the registration is of the images
         lps = a.display_to_lps(point)
         registered = source in matrices and target in matrices
         if registered:
@@ -207,7 +244,8 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
             if draft is None:
                 with state.ws.db.transaction() as session:
                     patient = reading.patient_by_pseudonym(session, request.path_params["pseudonym"])
-                    require_open(session, patient, "editing its segmentations")
+                    if not state.blinded:
+                        require_open(session, patient, "editing its segmentations")
                 draft = Draft.start(_scan(request))
                 state.drafts[key] = draft
             return draft.apply(body)
@@ -233,23 +271,34 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
                 tumor_labels=draft.scan.files.tumor_labels,
                 changed_voxels=draft.changed_voxels,
                 note=note or None,
+                blinded_reader=blind,
             )
             state.drafts.pop(key, None)
-        outcome = reanalyse(state.ws, pseudonym)
+        outcome = (
+            "blinded read: the study's analysis is not changed"
+            if state.blinded
+            else reanalyse(state.ws, pseudonym)
+        )
         return {
             "saved": {"version": saved.version, "changed_voxels": saved.changed_voxels},
             "analysis": outcome,
-            "patient": reading.patient_read(state.ws, pseudonym).to_dict(),
+            "patient": _patient_view(pseudonym),
         }
 
     def versions(request: Request, _body: Any) -> list[dict[str, object]]:
         from hepavol.study.mask_versions import segmentation_versions
 
-        return segmentation_versions(
-            state.ws, request.path_params["pseudonym"], int(request.path_params["study_pk"])
-        )
+        pseudonym, study_pk = request.path_params["pseudonym"], int(request.path_params["study_pk"])
+        return segmentation_versions(state.ws, pseudonym, study_pk, blinded_reader=blind)
+
+    def disagreements(request: Request, _body: Any) -> list[dict[str, Any]]:
+        from hepavol.study.second_reads import second_reads
+
+        _blinded_refusal("comparing reads")
+        return [r.to_dict() for r in second_reads(state.ws, request.path_params["pseudonym"])]
 
     def sign_off(request: Request, body: Any) -> dict[str, Any]:
+        _blinded_refusal("signing off")
         action = _field(body, "action")
         if action not in ("signed", "reopened"):
             raise InputError("sign-off action must be 'signed' or 'reopened'.")
@@ -257,9 +306,10 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
         review.record_review(
             state.ws, request.path_params["pseudonym"], sign_off=action, reason=reason, reviewer=state.reader
         )
-        return reading.patient_read(state.ws, request.path_params["pseudonym"]).to_dict()
+        return _patient_view(request.path_params["pseudonym"])
 
     def eligibility(request: Request, body: Any) -> dict[str, Any]:
+        _blinded_refusal("eligibility")
         decision = _field(body, "decision")
         review.record_review(
             state.ws,
@@ -268,9 +318,10 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
             reason=_field(body, "reason"),
             reviewer=state.reader,
         )
-        return reading.patient_read(state.ws, request.path_params["pseudonym"]).to_dict()
+        return _patient_view(request.path_params["pseudonym"])
 
     def targets(request: Request, body: Any) -> dict[str, Any]:
+        _blinded_refusal("choosing targets")
         chosen = body.get("targets") if isinstance(body, dict) else None
         if not (chosen == "auto" or (isinstance(chosen, list) and all(isinstance(t, str) for t in chosen))):
             raise InputError('targets must be "auto" or a list of baseline lesion ids such as ["L1", "L3"].')
@@ -281,7 +332,7 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
             reason=_field(body, "reason"),
             reviewer=state.reader,
         )
-        return reading.patient_read(state.ws, request.path_params["pseudonym"]).to_dict()
+        return _patient_view(request.path_params["pseudonym"])
 
     patient_path = "/api/patients/{pseudonym:str}"
     scan_path = patient_path + "/scans/{study_pk:int}"
@@ -301,6 +352,7 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
         Route(scan_path + "/edit", guarded(edit, change=True), methods=["POST"]),
         Route(scan_path + "/save", guarded(save, change=True), methods=["POST"]),
         Route(scan_path + "/versions", guarded(versions)),
+        Route(patient_path + "/second-reads", guarded(disagreements)),
         Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
     ]
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or ["127.0.0.1", "localhost"])]

@@ -196,6 +196,12 @@ def register(
     )
     s.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 = any free port)")
     s.add_argument("--reader", metavar="NAME", help="the reader's name on every change (default: user@host)")
+    s.add_argument(
+        "--blinded",
+        action="store_true",
+        help="a blinded second read: start from the imported segmentations, save your own versions (never "
+        "measured by study run), see nothing of the study's read; needs --reader",
+    )
     _common(s)
     s.set_defaults(func=run_serve)
 
@@ -409,7 +415,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     ws = _workspace(args)
     try:
-        serve(ws, host=args.host, port=args.port, reader=args.reader)
+        serve(ws, host=args.host, port=args.port, reader=args.reader, blinded=args.blinded)
     finally:
         ws.close()
     return 0

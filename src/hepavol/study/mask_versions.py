@@ -6,6 +6,11 @@ A version is never overwritten: each save writes a new label map into the worksp
 becomes the scan's active segmentation, and one audit entry, all in one transaction. The earlier versions stay,
 inactive, with their files.
 
+A **blinded second read** (``blinded_reader``) starts from the scan's latest imported segmentation, never from
+the study's edited versions, and keeps its own chain: its versions are stored with ``read_by`` and are never
+active, so ``study run`` and every export go on measuring the study's own read; :func:`current_version` gives
+either chain's head.
+
 A save is refused when the scan's active segmentation is no longer the one the reader started from (another
 reader or browser saved in between: reload and edit again; nothing is merged silently), or when the patient's read
 is signed off. After a save, :func:`reanalyse` recomputes the patient (``study run`` on that patient alone).
@@ -31,7 +36,13 @@ from hepavol.study.review import require_open
 from hepavol.study.workspace import Workspace
 from hepavol.volume import Volume
 
-__all__ = ["SavedVersion", "reanalyse", "save_segmentation_version", "segmentation_versions"]
+__all__ = [
+    "SavedVersion",
+    "current_version",
+    "reanalyse",
+    "save_segmentation_version",
+    "segmentation_versions",
+]
 
 SOURCE = "review"
 
@@ -59,6 +70,17 @@ def _scan(session: Session, pseudonym: str, study_pk: int) -> tuple[Patient, Ima
     return patient, study, series
 
 
+def current_version(series: Series, blinded_reader: str | None = None) -> Segmentation | None:
+    """The head of a read's chain on a series: the active segmentation (the study's read), or for a blinded
+    reader their latest version, else the latest imported segmentation (what they start from)."""
+    if blinded_reader is None:
+        return next((g for g in reversed(series.segmentations) if g.active), None)
+    own = [g for g in series.segmentations if g.read_by == blinded_reader]
+    if own:
+        return own[-1]
+    return next((g for g in reversed(series.segmentations) if g.source != SOURCE), None)
+
+
 def save_segmentation_version(
     ws: Workspace,
     pseudonym: str,
@@ -71,10 +93,12 @@ def save_segmentation_version(
     tumor_labels: tuple[int, ...],
     changed_voxels: int,
     note: str | None = None,
+    blinded_reader: str | None = None,
 ) -> SavedVersion:
     """Save ``labels`` (on the scan's image grid) as the scan's new active segmentation (module docstring).
 
-    ``based_on`` is the segmentation id the reader started from (None for a scan that had none).
+    ``based_on`` is the segmentation id the reader started from (None for a scan that had none);
+    ``blinded_reader`` saves into that reader's blinded chain instead of the study's read.
 
     Raises
     ------
@@ -85,7 +109,8 @@ def save_segmentation_version(
 
     with ws.db.transaction() as session:  # checks first, so that a refused save writes nothing
         patient, study, series = _scan(session, pseudonym, study_pk)
-        require_open(session, patient, "editing its segmentations")
+        if blinded_reader is None:
+            require_open(session, patient, "editing its segmentations")
         n = len(series.segmentations) + 1
         day = study.study_date.isoformat()
     folder = ws.root / "segmentations" / pseudonym
@@ -101,8 +126,9 @@ def save_segmentation_version(
         with ws.db.transaction() as session:
             patient, study, series = _scan(session, pseudonym, study_pk)
             session.refresh(series, with_for_update=True)  # PostgreSQL: one save of a series at a time
-            require_open(session, patient, "editing its segmentations")
-            active = next((g for g in reversed(series.segmentations) if g.active), None)
+            if blinded_reader is None:
+                require_open(session, patient, "editing its segmentations")
+            active = current_version(series, blinded_reader)
             if (active.id if active is not None else None) != based_on:
                 who = f" by {active.created_by}" if active is not None and active.created_by else ""
                 when = f" at {active.created_at:%H:%M:%S} UTC" if active is not None else ""
@@ -110,8 +136,9 @@ def save_segmentation_version(
                     f"the segmentation of {pseudonym}'s scan of {day} was changed since you opened it (a new "
                     f"version{who}{when}): your edits were not saved. Reload the scan and edit again."
                 )
-            for other in series.segmentations:
-                other.active = False
+            if blinded_reader is None:
+                for other in series.segmentations:
+                    other.active = False
             seg = Segmentation(
                 series_id=series.id,
                 source=SOURCE,
@@ -120,10 +147,11 @@ def save_segmentation_version(
                 sop_instance_uid=None,
                 liver_label=liver_label,
                 tumor_labels=list(tumor_labels),
-                active=True,
+                active=blinded_reader is None,
                 created_by=reader,
                 based_on_id=based_on,
                 note=note,
+                read_by=blinded_reader,
             )
             session.add(seg)
             session.flush()
@@ -133,7 +161,7 @@ def save_segmentation_version(
                 entity="patient",
                 key=pseudonym,
                 details={"scan": day, "version": n, "based_on": based_on, "changed_voxels": changed_voxels,
-                         "content_hash": content_hash, "note": note},
+                         "content_hash": content_hash, "note": note, "blinded": blinded_reader is not None},
                 actor=reader,
             )  # fmt: skip
             return SavedVersion(seg.id, n, path.name, changed_voxels)
@@ -143,10 +171,22 @@ def save_segmentation_version(
         raise
 
 
-def segmentation_versions(ws: Workspace, pseudonym: str, study_pk: int) -> list[dict[str, object]]:
-    """Every segmentation of a scan's chosen series, oldest first (no paths: file names only)."""
+def segmentation_versions(
+    ws: Workspace, pseudonym: str, study_pk: int, *, blinded_reader: str | None = None
+) -> list[dict[str, object]]:
+    """The segmentations of a scan's chosen series in one read, oldest first (no paths: file names only).
+
+    The study's read lists every version but blinded ones; a blinded reader sees the imported ones and their own.
+    """
     with ws.db.transaction() as session:
         _patient, _study, series = _scan(session, pseudonym, study_pk)
+        head = current_version(series, blinded_reader)
+        shown = [
+            (i, g)
+            for i, g in enumerate(series.segmentations)
+            if (g.read_by is None if blinded_reader is None else g.read_by in (None, blinded_reader))
+            and (blinded_reader is None or g.read_by == blinded_reader or g.source != SOURCE)
+        ]
         return [
             {
                 "segmentation_pk": g.id,
@@ -155,11 +195,11 @@ def segmentation_versions(ws: Workspace, pseudonym: str, study_pk: int) -> list[
                 "reader": g.created_by,
                 "based_on": g.based_on_id,
                 "note": g.note,
-                "active": g.active,
+                "active": head is not None and g.id == head.id,
                 "at": g.created_at.isoformat(),
                 "file_name": Path(g.path).name if g.source == SOURCE else None,
             }
-            for i, g in enumerate(series.segmentations)
+            for i, g in shown
         ]
 
 

@@ -180,6 +180,8 @@ class Segmentation(Base):
     created_by: Mapped[str | None] = mapped_column(String(128), default=None)
     based_on_id: Mapped[int | None] = mapped_column(Integer, default=None)
     note: Mapped[str | None] = mapped_column(Text, default=None)
+    # a blinded second reader's version: never active (the study measures its own read), the reader's name here
+    read_by: Mapped[str | None] = mapped_column(String(128), default=None)
 
     series: Mapped[Series] = relationship(back_populates="segmentations")
 

@@ -305,8 +305,9 @@ class ScanFiles:
     tumor_labels: tuple[int, ...]
 
 
-def scan_files(ws: Workspace, pseudonym: str, study_pk: int) -> ScanFiles:
-    """The files of one scan of a patient (its chosen series and active segmentation).
+def scan_files(ws: Workspace, pseudonym: str, study_pk: int, *, blinded_reader: str | None = None) -> ScanFiles:
+    """The files of one scan of a patient (its chosen series and the head of the read's segmentations: the
+    active one, or for a blinded reader, theirs; :func:`hepavol.study.mask_versions.current_version`).
 
     Raises InputError when the scan is not this patient's or has no chosen series.
     """
@@ -321,7 +322,9 @@ def scan_files(ws: Workspace, pseudonym: str, study_pk: int) -> ScanFiles:
             raise InputError(
                 f"the scan of {study.study_date} of {pseudonym} has no series chosen for measurement."
             )
-        seg = next((g for g in reversed(chosen.segmentations) if g.active), None)
+        from hepavol.study.mask_versions import current_version
+
+        seg = current_version(chosen, blinded_reader)
         return ScanFiles(
             study_pk=study.id,
             date=study.study_date.isoformat(),
@@ -352,3 +355,19 @@ def registration_matrices(ws: Workspace, pseudonym: str) -> dict[int, list[list[
             if matrix is not None:
                 out[study.id] = matrix
         return out
+
+
+def has_second_reads(ws: Workspace, pseudonym: str) -> bool:
+    """Whether a blinded reader saved a segmentation of any of the patient's scans."""
+    from hepavol.study.models import Segmentation, Series
+
+    with ws.db.transaction() as session:
+        patient = _patient(session, pseudonym)
+        found = session.scalar(
+            select(Segmentation.id)
+            .join(Series, Segmentation.series_id == Series.id)
+            .join(ImagingStudy, Series.study_id == ImagingStudy.id)
+            .where(ImagingStudy.patient_id == patient.id, Segmentation.read_by.is_not(None))
+            .limit(1)
+        )
+        return found is not None

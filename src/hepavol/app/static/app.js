@@ -161,7 +161,25 @@ async function openPatient(pseudonym, studyPk) {
   if (!hepavol.scan || hepavol.scan.study_pk !== scan.study_pk) await openScan(scan);
   renderPatient();
   renderLesions();
+  await loadSecondReads();
   document.body.dataset.viewing = `${p.pseudonym} ${scan.date}`; // the page is ready on this scan
+}
+
+async function loadSecondReads() {
+  const box = $("second-reads-box");
+  box.hidden = !hepavol.patient.second_reads;
+  if (box.hidden) return;
+  const rows = await api(`/api/patients/${encodeURIComponent(hepavol.patient.pseudonym)}/second-reads`);
+  $("second-reads").querySelector("tbody").replaceChildren(...rows.map((r) => {
+    const tr = document.createElement("tr");
+    for (const v of [r.date, r.reader, fmt(r.study_tumor_volume_ml, 2), fmt(r.second_tumor_volume_ml, 2),
+      fmt(r.volume_difference_percent), fmt(r.tumor_dice, 3), `${r.study_lesions} / ${r.second_lesions}`]) {
+      const td = document.createElement("td");
+      td.textContent = v;
+      tr.appendChild(td);
+    }
+    return tr;
+  }));
 }
 
 async function loadVersions() {
@@ -648,7 +666,9 @@ async function start() {
   try {
     hepavol.session = await api("/api/session");
   } catch (err) { showMessage(err.message); return; }
-  $("reader").textContent = "reader: " + hepavol.session.reader;
+  $("reader").textContent = "reader: " + hepavol.session.reader + (hepavol.session.blinded ? " (blinded second read)" : "");
+  $("reader").className = hepavol.session.blinded ? "blinded" : "";
+  document.body.dataset.blinded = hepavol.session.blinded ? "yes" : "no";
   $("study").textContent = hepavol.session.study;
   document.querySelectorAll("#worklist th[data-key]").forEach((th) => th.addEventListener("click", () => {
     hepavol.sortDir = hepavol.sortKey === th.dataset.key ? -hepavol.sortDir : 1;

@@ -1,4 +1,5 @@
-"""Segmentation versions made in the review app: who made one and which version it was based on.
+"""Segmentation versions made in the review app: who made one, which version it was based on, and for a blinded
+second read, whose read it belongs to (``read_by``; NULL for the study's own read).
 
 Revision ID: 0002
 Revises: 0001
@@ -21,10 +22,12 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("created_by", sa.String(length=128), nullable=True))
         batch_op.add_column(sa.Column("based_on_id", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("note", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("read_by", sa.String(length=128), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("segmentations", schema=None) as batch_op:
+        batch_op.drop_column("read_by")
         batch_op.drop_column("note")
         batch_op.drop_column("based_on_id")
         batch_op.drop_column("created_by")
