@@ -28,3 +28,5 @@ run_psql -d postgres -c "DO \$\$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'hepavol_test') THEN
     CREATE ROLE hepavol_test LOGIN CREATEDB PASSWORD 'hepavol_test';
   END IF; END \$\$;" >/dev/null
+# dropping a test database WITH (FORCE) must also end an autovacuum worker that happens to be in it
+run_psql -d postgres -c "GRANT pg_signal_backend TO hepavol_test;" >/dev/null

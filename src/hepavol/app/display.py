@@ -35,10 +35,11 @@ class DisplayGrid:
 
     Examples
     --------
-    A grid stored feet-first (slice axis toward the feet) and with rows toward anterior is shown head-up:
+    A grid stored feet-first (slice axis toward the feet, column 0 of ``direction``) and with rows toward
+    anterior is shown head-up:
 
     >>> g = Geometry(shape=(3, 4, 5), spacing_mm=(2.0, 1.0, 1.0), origin_lps_mm=(0.0, 0.0, 0.0),
-    ...              direction=((1.0, 0.0, 0.0), (0.0, -1.0, 0.0), (0.0, 0.0, -1.0)))
+    ...              direction=((0.0, 0.0, 1.0), (0.0, -1.0, 0.0), (-1.0, 0.0, 0.0)))
     >>> grid = DisplayGrid.of(g)
     >>> grid.axes, grid.flip, grid.shape
     ((0, 1, 2), (True, True, False), (3, 4, 5))
