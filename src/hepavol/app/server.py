@@ -297,42 +297,28 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
         _blinded_refusal("comparing reads")
         return [r.to_dict() for r in second_reads(state.ws, request.path_params["pseudonym"])]
 
+    def _review(request: Request, what: str, reason: str | None, **decision: Any) -> dict[str, Any]:
+        """One review decision through the study's operation (the CLI's ``study review``), then the patient."""
+        _blinded_refusal(what)
+        pseudonym = request.path_params["pseudonym"]
+        review.record_review(state.ws, pseudonym, reason=reason, reviewer=state.reader, **decision)
+        return _patient_view(pseudonym)
+
     def sign_off(request: Request, body: Any) -> dict[str, Any]:
-        _blinded_refusal("signing off")
         action = _field(body, "action")
         if action not in ("signed", "reopened"):
             raise InputError("sign-off action must be 'signed' or 'reopened'.")
         reason = body.get("reason") if isinstance(body.get("reason"), str) else None
-        review.record_review(
-            state.ws, request.path_params["pseudonym"], sign_off=action, reason=reason, reviewer=state.reader
-        )
-        return _patient_view(request.path_params["pseudonym"])
+        return _review(request, "signing off", reason, sign_off=action)
 
     def eligibility(request: Request, body: Any) -> dict[str, Any]:
-        _blinded_refusal("eligibility")
-        decision = _field(body, "decision")
-        review.record_review(
-            state.ws,
-            request.path_params["pseudonym"],
-            eligibility=decision,
-            reason=_field(body, "reason"),
-            reviewer=state.reader,
-        )
-        return _patient_view(request.path_params["pseudonym"])
+        return _review(request, "eligibility", _field(body, "reason"), eligibility=_field(body, "decision"))
 
     def targets(request: Request, body: Any) -> dict[str, Any]:
-        _blinded_refusal("choosing targets")
         chosen = body.get("targets") if isinstance(body, dict) else None
         if not (chosen == "auto" or (isinstance(chosen, list) and all(isinstance(t, str) for t in chosen))):
             raise InputError('targets must be "auto" or a list of baseline lesion ids such as ["L1", "L3"].')
-        review.record_review(
-            state.ws,
-            request.path_params["pseudonym"],
-            targets=chosen,
-            reason=_field(body, "reason"),
-            reviewer=state.reader,
-        )
-        return _patient_view(request.path_params["pseudonym"])
+        return _review(request, "choosing targets", _field(body, "reason"), targets=chosen)
 
     patient_path = "/api/patients/{pseudonym:str}"
     scan_path = patient_path + "/scans/{study_pk:int}"
