@@ -276,3 +276,17 @@ def test_folder_with_one_seg(tmp_path: Path) -> None:
     shutil.copy(DCMQI / "liver.dcm", tmp_path / "seg" / "b.dcm")
     with pytest.raises(InputError, match=r"(?s)holds 2 DICOM SEG files:.*a\.dcm.*b\.dcm.*--seg FILE"):
         read_segmentation(tmp_path / "seg")
+
+
+def test_align_labels_equals_reading_with_the_reference() -> None:
+    """A label map read alone then put on the image grid (the review app reads both at once) is the same volume
+    as read_segmentation(reference=...) gives: DeepLesion 000015_01_01, stored P,L,I, reoriented."""
+    from hepavol.io.segmentation import align_labels
+
+    image = read_image(DL / "000015_01_01_103-115_ct_hu.nii.gz")
+    mask = DL / "000015_01_01_103-115_lesion_mask_from_npz.nii.gz"
+    direct = read_segmentation(mask, reference=image.geometry)
+    later = align_labels(read_segmentation(mask), image.geometry)
+    np.testing.assert_array_equal(later.array, direct.array)
+    assert later.geometry == direct.geometry
+    assert int(np.count_nonzero(later.array)) == 14490  # tests/data/README.md: 14,490 voxels

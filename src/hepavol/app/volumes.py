@@ -191,17 +191,30 @@ def _default_window(pixels: NDArray[Any], modality: str | None) -> tuple[float, 
 def load_scan(files: ScanFiles) -> LoadedScan:
     """Read a scan and its active segmentation onto the display grid (InputError when the files fail)."""
     from hepavol.io import read_image, read_segmentation
+    from hepavol.io.images import image_format
 
-    image = read_image(files.image, series_uid=files.series_uid)
+    if files.seg is not None and image_format(files.seg) in ("nifti", "itk"):
+        # a label-map file decompresses while the image does (zlib releases the GIL), then goes on its grid
+        from concurrent.futures import ThreadPoolExecutor
+
+        from hepavol.io.segmentation import align_labels
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(read_segmentation, files.seg)
+            image = read_image(files.image, series_uid=files.series_uid)
+            labels = np.asarray(align_labels(pending.result(), image.geometry).array)
+    else:
+        image = read_image(files.image, series_uid=files.series_uid)
+        labels = (
+            np.asarray(read_segmentation(files.seg, reference=image.geometry).array)
+            if files.seg is not None
+            else np.zeros(image.shape, np.uint8)
+        )
     grid = DisplayGrid.of(image.geometry)
     pixels = grid.view(image.array)
     if pixels.dtype != np.int16:
         clipped = np.clip(np.asarray(pixels, np.float64), -32768, 32767)
         pixels = np.rint(clipped).astype(np.int16)
-    if files.seg is not None:
-        labels = np.asarray(read_segmentation(files.seg, reference=image.geometry).array)
-    else:
-        labels = np.zeros(image.shape, np.uint8)
     overlay, n_lesions = lesion_overlay(labels, files)
     overlay = grid.view(overlay)
     modality = image.metadata.get("modality")

@@ -31,7 +31,7 @@ from hepavol.io.dicom_series import _non_image_reason, is_dicom_file, read_dicom
 from hepavol.io.reorient import reorient_like
 from hepavol.volume import Volume, resample_like
 
-__all__ = ["read_segmentation"]
+__all__ = ["align_labels", "read_segmentation"]
 
 _SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 #: Largest in-plane/slice offset (fraction of a voxel) for a SEG frame to sit on a grid position.
@@ -136,6 +136,15 @@ def _as_labels(volume: Volume, p: Path) -> Volume:
         )
     meta = dict(volume.metadata)
     return Volume(arr, volume.geometry, volume.source, meta)
+
+
+def align_labels(labels: Volume, reference: Geometry, *, resample: bool = False) -> Volume:
+    """A label map read without a reference, put on the image grid as ``read_segmentation(reference=...)`` would
+    (reoriented, or resampled with ``resample``; a GeometryError when the grids differ otherwise).
+
+    For a label-map file read while the image is read (the review app reads both at once).
+    """
+    return _align(labels, reference, resample=resample, name=f"segmentation '{labels.source}'")
 
 
 def _align(labels: Volume, reference: Geometry | None, *, resample: bool, name: str) -> Volume:
