@@ -205,7 +205,7 @@ class Viewer {
     this.canvas = canvas;
     this.scan = null; this.meta = null; this.plane = "axial"; this.cursor = [0, 0, 0];
     this.zoom = 1; this.pan = [0, 0]; this.window = null; this.cache = new Map(); this.lastData = null;
-    this.toCanvas = null; this.toIndex = null; this.partner = null; this.mark = null;
+    this.toCanvas = null; this.toIndex = null; this.partner = null; this.mark = null; this.linkGeneration = 0;
   }
 
   url() { return "/api/patients/" + encodeURIComponent(hepavol.patient.pseudonym) + "/scans/" + this.scan.study_pk; }
@@ -287,10 +287,12 @@ class Viewer {
   async linkPartner() {
     const other = this.partner;
     if (!other || !other.meta || !$("link").checked) return;
+    const generation = ++other.linkGeneration; // a later link or match wins over this one
     try {
       const q = new URLSearchParams({ from: this.scan.study_pk, to: other.scan.study_pk, k: this.cursor[0],
         r: this.cursor[1], c: this.cursor[2] });
       const to = await api(`/api/patients/${encodeURIComponent(hepavol.patient.pseudonym)}/link?${q}`);
+      if (generation !== other.linkGeneration) return;
       const n = other.meta.shape;
       other.cursor = [to.k, to.r, to.c].map((v, a) => Math.max(0, Math.min(n[a] - 1, v)));
       $("link-state").textContent = to.registered ? "linked through the registration" : "linked by position (no registration stored)";
@@ -406,6 +408,7 @@ class Viewer {
       const line = this.meta.lines.find((l) => l.value === at.label);
       const match = line && line.track_id ? other.meta.lines.find((l) => l.track_id === line.track_id) : null;
       if (match) {
+        other.linkGeneration += 1; // links still in flight no longer move the partner
         other.mark = [match.slice, match.centre[1], match.centre[2]];
         other.cursor = other.mark.slice();
         $("link-state").textContent = `${line.lesion_id} (track ${line.track_id}) on ${this.scan.date} = ` +
