@@ -473,3 +473,19 @@ def _image_path(state: AppState, study_pk: int) -> str:
         study = session.get(ImagingStudy, study_pk)
         assert study is not None
         return next(s.path for s in study.series if s.chosen)
+
+
+def test_prefetch_reads_the_first_two_scans_into_the_cache(served: tuple[TestClient, AppState]) -> None:
+    import time
+
+    from hepavol.study import reading
+
+    client, state = served
+    _sign_in(client, state)
+    p = client.get("/api/worklist").json()["patients"][0]["pseudonym"]
+    assert client.get(f"/api/patients/{p}/prefetch").json() == {"prefetching": 2}
+    wanted = [reading.scan_files(state.ws, p, s.study_pk) for s in reading.patient_read(state.ws, p).scans[:2]]
+    deadline = time.monotonic() + 60
+    while not all(f in state.scans for f in wanted) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(f in state.scans for f in wanted)

@@ -189,6 +189,16 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
         editing = draft.state() if draft is not None else None
         return {**scan.meta(), "lines": scan.lines(lesions), "editing": editing}
 
+    def prefetch(request: Request, _body: Any) -> dict[str, Any]:
+        """Start reading a patient's first scans into the cache (the reader hovers over the patient)."""
+        pseudonym = request.path_params["pseudonym"]
+        read = reading.patient_read(state.ws, pseudonym)
+        wanted = [s.study_pk for s in read.scans if s.segmented][:PREFETCH_SCANS]
+        for study_pk in wanted:
+            files = reading.scan_files(state.ws, pseudonym, study_pk, blinded_reader=blind)
+            threading.Thread(target=_quietly, args=(state.scans.get, files), daemon=True).start()
+        return {"prefetching": len(wanted)}
+
     def _binary(data: bytes) -> Response:
         return Response(
             data, media_type="application/octet-stream", headers={"Cache-Control": "private, max-age=60"}
@@ -331,6 +341,7 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
         Route(scan_path, guarded(scan_meta)),
         Route(scan_path + "/slices/{k:int}", guarded(scan_slice)),
         Route(patient_path + "/link", guarded(link)),
+        Route(patient_path + "/prefetch", guarded(prefetch)),
         Route(scan_path + "/overlay/{k:int}", guarded(scan_overlay)),
         Route(patient_path + "/eligibility", guarded(eligibility, change=True), methods=["POST"]),
         Route(patient_path + "/targets", guarded(targets, change=True), methods=["POST"]),
@@ -343,6 +354,17 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
     ]
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or ["127.0.0.1", "localhost"])]
     return Starlette(routes=routes, middleware=middleware)
+
+
+PREFETCH_SCANS = 2  # the scans a patient's page opens first: the baseline and the next one
+
+
+def _quietly(func: Callable[..., Any], *args: Any) -> None:
+    """Run a prefetch; a failure shows when the scan is opened (with its message), not here."""
+    try:
+        func(*args)
+    except Exception:  # reported again, with its message, by the request that opens the scan
+        return
 
 
 def _field(body: Any, name: str) -> str:

@@ -240,6 +240,12 @@ class ScanCache:
         self._lock = threading.Lock()
         self._loading: dict[tuple[Any, ...], threading.Lock] = {}
 
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, files: ScanFiles) -> bool:
+        return (files.study_pk, files.image, files.series_uid, files.seg_hash) in self._items
+
     def get(self, files: ScanFiles) -> LoadedScan:
         key = (files.study_pk, files.image, files.series_uid, files.seg_hash)
         with self._lock:

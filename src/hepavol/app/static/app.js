@@ -70,6 +70,11 @@ function renderWorklist() {
       tr.appendChild(td);
     }
     tr.addEventListener("click", () => { location.hash = "#/patient/" + encodeURIComponent(r.pseudonym); });
+    let hover = null; // a reader who rests on a row for 150 ms is likely to open it: read its scans meanwhile
+    tr.addEventListener("mouseenter", () => {
+      hover = setTimeout(() => api(`/api/patients/${encodeURIComponent(r.pseudonym)}/prefetch`).catch(() => {}), 150);
+    });
+    tr.addEventListener("mouseleave", () => clearTimeout(hover));
     return tr;
   }));
 }
