@@ -105,7 +105,7 @@ class LabelMapEditor:
         """The liver with the lesions inside its outline (the organ lesions must stay in), in ``box`` if given."""
         labels = self.labels[box]
         tumor = np.isin(labels, self.tumor_labels)
-        return np.asarray((labels == self.liver_label) | (tumor & self._outline(box, tumor)))
+        return np.asarray((labels == self.liver_label) | (tumor & self._outline(box)))
 
     # ------------------------------------------------------------------------------------------ edits
     def add_lesion_from_seed(self, point_lps: ArrayLike) -> Change:
@@ -297,7 +297,7 @@ class LabelMapEditor:
         sub = full[box] if box else full
         return np.where(sub[voxels], self.liver_label, 0).astype(self.labels.dtype)
 
-    def _outline(self, box: tuple[slice, ...], _tumor: NDArray[np.bool_] | None = None) -> NDArray[np.bool_]:
+    def _outline(self, box: tuple[slice, ...]) -> NDArray[np.bool_]:
         """The starting liver with its holes filled, in ``box`` (holes cut by the box's faces are not filled)."""
         return np.asarray(ndimage.binary_fill_holes(self._start_liver[box]))
 
