@@ -489,3 +489,31 @@ def test_prefetch_reads_the_first_two_scans_into_the_cache(served: tuple[TestCli
     while not all(f in state.scans for f in wanted) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert all(f in state.scans for f in wanted)
+
+
+def test_saving_a_mask_identical_to_an_earlier_version_is_refused_clearly(
+    served: tuple[TestClient, AppState],
+) -> None:
+    """The schema keeps one row per content on a series; a save that would repeat one is an InputError naming the
+    earlier version (a reader who edits back to a saved state), not a database error."""
+    from hepavol.errors import InputError
+    from hepavol.study import reading
+    from hepavol.study.mask_versions import save_segmentation_version
+
+    _client, state = served
+    p = reading.worklist(state.ws)[0].pseudonym
+    study_pk = reading.patient_read(state.ws, p).scans[0].study_pk
+    files = reading.scan_files(state.ws, p, study_pk)
+    scan = state.scans.get(files)
+    labels = scan.labels.copy()
+    labels[labels == 2] = 1  # a version without lesions
+
+    def save(based_on: int | None) -> int:
+        return save_segmentation_version(
+            state.ws, p, study_pk, scan.image.with_array(labels), reader="Dr Reader", based_on=based_on,
+            liver_label=1, tumor_labels=(2,), changed_voxels=1,
+        ).segmentation_pk  # fmt: skip
+
+    first = save(files.segmentation_pk)
+    with pytest.raises(InputError, match=rf"identical to an earlier one \(segmentation {first},"):
+        save(first)

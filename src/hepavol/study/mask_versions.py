@@ -136,6 +136,13 @@ def save_segmentation_version(
                     f"the segmentation of {pseudonym}'s scan of {day} was changed since you opened it (a new "
                     f"version{who}{when}): your edits were not saved. Reload the scan and edit again."
                 )
+            same = next((g for g in series.segmentations if g.content_hash == content_hash), None)
+            if same is not None:  # one row per content on a series (the schema's unique constraint)
+                raise InputError(
+                    f"the edited segmentation of {pseudonym}'s scan of {day} is identical to an earlier one "
+                    f"(segmentation {same.id}, {same.source}, {same.created_at:%Y-%m-%d %H:%M} UTC): nothing was "
+                    "saved. Edit further, or discard the edits."
+                )
             if blinded_reader is None:
                 for other in series.segmentations:
                     other.active = False
