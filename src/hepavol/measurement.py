@@ -215,6 +215,38 @@ def measure_scan(
     >>> m.lesion_count, round(m.total_tumor_volume_ml, 6), m.lesions[0].voxel_count
     (1, 1.225, 1000)
     """
+    return _measure_scan(
+        seg,
+        image,
+        liver_label=liver_label,
+        tumor_labels=tumor_labels,
+        instances=instances,
+        connectivity=connectivity,
+    )[0]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class LesionMapCrop:
+    """The lesions of a scan as a map inside their bounding box: value n is lesion ``L<n>``, 0 elsewhere.
+
+    ``box`` is the (slice, row, column) region of the scan's grid that ``array`` covers (the tumour bounding
+    box grown by one voxel, cut at the grid's faces); every lesion voxel lies inside it.
+    """
+
+    array: NDArray[np.int32]
+    box: tuple[slice, slice, slice]
+
+
+def _measure_scan(
+    seg: Volume,
+    image: Volume | None = None,
+    *,
+    liver_label: int = 1,
+    tumor_labels: Sequence[int] = (2,),
+    instances: bool = False,
+    connectivity: int = 26,
+) -> tuple[ScanMeasurement, LesionMapCrop | None]:
+    """:func:`measure_scan` and the lesion map it numbered its lesions on (None without lesions)."""
     if connectivity not in (6, 18, 26):
         raise InputError(f"Argument 'connectivity' must be 6, 18 or 26, but it is {connectivity}.")
     labels = _integer_labels(seg)
@@ -239,20 +271,23 @@ def measure_scan(
         liver_count = liver_future.result()
 
     lesions: list[_Lesion] = []
+    component_map: NDArray[Any] | None = None
+    grown: tuple[slice, slice, slice] | None = None
     if box is not None:
         # Work inside the tumour bounding box grown by one voxel (for the liver-contact test).
-        grown = tuple(
+        grown_box: tuple[slice, slice, slice] = tuple(  # type: ignore[assignment]
             slice(max(s.start - 1, 0), min(s.stop + 1, n)) for s, n in zip(box, labels.shape, strict=True)
         )
-        offset = tuple(s.start for s in grown)
-        crop_labels = labels[grown]
+        grown = grown_box
+        offset = tuple(s.start for s in grown_box)
+        crop_labels = labels[grown_box]
         # The tumour mask is built only inside the box: memory stays proportional to the lesions' extent.
         crop_tumor = _tumor_mask(crop_labels, liver_label, tumor_set, instances)
         if instances:
             component_map = np.where(crop_tumor, crop_labels, 0)
         else:
             component_map = connected_components(crop_tumor, connectivity=connectivity)
-        crop_image = None if image is None else image.array[grown]
+        crop_image = None if image is None else image.array[grown_box]
         lesions = _measure_components(
             component_map,
             crop_labels,
@@ -269,6 +304,11 @@ def measure_scan(
     results: list[LesionMeasurement] = []
     for number, les in enumerate(lesions, start=1):
         results.append(les.to_measurement(f"L{number}"))
+    lesion_map = None
+    if lesions and component_map is not None and grown is not None:
+        lookup = np.zeros(int(max(les.component for les in lesions)) + 1, np.int32)
+        lookup[[les.component for les in lesions]] = np.arange(1, len(lesions) + 1, dtype=np.int32)
+        lesion_map = LesionMapCrop(array=lookup[component_map], box=grown)
 
     tumor_voxels = sum(les.voxel_count for les in lesions)
     total_tumor_ml = tumor_voxels * voxel_ml
@@ -310,7 +350,7 @@ def measure_scan(
             f"The tumour volume ({total_tumor_ml:.1f} mL) exceeds the liver volume ({liver_ml:.1f} mL) because "
             "lesions lie outside the liver: hepatic_tumor_load_class is null."
         )
-    return ScanMeasurement(
+    measurement = ScanMeasurement(
         geometry=geometry,
         liver_volume_ml=liver_ml,
         total_tumor_volume_ml=total_tumor_ml,
@@ -320,6 +360,7 @@ def measure_scan(
         lesions=tuple(results),
         warnings=tuple(warnings),
     )
+    return measurement, lesion_map
 
 
 def connected_components(mask: NDArray[np.bool_], *, connectivity: int = 26) -> NDArray[np.integer[Any]]:
@@ -445,6 +486,7 @@ def _slice_thickness_mm(seg: Volume, image: Volume | None) -> float:
 
 @dataclass(slots=True)
 class _Lesion:
+    component: int  # its value in the component map
     label: int
     voxel_count: int
     first_index: tuple[int, int, int]
@@ -528,6 +570,7 @@ def _measure_components(
         first = tuple(int(v) for v in origin_index + first_local)
         lesions.append(
             _Lesion(
+                component=index,
                 label=int(crop_labels[box][first_local]),
                 voxel_count=count,
                 first_index=first,  # type: ignore[arg-type]

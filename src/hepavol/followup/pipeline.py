@@ -44,7 +44,8 @@ from numpy.typing import NDArray
 
 from hepavol.errors import InputError, TimelineError
 from hepavol.followup.registration import Registration, register_to_baseline
-from hepavol.measurement import LesionMeasurement, ScanMeasurement, measure_scan
+from hepavol.geometry import Geometry
+from hepavol.measurement import LesionMapCrop, LesionMeasurement, ScanMeasurement, _measure_scan
 from hepavol.table import future_date_warning, read_table
 from hepavol.tracking import MAX_DISTANCE_MM, LesionObservation, TrackingResult, track_lesions
 from hepavol.volume import Volume
@@ -323,46 +324,43 @@ def _empty_volume() -> Volume:
 _EMPTY = _empty_volume()
 
 
-def _lesion_map(labels: NDArray[Any], tumor_labels: Sequence[int], scan: ScanMeasurement) -> NDArray[np.int32]:
-    """Connected components numbered as ``measure_scan`` numbers its lesions (value n = lesion ``L<n>``)."""
-    from hepavol.measurement import connected_components
-
-    tumor = np.isin(labels, np.asarray(tumor_labels))
-    if not tumor.any():
-        return np.zeros(labels.shape, np.int32)
-    components = connected_components(tumor, connectivity=26).astype(np.int32)
-    values, first, counts = np.unique(components.ravel(), return_index=True, return_counts=True)
-    keep = values > 0
-    values, first, counts = values[keep], first[keep], counts[keep]
-    order = np.lexsort((first, -counts))  # largest first, then first voxel in C order (measure_scan's order)
-    lookup = np.zeros(int(values.max()) + 1, np.int32)
-    lookup[values[order]] = np.arange(1, order.size + 1, dtype=np.int32)
-    expected = [m.voxel_count for m in scan.lesions]
-    if counts[order].tolist() != expected:
-        raise AssertionError("lesion map does not match measure_scan's lesions")  # pragma: no cover
-    return np.asarray(lookup[components], dtype=np.int32)
+def _full_lesion_map(crop: LesionMapCrop | None, shape: tuple[int, int, int]) -> NDArray[np.int32]:
+    """The lesion map on the whole grid (value n = lesion ``L<n>``), for the report."""
+    out = np.zeros(shape, np.int32)
+    if crop is not None:
+        out[crop.box] = crop.array
+    return out
 
 
-def _voxel_sets(lesion_map: NDArray[Any], n: int) -> list[NDArray[np.int64]]:
-    flat = lesion_map.ravel()
-    idx = np.flatnonzero(flat)
-    vals = flat[idx]
+def _voxel_sets(
+    lesion_map: NDArray[Any], n: int, box: tuple[slice, slice, slice], shape: tuple[int, int, int]
+) -> list[NDArray[np.int64]]:
+    """Flat indices (C order, on a grid of ``shape``) of each lesion's voxels; ``lesion_map`` covers ``box``."""
+    local = np.flatnonzero(lesion_map)
+    vals = lesion_map.ravel()[local]
+    index = np.unravel_index(local, lesion_map.shape)
+    idx = np.ravel_multi_index(tuple(i + s.start for i, s in zip(index, box)), shape).astype(np.int64)
     order = np.argsort(vals, kind="stable")
     bounds = np.searchsorted(vals[order], np.arange(1, n + 2))
-    return [idx[order[bounds[k] : bounds[k + 1]]].astype(np.int64) for k in range(n)]
+    return [idx[order[bounds[k] : bounds[k + 1]]] for k in range(n)]
 
 
-def _to_baseline_grid(lesion_map: Volume, baseline: Volume, registration: Registration) -> NDArray[Any]:
+def _on_baseline(
+    crop: LesionMapCrop, geometry: Geometry, baseline: Geometry, registration: Registration
+) -> tuple[NDArray[Any], tuple[slice, slice, slice]] | None:
+    """A follow-up lesion map resampled (nearest neighbour) onto the part of the baseline grid it reaches."""
     import SimpleITK as sitk
 
-    moved = sitk.Resample(
-        lesion_map.to_sitk(),
-        baseline.to_sitk(),
-        registration.sitk_transform(),
-        sitk.sitkNearestNeighbor,
-        0,
-    )
-    return sitk.GetArrayFromImage(moved)
+    from hepavol.followup.registration import crop_to_sitk, reach_box, resample_crop
+
+    region = reach_box(geometry, crop.box, baseline, registration.matrix_array)
+    if region is None:
+        return None
+    full_box = tuple(slice(0, n) for n in crop.array.shape)
+    moving = crop_to_sitk(crop.array, geometry, full_box)  # type: ignore[arg-type]
+    moving.SetOrigin(tuple(float(v) for v in geometry.index_to_lps([s.start for s in crop.box])))
+    moved = resample_crop(moving, baseline, region, registration.sitk_transform(), sitk.sitkInt32)
+    return moved, region
 
 
 def _d1(value: float) -> Decimal:
@@ -434,8 +432,8 @@ def run_followup(
         image = read_image(row.image, series_uid=row.series_uid)
         seg = read_segmentation(row.seg, reference=image.geometry, resample=resample_seg)
         labels = np.asarray(seg.array)
-        liver = (labels == liver_label) | np.isin(labels, np.asarray(tumor_labels))
-        if not np.any(labels == liver_label):
+        scan, crop = _measure_scan(seg, image, liver_label=liver_label, tumor_labels=tumor_labels)
+        if scan.liver_volume_ml is None:
             present = sorted(int(v) for v in np.unique(labels) if v != 0)
             raise InputError(
                 f"{m.path}, line {row.line} ({row.date.isoformat()}): segmentation '{row.seg}' has no liver "
@@ -443,24 +441,34 @@ def run_followup(
                 "align it to baseline and for the tumour load: pass --liver-label N if the liver has another "
                 "value, or segment the liver (hepavol segment liver)."
             )
-        scan = measure_scan(seg, image, liver_label=liver_label, tumor_labels=tumor_labels)
         warnings += [f"{row.date.isoformat()}: {w}" for w in scan.warnings]
-        lesion_map = seg.with_array(_lesion_map(labels, tumor_labels, scan))
-        liver_volume = seg.with_array(liver.astype(np.uint8))
+        liver = labels == liver_label
+        for tumor_label in tumor_labels:
+            liver |= labels == tumor_label
+        liver_volume = seg.with_array(liver)
+        on_baseline: tuple[NDArray[Any], tuple[slice, slice, slice]] | None
         if t == 0:
             registration = Registration.identity()
             baseline_liver, baseline_seg = liver_volume, seg
-            on_baseline = np.asarray(lesion_map.array)
+            on_baseline = None if crop is None else (crop.array, crop.box)
             centroids = [lesion.centroid_mm for lesion in scan.lesions]
         else:
             assert baseline_liver is not None
             assert baseline_seg is not None
             registration = register_to_baseline(baseline_liver, liver_volume, affine=affine)
             warnings += [f"{row.date.isoformat()}: {w}" for w in registration.warnings]
-            on_baseline = _to_baseline_grid(lesion_map, baseline_seg, registration)
+            on_baseline = (
+                None if crop is None else _on_baseline(crop, seg.geometry, baseline_seg.geometry, registration)
+            )
             centroids = [tuple(registration.to_baseline(lesion.centroid_mm)) for lesion in scan.lesions]
         registrations.append(registration)
-        voxels = _voxel_sets(on_baseline, len(scan.lesions))
+        n = len(scan.lesions)
+        if on_baseline is None:
+            voxels = [np.zeros(0, np.int64) for _ in range(n)]
+        else:
+            assert baseline_seg is not None
+            voxels = _voxel_sets(on_baseline[0], n, on_baseline[1], baseline_seg.geometry.shape)
+        lesion_map = seg.with_array(_full_lesion_map(crop, seg.geometry.shape)) if keep_scans else _EMPTY
         observations.append(
             [
                 LesionObservation(
@@ -476,7 +484,7 @@ def run_followup(
             ScanData(
                 date=row.date,
                 image=image if keep_scans else _EMPTY,
-                lesion_map=lesion_map if keep_scans else _EMPTY,
+                lesion_map=lesion_map,
                 measurement=scan,
             )
         )

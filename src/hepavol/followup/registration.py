@@ -136,13 +136,88 @@ def _reference(geometry: Geometry, spacing_mm: float) -> sitk.Image:
     return ref
 
 
-def _distance_map(mask: Volume, spacing_mm: float, *, crop: bool = False) -> sitk.Image:
-    """Signed distance map (mm, clipped) of a mask on an isotropic grid; ``crop`` keeps the mask's surroundings."""
+Box = tuple[slice, slice, slice]
+
+
+def mask_box(array: NDArray[Any], *, pad: int = 0) -> Box | None:
+    """The (slice, row, column) bounding box of the non-zero voxels grown by ``pad`` voxels (None when empty)."""
+    rows = np.any(array, axis=2)
+    z = np.flatnonzero(rows.any(axis=1))
+    if z.size == 0:
+        return None
+    y = np.flatnonzero(rows.any(axis=0))
+    x = np.flatnonzero(np.any(array[z[0] : z[-1] + 1], axis=(0, 1)))
+    return tuple(  # type: ignore[return-value]
+        slice(max(int(a[0]) - pad, 0), min(int(a[-1]) + 1 + pad, n)) for a, n in zip((z, y, x), array.shape)
+    )
+
+
+def crop_to_sitk(array: NDArray[Any], geometry: Geometry, box: Box) -> sitk.Image:
+    """The voxels of ``array[box]`` as a SimpleITK image at their place in ``geometry``'s LPS frame."""
     import SimpleITK as sitk
 
-    m = sitk.Cast(mask.to_sitk(), sitk.sitkFloat32)
-    ref = _reference(mask.geometry, spacing_mm)
-    coarse = sitk.Resample(m, ref, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32) >= 0.5
+    img = sitk.GetImageFromArray(np.ascontiguousarray(array[box]))
+    img.SetSpacing(tuple(reversed(geometry.spacing_mm)))
+    img.SetOrigin(tuple(float(v) for v in geometry.index_to_lps([s.start for s in box])))
+    img.SetDirection(tuple(geometry.direction_matrix[:, ::-1].reshape(-1)))
+    return img
+
+
+def reach_box(
+    moving_geometry: Geometry, moving_box: Box, fixed_geometry: Geometry, fixed_to_moving: NDArray[np.float64]
+) -> Box | None:
+    """The voxels of the fixed grid whose centre a 4×4 ``fixed_to_moving`` map sends into ``moving_box``.
+
+    A box of the fixed grid (grown by one voxel, cut at its faces) holding every fixed voxel whose mapped centre
+    lies within half a voxel of ``moving_box``'s voxels (so that nearest-neighbour resampling can take a value
+    from that box); None when no fixed voxel can.
+    """
+    lo = np.array([s.start for s in moving_box], float) - 0.5
+    hi = np.array([s.stop for s in moving_box], float) - 0.5
+    corners = np.array([[(lo, hi)[k][a] for a, k in enumerate(bits)] for bits in np.ndindex(2, 2, 2)])
+    inv = np.linalg.inv(fixed_to_moving)
+    pts = moving_geometry.index_to_lps(corners) @ inv[:3, :3].T + inv[:3, 3]
+    idx = fixed_geometry.lps_to_index(pts)
+    first = np.floor(idx.min(axis=0)).astype(int) - 1
+    last = np.ceil(idx.max(axis=0)).astype(int) + 1
+    shape = np.array(fixed_geometry.shape)
+    first, last = np.maximum(first, 0), np.minimum(last + 1, shape)
+    if np.any(first >= last):
+        return None
+    return tuple(slice(int(a), int(b)) for a, b in zip(first, last))  # type: ignore[return-value]
+
+
+def union_box(a: Box, b: Box | None) -> Box:
+    """The smallest box holding both boxes."""
+    if b is None:
+        return a
+    return tuple(slice(min(x.start, y.start), max(x.stop, y.stop)) for x, y in zip(a, b))  # type: ignore[return-value]
+
+
+def resample_crop(
+    moving: sitk.Image, fixed_geometry: Geometry, fixed_box: Box, transform: Any, pixel: int
+) -> NDArray[Any]:
+    """Nearest-neighbour resampling of ``moving`` onto the ``fixed_box`` part of the fixed grid (0 outside)."""
+    import SimpleITK as sitk
+
+    ref = sitk.Image([s.stop - s.start for s in reversed(fixed_box)], pixel)
+    ref.SetSpacing(tuple(reversed(fixed_geometry.spacing_mm)))
+    ref.SetOrigin(tuple(float(v) for v in fixed_geometry.index_to_lps([s.start for s in fixed_box])))
+    ref.SetDirection(tuple(fixed_geometry.direction_matrix[:, ::-1].reshape(-1)))
+    out = sitk.Resample(moving, ref, transform, sitk.sitkNearestNeighbor, 0, pixel)
+    return sitk.GetArrayFromImage(out)
+
+
+def _distance_map(mask: sitk.Image, geometry: Geometry, spacing_mm: float, *, crop: bool = False) -> sitk.Image:
+    """Signed distance map (mm, clipped) of a mask on an isotropic grid over ``geometry``'s field of view.
+
+    ``mask`` is the float32 mask (or the part of it holding every foreground voxel, with a margin of one voxel)
+    in ``geometry``'s frame; ``crop`` keeps the mask's surroundings only.
+    """
+    import SimpleITK as sitk
+
+    ref = _reference(geometry, spacing_mm)
+    coarse = sitk.Resample(mask, ref, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32) >= 0.5
     dist = sitk.SignedMaurerDistanceMap(
         coarse, insideIsPositive=False, squaredDistance=False, useImageSpacing=True
     )
@@ -189,24 +264,65 @@ def _run(fixed: sitk.Image, moving: sitk.Image, initial: Any, *, iterations: int
         learningRate=4.0, minStep=1e-3, numberOfIterations=iterations, relaxationFactor=0.6
     )
     reg.SetOptimizerScalesFromPhysicalShift()
-    reg.SetShrinkFactorsPerLevel([4, 2, 1])
-    reg.SetSmoothingSigmasPerLevel([2.0, 1.0, 0.0])
+    reg.SetShrinkFactorsPerLevel(_SHRINK)
+    reg.SetSmoothingSigmasPerLevel(_SIGMAS)
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
     reg.SetInitialTransform(initial, inPlace=False)
     out = reg.Execute(fixed, moving)
     return out
 
 
-def _dice(baseline: Volume, followup: Volume, transform: Any) -> float:
+_SHRINK = [4, 2, 1]
+_SIGMAS = [2.0, 1.0, 0.0]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Mask:
+    """A liver mask cut to its bounding box (+1 voxel): uint8 and float32 SimpleITK crops, centre of mass."""
+
+    array: NDArray[Any]
+    geometry: Geometry
+    box: Box
+    crop: sitk.Image
+    centre_mm: NDArray[np.float64]
+    count: int
+
+
+def _prepare(mask: Volume) -> _Mask | None:
     import SimpleITK as sitk
 
-    ref = baseline.to_sitk()
-    moved = sitk.Resample(
-        sitk.Cast(followup.to_sitk(), sitk.sitkUInt8), ref, transform, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8
+    arr = np.asarray(mask.array)
+    box = mask_box(arr, pad=1)
+    if box is None:
+        return None
+    sub = np.asarray(arr[box] != 0, np.uint8)
+    count = int(np.count_nonzero(sub))
+    # Centre of mass (what ITK's moments initializer computes, from the same voxels): mean index to LPS.
+    index = [float(sub.sum(axis=tuple(a for a in range(3) if a != k)) @ np.arange(sub.shape[k])) for k in range(3)]
+    mean = np.array(index) / count + [s.start for s in box]
+    img = sitk.GetImageFromArray(sub)
+    img.SetSpacing(tuple(reversed(mask.geometry.spacing_mm)))
+    img.SetOrigin(tuple(float(v) for v in mask.geometry.index_to_lps([s.start for s in box])))
+    img.SetDirection(tuple(mask.geometry.direction_matrix[:, ::-1].reshape(-1)))
+    return _Mask(
+        array=arr,
+        geometry=mask.geometry,
+        box=box,
+        crop=img,
+        centre_mm=mask.geometry.index_to_lps(mean),
+        count=count,
     )
-    a = baseline.array.astype(bool)
-    b = sitk.GetArrayViewFromImage(moved).astype(bool)
-    denom = int(a.sum()) + int(b.sum())
+
+
+def _dice(base: _Mask, fu: _Mask, matrix: NDArray[np.float64], transform: Any) -> float:
+    """Dice of the baseline mask and the follow-up mask resampled onto the baseline grid (nearest neighbour)."""
+    import SimpleITK as sitk
+
+    region = union_box(base.box, reach_box(fu.geometry, fu.box, base.geometry, matrix))
+    moved = resample_crop(fu.crop, base.geometry, region, transform, sitk.sitkUInt8)
+    a = base.array[region] != 0
+    b = moved != 0
+    denom = base.count + int(np.count_nonzero(b))
     return 2.0 * float(np.count_nonzero(a & b)) / denom if denom else 0.0
 
 
@@ -249,22 +365,22 @@ def register_to_baseline(
     """
     import SimpleITK as sitk
 
-    for name, mask in (("baseline", baseline_liver), ("follow-up", followup_liver)):
-        if not np.any(mask.array):
-            raise InputError(f"The {name} liver mask {mask.source or ''} is empty; registration needs the liver.")
     if work_spacing_mm <= 0:
         raise InputError(f"work_spacing_mm must be > 0, but it is {work_spacing_mm}")
-    base = baseline_liver.with_array(baseline_liver.array.astype(np.uint8))
-    fu = followup_liver.with_array(followup_liver.array.astype(np.uint8))
+    prepared = []
+    for name, mask in (("baseline", baseline_liver), ("follow-up", followup_liver)):
+        p = _prepare(mask)
+        if p is None:
+            raise InputError(f"The {name} liver mask {mask.source or ''} is empty; registration needs the liver.")
+        prepared.append(p)
+    base, fu = prepared
     margin_vox = math.ceil(fov_margin_mm / work_spacing_mm)
-    fixed = _distance_map(base, work_spacing_mm, crop=True)
-    moving = _distance_map(fu, work_spacing_mm)
-    initial = sitk.CenteredTransformInitializer(
-        sitk.Cast(base.to_sitk(), sitk.sitkFloat32),
-        sitk.Cast(fu.to_sitk(), sitk.sitkFloat32),
-        sitk.Euler3DTransform(),
-        sitk.CenteredTransformInitializerFilter.MOMENTS,
-    )
+    fixed = _distance_map(sitk.Cast(base.crop, sitk.sitkFloat32), base.geometry, work_spacing_mm, crop=True)
+    moving = _distance_map(sitk.Cast(fu.crop, sitk.sitkFloat32), fu.geometry, work_spacing_mm)
+    # Start: rotation about the baseline centre of mass, translation between the centres of mass.
+    initial = sitk.Euler3DTransform()
+    initial.SetCenter(tuple(float(v) for v in base.centre_mm))
+    initial.SetTranslation(tuple(float(v) for v in fu.centre_mm - base.centre_mm))
     rigid = sitk.Euler3DTransform(
         _run(fixed, moving, initial, iterations=iterations, margin_vox=margin_vox).GetNthTransform(0)
     )
@@ -281,8 +397,8 @@ def register_to_baseline(
         )
         kind = "affine"
     matrix = _homogeneous(final)
-    dice_before = _dice(base, fu, sitk.Transform())
-    dice_after = _dice(base, fu, final)
+    dice_before = _dice(base, fu, np.eye(4), sitk.Transform())
+    dice_after = _dice(base, fu, matrix, final)
     warnings = []
     if dice_after < min_dice:
         warnings.append(

@@ -220,14 +220,21 @@ def _squeeze_to_3d(shape: tuple[int, ...], p: Path) -> tuple[int, int, int]:
     return (dims[0], dims[1], dims[2])
 
 
-def _read_nifti(p: Path) -> Volume:
-    import gzip
+def _gzip_open(p: Path) -> Any:
+    """A gzip reader: ISA-L's (python-isal, about 2× faster to decompress) when installed, else the standard one."""
+    try:
+        from isal import igzip as gzip
+    except ImportError:  # pragma: no cover - isal is a dependency; the standard module gives the same bytes
+        import gzip  # type: ignore[no-redef]
+    return gzip.open(p, "rb")
 
+
+def _read_nifti(p: Path) -> Volume:
     import nibabel as nib
 
     compressed = p.name.lower().endswith(".gz")
     try:
-        fh = gzip.open(p, "rb") if compressed else open(p, "rb")  # noqa: SIM115 - closed below
+        fh = _gzip_open(p) if compressed else open(p, "rb")  # noqa: SIM115 - closed below
     except OSError as exc:
         raise InputError(f"Cannot open '{p}': {exc}.") from exc
     with fh:
