@@ -212,33 +212,52 @@ def resample_crop(
     return sitk.GetArrayFromImage(out)
 
 
-def _distance_map(mask: sitk.Image, geometry: Geometry, spacing_mm: float, *, crop: bool = False) -> sitk.Image:
+def _distance_map(
+    mask: sitk.Image, geometry: Geometry, spacing_mm: float, *, crop_pad_mm: float | None = None
+) -> sitk.Image:
     """Signed distance map (mm, clipped) of a mask on an isotropic grid over ``geometry``'s field of view.
 
     ``mask`` is the float32 mask (or the part of it holding every foreground voxel, with a margin of one voxel)
-    in ``geometry``'s frame; ``crop`` keeps the mask's surroundings only.
+    in ``geometry``'s frame; ``crop_pad_mm`` keeps only the mask's box grown by that much (None: the whole field
+    of view).
     """
     import SimpleITK as sitk
 
     ref = _reference(geometry, spacing_mm)
+    if crop_pad_mm is not None:
+        # The metric only needs the liver's neighbourhood: the fixed map is cut to the mask's box + 20 mm, the
+        # moving one to its box + 40 mm (where the fixed voxels land, with room for the search). The mask lies
+        # wholly inside the cut, so its distances there are those of the whole field of view.
+        ref = _sub_grid(ref, mask, crop_pad_mm)
     coarse = sitk.Resample(mask, ref, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32) >= 0.5
     dist = sitk.SignedMaurerDistanceMap(
         coarse, insideIsPositive=False, squaredDistance=False, useImageSpacing=True
     )
-    dist = sitk.Clamp(sitk.Cast(dist, sitk.sitkFloat32), sitk.sitkFloat32, -_CLIP_MM, _CLIP_MM)
-    if not crop:
-        return dist
-    # The metric only needs the liver's neighbourhood: the fixed image is cut to the mask's box + 20 mm.
-    arr = sitk.GetArrayViewFromImage(coarse)
-    nz = np.nonzero(arr)
-    if nz[0].size == 0:
-        return dist
-    pad = math.ceil(20.0 / spacing_mm)
-    lo = [max(int(a.min()) - pad, 0) for a in nz]
-    hi = [min(int(a.max()) + pad + 1, n) for a, n in zip(nz, arr.shape)]
-    index = [int(v) for v in reversed(lo)]
-    size = [int(h - low) for h, low in zip(reversed(hi), reversed(lo))]
-    return sitk.RegionOfInterest(dist, size, index)
+    return sitk.Clamp(sitk.Cast(dist, sitk.sitkFloat32), sitk.sitkFloat32, -_CLIP_MM, _CLIP_MM)
+
+
+def _sub_grid(ref: sitk.Image, mask: sitk.Image, pad_mm: float) -> sitk.Image:
+    """The part of ``ref``'s grid (same orientation as ``mask``) around ``mask``'s extent grown by ``pad_mm``."""
+    import SimpleITK as sitk
+
+    direction = np.array(ref.GetDirection(), float).reshape(3, 3)
+    spacing = np.array(ref.GetSpacing(), float)
+    origin = np.array(ref.GetOrigin(), float)
+    size = np.array(mask.GetSize(), float)
+    corners = np.array(
+        [mask.TransformContinuousIndexToPhysicalPoint(c * (size - 1)) for c in ((0, 0, 0), (1, 1, 1))]
+    )
+    idx = ((corners - origin) @ direction) / spacing
+    pad = pad_mm / spacing
+    lo = np.maximum(np.floor(idx.min(axis=0) - pad), 0).astype(int)
+    hi = np.minimum(np.ceil(idx.max(axis=0) + pad) + 1, np.array(ref.GetSize())).astype(int)
+    if np.any(hi <= lo):
+        return ref
+    out = sitk.Image([int(v) for v in hi - lo], sitk.sitkUInt8)
+    out.SetSpacing(ref.GetSpacing())
+    out.SetDirection(ref.GetDirection())
+    out.SetOrigin(ref.TransformIndexToPhysicalPoint([int(v) for v in lo]))
+    return out
 
 
 def _inner_mask(image: sitk.Image, margin_vox: int) -> sitk.Image:
@@ -379,8 +398,8 @@ def register_to_baseline(
         prepared.append(p)
     base, fu = prepared
     margin_vox = math.ceil(fov_margin_mm / work_spacing_mm)
-    fixed = _distance_map(sitk.Cast(base.crop, sitk.sitkFloat32), base.geometry, work_spacing_mm, crop=True)
-    moving = _distance_map(sitk.Cast(fu.crop, sitk.sitkFloat32), fu.geometry, work_spacing_mm)
+    fixed = _distance_map(sitk.Cast(base.crop, sitk.sitkFloat32), base.geometry, work_spacing_mm, crop_pad_mm=20.0)
+    moving = _distance_map(sitk.Cast(fu.crop, sitk.sitkFloat32), fu.geometry, work_spacing_mm, crop_pad_mm=40.0)
     # Start: rotation about the baseline centre of mass, translation between the centres of mass.
     angles, translation = fit_rigid(
         fixed,

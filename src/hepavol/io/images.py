@@ -229,6 +229,18 @@ def _gzip_open(p: Path) -> Any:
     return gzip.open(p, "rb")
 
 
+def _gzip_header_problem(p: Path) -> str | None:
+    """Why the first 348 bytes of a gzip file cannot be decompressed (standard reader), or None when they can."""
+    import gzip
+
+    try:
+        with gzip.open(p, "rb") as fh:
+            n = len(fh.read(348))
+    except (OSError, EOFError) as exc:
+        return str(exc)
+    return None if n >= 348 else f"the header is cut after {n} bytes"
+
+
 def _read_nifti(p: Path) -> Volume:
     import nibabel as nib
 
@@ -255,6 +267,17 @@ def _read_nifti(p: Path) -> Volume:
                     img = nib.Nifti2Image.from_stream(fh)
             else:
                 raise InputError("its header does not start with sizeof_hdr 348 (NIfTI-1) or 540 (NIfTI-2)")
+        except EOFError as exc:  # ISA-L's reader reads ahead: a cut gzip stream can end while the header is read
+            header_problem = _gzip_header_problem(p)
+            if header_problem is not None:
+                raise InputError(
+                    f"'{p}' cannot be read as NIfTI ({header_problem}). The file is not a NIfTI image, or it is "
+                    "corrupt."
+                ) from exc
+            raise InputError(
+                f"'{p}' is truncated or corrupt: its voxel data cannot be read completely ({exc}). "
+                "Replace it with a complete copy."
+            ) from exc
         except Exception as exc:
             raise InputError(
                 f"'{p}' cannot be read as NIfTI ({exc}). The file is not a NIfTI image, or it is corrupt."
