@@ -71,6 +71,8 @@ def test_legacy_series_gets_a_derived_frame_of_reference(
     assert seg.ContentDescription == "Liver and liver lesions; frame of reference derived"
     # deterministic: a second SEG and the SR (with the SEG it builds) share the frame of reference
     assert _export("sr", ct, labels, tmp_path / "sr.dcm", "--seg-out", str(tmp_path / "seg2.dcm")) == 0
+    # the SR and the SEG it builds read the series once each: the user sees the warning once (issue 19)
+    assert [w for w in capsys.readouterr().err.splitlines() if w.startswith("warning: series ")] == [line]
     assert pydicom.dcmread(tmp_path / "seg2.dcm").FrameOfReferenceUID == uid
     assert _export("sr", ct, tmp_path / "seg.dcm", tmp_path / "sr_from_seg.dcm") == 0
     assert "internal error" not in capsys.readouterr().err

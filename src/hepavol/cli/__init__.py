@@ -61,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     shown = warnings.showwarning
     if not debug:  # a Python warning is one "warning: ..." line, like hepavol's own (no file:line and source)
+        _SHOWN_WARNINGS.clear()
         warnings.showwarning = _one_line_warning
     try:
         result = args.func(args)
@@ -115,10 +116,18 @@ def os_error_message(exc: OSError) -> str:
     return f"cannot use {what}: {reason}. {fix[0].upper()}{fix[1:]}."
 
 
+_SHOWN_WARNINGS: set[str] = set()
+
+
 def _one_line_warning(
     message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None
 ) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+    """Print ``warning: MESSAGE`` once per command (the SEG and the SR of one export warn the same way)."""
+    text = str(message)
+    if text in _SHOWN_WARNINGS:
+        return
+    _SHOWN_WARNINGS.add(text)
+    print(f"warning: {text}", file=sys.stderr)
 
 
 def run() -> None:  # pragma: no cover - console-script shim
