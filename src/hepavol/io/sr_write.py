@@ -56,7 +56,14 @@ PRIVATE_CODING_SCHEME = "99HEPAVOL"
 #: Private codes for the per-timepoint totals (PS3.16 has no concept for them).
 TOTAL_TUMOR_VOLUME = ("TTV", "99HEPAVOL", "Total tumor volume")
 SUM_OF_DIAMETERS = ("SOD", "99HEPAVOL", "Sum of diameters")
-VOLUMETRIC_METHOD = ("VOLRESP", "99HEPAVOL", "Volumetric response")
+VOLUMETRIC_RESPONSE = ("VOLRESP", "99HEPAVOL", "Volumetric response")
+#: A tracked lesion's status on this scan (qualitative evaluation of a disappeared lesion).
+LESION_STATUS = ("LESSTAT", "99HEPAVOL", "Tracked lesion status")
+LESION_DISAPPEARED = ("DISAPPEARED", "99HEPAVOL", "Disappeared")
+#: TID 1500 containers.
+IMAGING_MEASUREMENTS = ("126010", "DCM", "Imaging Measurements")
+DERIVED_IMAGING_MEASUREMENTS = ("126011", "DCM", "Derived Imaging Measurements")
+QUALITATIVE_EVALUATIONS = ("C0034375", "UMLS", "Qualitative Evaluations")
 _RESPONSE_CODES = {
     "CR": ("112041", "DCM", "Target Lesion Complete Response"),
     "PR": ("112042", "DCM", "Target Lesion Partial Response"),
@@ -221,13 +228,6 @@ def _add_scoords(group: Any, scoords: dict[str, Any]) -> None:
             item.ContentSequence.append(scoords.pop(code))
     if scoords:
         raise AssertionError(f"no NUM item for {sorted(scoords)}")
-
-
-def _method_as_concept_modifier(group: Any) -> None:
-    """TID 1501 row 5: Measurement Method is HAS CONCEPT MOD (highdicom 0.28 writes CONTAINS)."""
-    for item in group[0].ContentSequence:
-        if item.ValueType == "CODE" and item.ConceptNameCodeSequence[0].CodeValue == "370129005":
-            item.RelationshipType = "HAS CONCEPT MOD"
 
 
 def _drop_segment_number_beside_frame(group: Any) -> None:
@@ -521,67 +521,23 @@ def build_report(
                 "planar": pieces,
             }
         )
+    # Time-point content outside "Imaging Measurements" (see the module docstring for why): the totals as TID
+    # 1420 derived measurements, the responses and the disappeared lesions as qualitative evaluations.
+    qualitative: list[Any] = []
+    for name, code in (
+        (codes.DCM.CurrentResponse, target_code),
+        (codes.DCM.CurrentResponse, non_target_code),
+        (_code(*OVERALL_RESPONSE), overall_code),
+        (_code(*VOLUMETRIC_RESPONSE), volumetric_code),
+    ):
+        if code is not None:
+            qualitative.append(hd.sr.CodeContentItem(name=name, value=code, relationship_type="CONTAINS"))
     for gone in absent:
-        groups.append(
-            hd.sr.MeasurementsAndQualitativeEvaluations(
-                tracking_identifier=hd.sr.TrackingIdentifier(uid=gone.tracking_uid, identifier=gone.tracking_id),
-                time_point_context=tpc,
-                finding_type=finding,
-                finding_sites=[liver_site],
-                measurements=[
-                    hd.sr.Measurement(name=codes.SCT.Volume, value=0.0, unit=mm3),
-                    hd.sr.Measurement(name=long_code, value=0.0, unit=mm),
-                ],
-            )
-        )
-    recist_evaluations = [
-        hd.sr.QualitativeEvaluation(name=codes.DCM.CurrentResponse, value=code)
-        for code in (target_code, non_target_code)
-        if code is not None
+        qualitative.append(_absent_lesion_item(gone, mm=mm, mm3=mm3, long_code=long_code))
+    derived = [
+        (SUM_OF_DIAMETERS, assessment.sum_of_diameters_mm, mm),
+        (TOTAL_TUMOR_VOLUME, assessment.total_tumor_volume_mm3, mm3),
     ]
-    if overall_code is not None:
-        recist_evaluations.append(hd.sr.QualitativeEvaluation(name=_code(*OVERALL_RESPONSE), value=overall_code))
-    summary = []
-    sod = assessment.sum_of_diameters_mm
-    if sod is not None or recist_evaluations:
-        summary.append(
-            hd.sr.MeasurementsAndQualitativeEvaluations(
-                tracking_identifier=hd.sr.TrackingIdentifier(
-                    uid=generate_uid(), identifier=f"timepoint {tp.time_point_id} RECIST 1.1"
-                ),
-                time_point_context=tpc,
-                method=codes.DCM.RECIST1Point1,
-                finding_sites=[liver_site],
-                measurements=(
-                    [hd.sr.Measurement(name=_code(*SUM_OF_DIAMETERS), value=float(sod), unit=mm)]
-                    if sod is not None
-                    else None
-                ),
-                qualitative_evaluations=recist_evaluations or None,
-            )
-        )
-    summary.append(
-        hd.sr.MeasurementsAndQualitativeEvaluations(
-            tracking_identifier=hd.sr.TrackingIdentifier(
-                uid=generate_uid(), identifier=f"timepoint {tp.time_point_id} volumetric"
-            ),
-            time_point_context=tpc,
-            method=_code(*VOLUMETRIC_METHOD),
-            finding_sites=[liver_site],
-            measurements=[
-                hd.sr.Measurement(
-                    name=_code(*TOTAL_TUMOR_VOLUME), value=float(assessment.total_tumor_volume_mm3), unit=mm3
-                )
-            ],
-            qualitative_evaluations=(
-                [hd.sr.QualitativeEvaluation(name=codes.DCM.CurrentResponse, value=volumetric_code)]
-                if volumetric_code is not None
-                else None
-            ),
-        )
-    )
-    for group in summary:
-        _method_as_concept_modifier(group)
     modality = str(getattr(source_datasets[0], "Modality", "CT")).upper()
     procedure = codes.cid100.MRIUnspecifiedBodyRegion if modality == "MR" else codes.cid100.CTUnspecifiedBodyRegion
     observer = hd.sr.ObserverContext(
@@ -593,10 +549,23 @@ def build_report(
             model_name=f"hepavol {__version__}",
         ),
     )
+    if not groups:
+        # highdicom needs one imaging measurement; a scan on which every lesion is gone has none: build the report
+        # with a placeholder group and drop "Imaging Measurements" (TID 1500 row 6 is needed only without rows 10
+        # and 12, which are then present).
+        groups = [
+            hd.sr.MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier="placeholder"),
+                measurements=[hd.sr.Measurement(name=long_code, value=0.0, unit=mm)],
+            )
+        ]
+        placeholder = True
+    else:
+        placeholder = False
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=observer),
         procedure_reported=procedure,
-        imaging_measurements=[*groups, *summary],
+        imaging_measurements=groups,
         title=codes.DCM.ImagingMeasurementReport,
     )
     sr = hd.sr.Comprehensive3DSR(
@@ -610,8 +579,70 @@ def build_report(
         is_complete=True,
         series_description=series_description,
     )
+    position = next(
+        n
+        for n, item in enumerate(sr.ContentSequence, start=1)
+        if item.ConceptNameCodeSequence[0].CodeValue == IMAGING_MEASUREMENTS[0]
+    )
+    if placeholder:
+        del sr.ContentSequence[position - 1]
+    derived_items = [
+        hd.sr.NumContentItem(name=_code(*concept), value=float(number), unit=unit, relationship_type="CONTAINS")
+        for concept, number, unit in derived
+        if number is not None
+    ]
+    from pydicom.sequence import Sequence as DicomSequence
+
+    extra = [_container(DERIVED_IMAGING_MEASUREMENTS, derived_items)]
+    if qualitative:
+        extra.append(_container(QUALITATIVE_EVALUATIONS, qualitative))
+    sr.ContentSequence = DicomSequence([*sr.ContentSequence, *extra])
     _identify_private_coding_scheme(sr)
     return sr, lesions
+
+
+def _container(concept: tuple[str, str, str], items: Sequence[Any]) -> Any:
+    """A CONTAINS CONTAINER (continuity SEPARATE) of TID 1500 holding ``items``."""
+    import highdicom as hd
+
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence as DicomSequence
+
+    item = hd.sr.ContainerContentItem(name=_code(*concept), relationship_type="CONTAINS")
+    container = Dataset()  # plain: it may hold by-reference items, which highdicom's content items refuse
+    for element in item:
+        container.add(element)
+    container.ContentSequence = DicomSequence(items)
+    return container
+
+
+def _absent_lesion_item(gone: AbsentLesion, *, mm: Any, mm3: Any, long_code: Any) -> Any:
+    """A qualitative evaluation (TID 1500 row 13) "Tracked lesion status" = "Disappeared" for a lesion with no
+    voxel left, with its tracking identifier and TrackingUID and its RECIST 1.1 long axis (0 mm) and volume (0 mm3)
+    as properties (TID 1500 is extensible), so a reader following the TrackingUID sees the lesion go."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    item = hd.sr.CodeContentItem(
+        name=_code(*LESION_STATUS), value=_code(*LESION_DISAPPEARED), relationship_type="CONTAINS"
+    )
+    item.ContentSequence = hd.sr.ContentSequence(
+        [
+            hd.sr.TextContentItem(
+                name=codes.DCM.TrackingIdentifier, value=gone.tracking_id, relationship_type="HAS PROPERTIES"
+            ),
+            hd.sr.UIDRefContentItem(
+                name=codes.DCM.TrackingUniqueIdentifier, value=gone.tracking_uid, relationship_type="HAS PROPERTIES"
+            ),
+            hd.sr.NumContentItem(name=long_code, value=0.0, unit=mm, relationship_type="HAS PROPERTIES"),
+            hd.sr.NumContentItem(
+                name=_code("118565006", "SCT", "Volume"), value=0.0, unit=mm3, relationship_type="HAS PROPERTIES"
+            ),
+        ],
+        is_root=False,
+        is_sr=False,
+    )
+    return item
 
 
 def _identify_private_coding_scheme(sr: Any) -> None:
