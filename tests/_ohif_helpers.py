@@ -53,7 +53,7 @@ def _handler(dist: Path, orthanc_url: str) -> type[http.server.BaseHTTPRequestHa
     session = requests.Session()
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class's name)
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
         def _send(self, status: int, body: bytes, content_type: str) -> None:
@@ -63,7 +63,7 @@ def _handler(dist: Path, orthanc_url: str) -> type[http.server.BaseHTTPRequestHa
             self.end_headers()
             self.wfile.write(body)
 
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path.startswith("/dicom-web") or path.startswith("/wado"):
                 accept = self.headers.get("Accept")
@@ -77,7 +77,11 @@ def _handler(dist: Path, orthanc_url: str) -> type[http.server.BaseHTTPRequestHa
             if path == "/" or not f.is_file() or dist.resolve() not in f.parents:
                 f = dist / "index.html"
             types = {".js": "application/javascript", ".css": "text/css", ".wasm": "application/wasm"}
-            self._send(200, f.read_bytes(), types.get(f.suffix, "text/html" if f.suffix == ".html" else "application/octet-stream"))
+            self._send(
+                200,
+                f.read_bytes(),
+                types.get(f.suffix, "text/html" if f.suffix == ".html" else "application/octet-stream"),
+            )
 
     return Handler
 

@@ -11,15 +11,45 @@ Content (DICOM PS3.16 template ids):
   measurement). SCOORD coordinates are (column, row) image coordinates with (0, 0) at the outer corner of the
   first pixel: hepavol's end points are surface-mesh vertices (pixel-edge midpoints), so one coordinate is an
   integer and the other a half-integer.
-- Two **timepoint groups** (TID 1501): RECIST 1.1 (method DCM 126081) with the sum of diameters (mm) and the
-  volumetric one with the total tumour volume (mm³) -- concepts of the private scheme ``99HEPAVOL`` since PS3.16
-  has none. When given, the responses are qualitative evaluations: the RECIST target and non-target responses and
-  the volumetric response as "Current Response" (DCM 112048) with values from CID 6144 (Target Lesion Complete
-  Response / Partial Response / Stable Disease / Progressive Disease; Non-Target Lesion Complete Response /
-  Incomplete Response or Stable Disease / Progressive Disease), and the RECIST overall response (CR, PR, SD, PD,
-  NE, non-CR/non-PD) as a ``99HEPAVOL`` code, since CID 6144 has no overall response.
-- Every group includes the time point context (TID 1502): time point id, type (Baseline or Posttreatment) and
-  order when given.
+- Every lesion group includes the time point context (TID 1502): time point id and type (Baseline or
+  Posttreatment) when given.
+
+**Time-point content** goes into the two other containers of TID 1500, not into "Imaging Measurements":
+
+- **Derived Imaging Measurements** (DCM 126011, TID 1500 row 10 → TID 1420 "Measurements Derived From Multiple
+  ROI Measurements", a NUM each): the sum of diameters (``99HEPAVOL SOD``, mm: all lesions' long axes in a
+  single-scan report, the RECIST 1.1 sum of the target lesions' diameters in a follow-up) and the total tumour
+  volume (``99HEPAVOL TTV``, mm³).
+  CID 7465 (baseline, extensible) has population statistics only, hence the private concepts. TID 1420 derives
+  its NUM "R-INFERRED FROM" the groups it sums; those by-reference items are **not written**, because highdicom
+  0.28's reader refuses any content item without a value type ("Item #1 of sequence is not an SR Content Item"):
+  the groups summed are those of the report (in a follow-up, its target lesions).
+- **Qualitative Evaluations** (UMLS C0034375, TID 1500 rows 12-13, CODE items), when there is one: the RECIST
+  target and non-target responses as "Current Response" (DCM 112048) with values from CID 6144 (Target Lesion
+  Complete Response / Partial Response / Stable Disease / Progressive Disease; Non-Target Lesion Complete
+  Response / Incomplete Response or Stable Disease / Progressive Disease), the RECIST overall response (CR, PR,
+  SD, PD, NE, non-CR/non-PD) as ``99HEPAVOL OVRESP`` (CID 6144 has no overall response), the volumetric response
+  as ``99HEPAVOL VOLRESP`` with a CID 6144 target value, and per **disappeared lesion** (no voxel left on this
+  scan) ``99HEPAVOL LESSTAT`` "Tracked lesion status" = ``99HEPAVOL DISAPPEARED`` with, as HAS PROPERTIES
+  children (TID 1500 is extensible), its Tracking Identifier, Tracking Unique Identifier, Long Axis 0 mm (RECIST
+  1.1 records a disappeared target lesion as 0 mm) and Volume 0 mm³.
+
+Why (issue 24; checked against OHIF 3.13.2 and 3.12.10 from npm ``@ohif/app``, whose
+``extensions/cornerstone-dicom-sr/src/getSopClassHandlerModule.ts`` is in the bundle): OHIF reads only the
+"Measurement Group" children of "Imaging Measurements" (``_getMeasurements``), merges them by TrackingUID
+(``_getMergedContentSequencesByTrackingUniqueIdentifiers``: a group without one throws), and then reads
+``measurement.coords[0].ReferencedSOPSequence`` for every merged group, so a group whose merged content has no
+SCOORD (the former time-point groups, the zero groups of disappeared lesions) throws "Cannot read properties of
+undefined (reading 'ReferencedSOPSequence')" and the viewer shows an error. Lesion groups are safe: the volumetric
+and planar groups of a lesion share its TrackingUID, and the planar group's NUMs are INFERRED FROM SCOORD
+polylines on the source image. OHIF ignores the other two containers. dcmqi's ``tid1500reader`` reads the
+Imaging Measurements only; highdicom reads the whole report; dciodvfy reports no error; PixelMed (pixelmed-apps
+20220618) checks rows 12-13 and has no CID 7465 for TID 1420 (an "Internal Error" line, no error of the report).
+
+Every private code is of the scheme ``99HEPAVOL``, identified in the CodingSchemeIdentificationSequence.
+
+Stored values are not rounded (one rule for every SR, SEG and table: full float precision, DS strings of up to
+16 characters as pydicom formats them); readers round for display.
 """
 
 from __future__ import annotations
@@ -53,7 +83,7 @@ __all__ = [
 
 #: Designator of hepavol's private codes, identified in every SR (CodingSchemeIdentificationSequence).
 PRIVATE_CODING_SCHEME = "99HEPAVOL"
-#: Private codes for the per-timepoint totals (PS3.16 has no concept for them).
+#: Private codes for the per-timepoint totals (PS3.16 has no concept for them: CID 7465 has statistics only).
 TOTAL_TUMOR_VOLUME = ("TTV", "99HEPAVOL", "Total tumor volume")
 SUM_OF_DIAMETERS = ("SOD", "99HEPAVOL", "Sum of diameters")
 VOLUMETRIC_RESPONSE = ("VOLRESP", "99HEPAVOL", "Volumetric response")
@@ -142,9 +172,10 @@ class LesionFinding:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AbsentLesion:
-    """A tracked lesion that has disappeared on this scan (no voxel left): its report group, with the lesion's
-    tracking identifier, records a volume of 0 mm3 and a long axis of 0 mm (RECIST 1.1 records a disappeared
-    target lesion as 0 mm), so a viewer following the TrackingUID sees it go."""
+    """A tracked lesion that has disappeared on this scan (no voxel left): a qualitative evaluation of the report
+    ("Tracked lesion status" = "Disappeared") with the lesion's tracking identifier and UID records a volume of
+    0 mm3 and a long axis of 0 mm (RECIST 1.1 records a disappeared target lesion as 0 mm), so a reader following
+    the TrackingUID sees it go."""
 
     tracking_id: str
     tracking_uid: str
@@ -374,14 +405,15 @@ def build_report(
         The DICOM SEG on that series; ``findings[i].segment_number`` are its segments.
     findings : sequence of LesionFinding
         The lesions, in report order (a volumetric group, then one planar group per piece, each). May be empty
-        (a follow-up scan on which every lesion has gone: the timepoint groups are still written).
+        (a follow-up scan on which every lesion has gone: there is then no "Imaging Measurements" container, and
+        the derived measurements and qualitative evaluations are still written).
     assessment : TimePointAssessment
-        Totals and responses of the timepoint group.
+        Totals (derived imaging measurements) and responses (qualitative evaluations) of the time point.
     time_point : TimePoint, optional
         Time point context; the StudyDate of the source when omitted.
     absent : sequence of AbsentLesion
-        Tracked lesions gone on this scan: one TID 1501 group each (volume 0 mm3, long axis 0 mm), after the
-        lesions' groups.
+        Tracked lesions gone on this scan: one qualitative evaluation each (volume 0 mm3, long axis 0 mm), after
+        the responses.
     series_instance_uid, sop_instance_uid : str, optional
         UIDs to use; new ones otherwise.
     series_number : int
@@ -604,7 +636,6 @@ def build_report(
 def _container(concept: tuple[str, str, str], items: Sequence[Any]) -> Any:
     """A CONTAINS CONTAINER (continuity SEPARATE) of TID 1500 holding ``items``."""
     import highdicom as hd
-
     from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence as DicomSequence
 
@@ -632,7 +663,9 @@ def _absent_lesion_item(gone: AbsentLesion, *, mm: Any, mm3: Any, long_code: Any
                 name=codes.DCM.TrackingIdentifier, value=gone.tracking_id, relationship_type="HAS PROPERTIES"
             ),
             hd.sr.UIDRefContentItem(
-                name=codes.DCM.TrackingUniqueIdentifier, value=gone.tracking_uid, relationship_type="HAS PROPERTIES"
+                name=codes.DCM.TrackingUniqueIdentifier,
+                value=gone.tracking_uid,
+                relationship_type="HAS PROPERTIES",
             ),
             hd.sr.NumContentItem(name=long_code, value=0.0, unit=mm, relationship_type="HAS PROPERTIES"),
             hd.sr.NumContentItem(
@@ -640,7 +673,6 @@ def _absent_lesion_item(gone: AbsentLesion, *, mm: Any, mm3: Any, long_code: Any
             ),
         ],
         is_root=False,
-        is_sr=False,
     )
     return item
 
