@@ -169,8 +169,8 @@ def write_followup_dicom(
         Dates out of order or repeated.
     """
     from hepavol.followup.pipeline import Manifest, _baseline_key, read_manifest, run_followup
-    from hepavol.tracking import tracking_uid
     from hepavol.io.segmentation import read_segmentation
+    from hepavol.tracking import tracking_uid
 
     m = manifest if isinstance(manifest, Manifest) else read_manifest(manifest)
     _check_dicom_images(m)
