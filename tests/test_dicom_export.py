@@ -371,3 +371,23 @@ def test_single_segment_seg_reads_back(tmp_path: Path) -> None:
     write_dicom_seg(image, single, path)
     back = read_segmentation(path, reference=image.geometry)
     assert np.count_nonzero(back.array) == np.count_nonzero(single.array)
+
+
+@pytest.mark.external
+def test_a_zero_window_of_the_source_is_not_copied(tmp_path: Path) -> None:
+    """3D-IRCADb-01's CT slices carry WindowCenter = WindowWidth = 0 (checked on patient01), which viewers apply
+    and show black. The SEG and SR written on such a series hold no window at all (top level or in a functional
+    group); the CT itself is never rewritten by hepavol."""
+    image, labels = _case(tmp_path)
+    for f in sorted((tmp_path / "ct").iterdir()):
+        ds = pydicom.dcmread(f)
+        ds.WindowCenter, ds.WindowWidth = "0", "0"
+        ds.save_as(f)
+    image = read_dicom_series(tmp_path / "ct")
+    write_dicom_seg(image, labels, tmp_path / "seg.dcm")
+    write_dicom_sr(image, tmp_path / "seg.dcm", tmp_path / "sr.dcm")
+    for name in ("seg.dcm", "sr.dcm"):
+        ds = pydicom.dcmread(tmp_path / name)
+        found = [elem.keyword for elem in ds.iterall() if elem.tag in (0x00281050, 0x00281051)]
+        assert found == [], (name, found)
+    assert pydicom.dcmread(sorted((tmp_path / "ct").iterdir())[0]).WindowWidth == 0  # the source is untouched
