@@ -39,7 +39,7 @@ from hepavol.io.sr_write import TimePoint, write_dicom_sr
 CHROMIUM = "/usr/bin/chromium"
 #: Software WebGL in headless Chromium (Cornerstone3D needs WebGL2; see shared NOTES.md).
 CHROMIUM_ARGS = ["--no-sandbox", "--enable-unsafe-swiftshader", "--use-gl=angle", "--use-angle=swiftshader"]
-#: Copy the screenshot of the SR viewport there (how docs/images/ohif-sr.png was made).
+#: Copy the screenshot of the SR viewport of the current OHIF there (how docs/images/ohif-sr.png was made).
 SCREENSHOT_ENV = "HEPAVOL_OHIF_SCREENSHOT"
 
 
@@ -55,15 +55,17 @@ def _missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Orthanc]:
+    """A fresh Orthanc per OHIF version: after OHIF 3.13.2 has read a study, OHIF 3.12.10 opened on the same
+    Orthanc draws no image in its SR viewport (seen with Debian's orthanc-dicomweb 1.7, not investigated)."""
     reason = _missing()
     if reason:
         pytest.skip(reason)
     yield from start_orthanc(tmp_path_factory.mktemp("orthanc_ohif"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def pushed(orthanc: Orthanc, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The case CT, its SEG and SR, stored on Orthanc by ``hepavol pacs push`` (DICOMweb STOW-RS)."""
     tmp = tmp_path_factory.mktemp("ohif_case")
@@ -88,6 +90,22 @@ def _skip_tour(page: Any) -> None:
     """OHIF's first-visit guided tour covers the page; its "Skip all" closes it (no tour: nothing to do)."""
     with contextlib.suppress(Exception):
         page.get_by_text("Skip all").click(timeout=3000)
+
+
+def _go_to_next_measurement(page: Any, label: str) -> None:
+    """Show the SR's next measurement: OHIF 3.13's viewport arrows; OHIF 3.12 has none, so scroll the slices (mouse
+    wheel over the viewport, one slice a step, both ways) until ``label`` is drawn."""
+    arrows = page.locator("[data-cy=viewport-action-arrows-right]")
+    if arrows.count():
+        arrows.first.click()
+        page.get_by_text(label.split("mmW")[0]).first.wait_for(timeout=15_000)
+        return
+    page.locator("[data-cy=viewport-pane]").first.hover()
+    for delta in [100] * 12 + [-100] * 24:
+        if label in page.inner_text("body"):
+            return
+        page.mouse.wheel(0, delta)
+        time.sleep(0.4)
 
 
 def _axes_label(piece: dict[str, Any]) -> str:
@@ -119,21 +137,22 @@ def test_ohif_shows_the_sr_axes_and_the_seg_segments(
             sr_thumbnail = page.get_by_text("hepavol measurement report").first
             sr_thumbnail.wait_for(timeout=60_000)
             _skip_tour(page)
+            # the CT first: OHIF 3.12 draws nothing in an SR viewport opened before the CT's images are shown
+            page.get_by_text("W:").first.wait_for(timeout=60_000)
 
             # the SR: L1's axes on its slice, then L2's through the viewport's arrows
             sr_thumbnail.dblclick()
-            viewport = page.locator("[data-cy=viewport-pane]").first
-            deadline = time.monotonic() + 30
-            while _axes_label(l1) not in viewport.inner_text() and time.monotonic() < deadline:
+            deadline = time.monotonic() + 30  # the labels are SVG text over the viewport (not in its pane in 3.12)
+            while _axes_label(l1) not in page.inner_text("body") and time.monotonic() < deadline:
                 time.sleep(0.5)
-            assert _axes_label(l1) in viewport.inner_text(), viewport.inner_text()
+            assert _axes_label(l1) in page.inner_text("body"), (page.inner_text("body"), errors)
             time.sleep(1)  # the canvas draws after the labels
             page.screenshot(path=str(tmp_path / "ohif-sr.png"))
-            if os.environ.get(SCREENSHOT_ENV):
+            if os.environ.get(SCREENSHOT_ENV) and version == OHIF_VERSIONS[0]:
                 shutil.copyfile(tmp_path / "ohif-sr.png", os.environ[SCREENSHOT_ENV])
-            page.locator("[data-cy=viewport-action-arrows-right]").first.click()
-            page.get_by_text(_axes_label(l2).split("mmW")[0]).first.wait_for(timeout=15_000)
-            assert _axes_label(l2) in viewport.inner_text()
+            _go_to_next_measurement(page, _axes_label(l2))
+            assert _axes_label(l2) in page.inner_text("body")
+            assert _axes_label(l1) not in page.inner_text("body")  # another slice
             # the measurement panel stays empty: OHIF shows SRs it did not write read-only (module docstring)
             page.locator("[data-cy=trackedMeasurements-btn]").click()
             page.get_by_text("No tracked measurements").wait_for(timeout=10_000)
