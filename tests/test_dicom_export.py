@@ -391,3 +391,43 @@ def test_a_zero_window_of_the_source_is_not_copied(tmp_path: Path) -> None:
         found = [elem.keyword for elem in ds.iterall() if elem.tag in (0x00281050, 0x00281051)]
         assert found == [], (name, found)
     assert pydicom.dcmread(sorted((tmp_path / "ct").iterdir())[0]).WindowWidth == 0  # the source is untouched
+
+
+@pytest.mark.external
+def test_a_report_on_which_every_lesion_is_gone(tmp_path: Path) -> None:
+    """A follow-up scan with no lesion left: no "Imaging Measurements" (highdicom needs a group to build one; TID
+    1500 needs it only without the other two containers), totals of 0, the responses and the gone lesion's record;
+    dciodvfy, highdicom and dcmqi read it (tests/validators.py: 0 measurement groups)."""
+    import highdicom as hd
+
+    from hepavol.io.seg_write import dataset_bytes, load_source_datasets
+    from hepavol.io.sr_write import AbsentLesion, TimePointAssessment, build_report
+
+    image, labels = _case(tmp_path)
+    write_dicom_seg(image, labels, tmp_path / "seg.dcm")
+    sr, lesions = build_report(
+        image,
+        load_source_datasets(image),
+        pydicom.dcmread(tmp_path / "seg.dcm"),
+        [],
+        TimePointAssessment(
+            total_tumor_volume_mm3=0.0, sum_of_diameters_mm=0.0, target_response="CR", overall_response="CR"
+        ),
+        time_point=TimePoint(time_point_id="FU2", baseline=False),
+        absent=[AbsentLesion(tracking_id="L1", tracking_uid="1.2.826.0.1.3680043.8.498.1")],
+    )
+    assert lesions == []
+    (tmp_path / "sr.dcm").write_bytes(dataset_bytes(sr))
+    assert sorted(report_containers(pydicom.dcmread(tmp_path / "sr.dcm"))) == ["126011", "C0034375"]
+    assert isinstance(hd.sr.srread(tmp_path / "sr.dcm").content, hd.sr.MeasurementReport)
+    tp = time_point_content(tmp_path / "sr.dcm")
+    assert tp["derived"] == {"Sum of diameters": 0.0, "Total tumor volume": 0.0}
+    assert tp["evaluations"] == {"Current Response": ["112041"], "RECIST 1.1 overall response": ["CR"]}
+    assert tp["gone"] == [
+        {
+            "status": "Disappeared",
+            "tracking_id": "L1",
+            "tracking_uid": "1.2.826.0.1.3680043.8.498.1",
+            "nums": {"Long Axis": 0.0, "Volume": 0.0},
+        }
+    ]
