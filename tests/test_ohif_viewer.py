@@ -12,6 +12,10 @@ step to lesion L2's axes; the SEG loads after OHIF's "Do you want to open this S
 segmentation panel lists Liver, Lesion L1 and Lesion L2 with the SEG's colours. OHIF does not put the SR's
 measurements into its measurement panel ("No tracked measurements"): it hydrates only SRs whose groups it can map
 to its own tools, and shows the others read-only.
+
+The test fails on hepavol's former encoding (time-point groups without image coordinates under "Imaging
+Measurements", checked by running it on main's ``hepavol.io.sr_write``, 2026-12-07): OHIF 3.13.2 then draws no
+viewport and no axes at all.
 """
 
 from __future__ import annotations
