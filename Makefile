@@ -9,8 +9,12 @@ BIN := $(VENV)/bin
 # Debian packages used by the tests (reference tools, validators, servers). Installed with apt-get as root.
 APT_PACKAGES ?= r-base-core r-cran-survival r-cran-psych r-cran-vcd chromium dicom3tools dcmtk pixelmed-apps orthanc orthanc-dicomweb postgresql
 PYTEST_ARGS ?=
+# OHIF Viewer releases for tests/test_ohif_viewer.py (npm @ohif/app: the current one and the previous minor's
+# latest), unpacked into a cache outside git (scripts/fetch-ohif.sh; skipped with a warning when npm is missing).
+OHIF_VERSIONS ?= 3.13.2 3.12.10
+HEPAVOL_OHIF_CACHE ?= $(HOME)/.cache/hepavol/ohif
 
-.PHONY: demo test lint typecheck pytest system-deps postgres benchmark clean
+.PHONY: demo test lint typecheck pytest system-deps postgres ohif benchmark clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,8 +48,11 @@ HEPAVOL_TEST_POSTGRES ?= postgresql://hepavol_test:hepavol_test@127.0.0.1:5432/p
 postgres: system-deps
 	@bash scripts/start-postgres.sh
 
-pytest: $(VENV)/.installed-test system-deps postgres
-	HEPAVOL_TEST_POSTGRES=$(HEPAVOL_TEST_POSTGRES) HEPAVOL_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+ohif:
+	@bash scripts/fetch-ohif.sh $(HEPAVOL_OHIF_CACHE) $(OHIF_VERSIONS)
+
+pytest: $(VENV)/.installed-test system-deps postgres ohif
+	HEPAVOL_TEST_POSTGRES=$(HEPAVOL_TEST_POSTGRES) HEPAVOL_REQUIRE_POSTGRES=1 HEPAVOL_OHIF_CACHE=$(HEPAVOL_OHIF_CACHE) $(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 

@@ -70,3 +70,48 @@ def template_of(group: Any) -> str:
     if "121214" in codes:  # Referenced Segmentation Frame
         return "1410"
     return "1501"
+
+
+def report_containers(ds: Any) -> dict[str, Any]:
+    """The TID 1500 containers of a report by concept code: 126010 Imaging Measurements, 126011 Derived Imaging
+    Measurements, C0034375 Qualitative Evaluations (a missing one is absent from the dict)."""
+    return {
+        item.ConceptNameCodeSequence[0].CodeValue: item
+        for item in ds.ContentSequence
+        if item.ValueType == "CONTAINER"
+    }
+
+
+def time_point_content(path: Path) -> dict[str, Any]:
+    """What an SR says of its time point, read with pydicom: the derived measurements (``{meaning: value}``), the
+    qualitative evaluations other than lesion statuses (``{meaning: [code values]}``), and per disappeared lesion
+    its tracking id, UID and numeric properties."""
+    import pydicom
+
+    ds = pydicom.dcmread(path)
+    containers = report_containers(ds)
+    derived = {
+        i.ConceptNameCodeSequence[0].CodeMeaning: float(i.MeasuredValueSequence[0].NumericValue)
+        for i in getattr(containers.get("126011"), "ContentSequence", [])
+    }
+    evaluations: dict[str, list[str]] = {}
+    gone = []
+    for item in getattr(containers.get("C0034375"), "ContentSequence", []):
+        name = item.ConceptNameCodeSequence[0].CodeMeaning
+        if name == "Tracked lesion status":
+            props = {c.ConceptNameCodeSequence[0].CodeMeaning: c for c in item.ContentSequence}
+            gone.append(
+                {
+                    "status": item.ConceptCodeSequence[0].CodeMeaning,
+                    "tracking_id": props["Tracking Identifier"].TextValue,
+                    "tracking_uid": props["Tracking Unique Identifier"].UID,
+                    "nums": {
+                        k: float(v.MeasuredValueSequence[0].NumericValue)
+                        for k, v in props.items()
+                        if v.ValueType == "NUM"
+                    },
+                }
+            )
+        else:
+            evaluations.setdefault(name, []).append(item.ConceptCodeSequence[0].CodeValue)
+    return {"derived": derived, "evaluations": evaluations, "gone": gone}

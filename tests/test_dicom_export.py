@@ -19,7 +19,9 @@ from tests._dicom_export_helpers import (
     case_volumes,
     dciodvfy_errors,
     pixelmed_report,
+    report_containers,
     template_of,
+    time_point_content,
 )
 from tests._io_helpers import ORIENTATIONS
 from tests.validators import check_seg
@@ -101,6 +103,26 @@ def test_seg_keeps_given_tracking_uids(tmp_path: Path) -> None:
     assert done.path is None
 
 
+def test_seg_segment_colours(tmp_path: Path) -> None:
+    """Each segment has a RecommendedDisplayCIELabValue; read back to sRGB with scikit-image's CIE conversion
+    (D65, DICOM's scaling L* = v0 / 65535 * 100, a*, b* = v / 65535 * 255 - 128), the liver is 3D Slicer's liver
+    tan (221, 130, 101) and lesions L1, L2 the palette's yellow and cyan, all far apart."""
+    from skimage.color import lab2rgb
+
+    image, labels = _case(tmp_path)
+    write_dicom_seg(image, labels, tmp_path / "seg.dcm")
+    ds = pydicom.dcmread(tmp_path / "seg.dcm")
+    rgb = []
+    for item in ds.SegmentSequence:
+        v = np.asarray(item.RecommendedDisplayCIELabValue, float)
+        lab = np.array([v[0] / 65535 * 100, v[1] / 65535 * 255 - 128, v[2] / 65535 * 255 - 128])
+        rgb.append(tuple(np.rint(lab2rgb(lab[None, None, :])[0, 0] * 255).astype(int).tolist()))
+    assert [str(i.SegmentLabel) for i in ds.SegmentSequence] == ["Liver", "Lesion L1", "Lesion L2"]
+    expected = [(221, 130, 101), (255, 221, 0), (0, 190, 255)]
+    assert all(np.abs(np.subtract(a, b)).max() <= 2 for a, b in zip(rgb, expected)), rgb
+    assert min(np.abs(np.subtract(rgb[0], c)).sum() for c in rgb[1:]) > 100  # liver far from every lesion
+
+
 def test_seg_errors(tmp_path: Path) -> None:
     ct, labels = case_volumes(ORIENTATIONS["axial"])
     with pytest.raises(InputError, match="not read from a DICOM series"):
@@ -172,7 +194,7 @@ def test_sr_values_references_and_validators(tmp_path: Path) -> None:
     ds = pydicom.dcmread(tmp_path / "sr.dcm")
     measurements = next(i for i in ds.ContentSequence if i.ConceptNameCodeSequence[0].CodeValue == "126010")
     groups = list(measurements.ContentSequence)
-    assert [template_of(g) for g in groups] == ["1411", "1410", "1411", "1410", "1501", "1501"]
+    assert [template_of(g) for g in groups] == ["1411", "1410", "1411", "1410"]  # lesions only (issue 24)
     planar = groups[1]
     nums = {i.ConceptNameCodeSequence[0].CodeMeaning: i for i in planar.ContentSequence if i.ValueType == "NUM"}
     assert set(nums) == {"Long Axis", "Short Axis"}
@@ -187,33 +209,34 @@ def test_sr_values_references_and_validators(tmp_path: Path) -> None:
     context = {i.ConceptNameCodeSequence[0].CodeMeaning: i for i in planar.ContentSequence}
     assert context["Time Point"].TextValue == "FU1"
     assert context["Time Point Type"].ConceptCodeSequence[0].CodeValue == "126074"  # Posttreatment
-    summary = {
-        i.ConceptNameCodeSequence[0].CodeMeaning: i
-        for g in groups[4:]
-        for i in g.ContentSequence
-        if i.ValueType in ("NUM", "CODE")
+    # time point: totals as derived imaging measurements (880 voxels x 1.6 mm3; the two long axes), responses as
+    # qualitative evaluations, no other container
+    assert sorted(report_containers(ds)) == ["126010", "126011", "C0034375"]
+    tp = time_point_content(tmp_path / "sr.dcm")
+    assert tp["derived"] == {
+        "Sum of diameters": pytest.approx(l1["long_axis_mm"] + l2["long_axis_mm"], rel=1e-12),
+        "Total tumor volume": pytest.approx(880 * VOXEL_MM3, rel=1e-12),
     }
-    assert float(summary["Total tumor volume"].MeasuredValueSequence[0].NumericValue) == pytest.approx(1408.0)
-    responses = [
-        i.ConceptCodeSequence[0].CodeValue
-        for g in groups[4:]
-        for i in g.ContentSequence
-        if i.ConceptNameCodeSequence[0].CodeValue == "112048"
-    ]
-    assert responses == ["112042", "112044"]  # RECIST partial response, volumetric stable disease
+    assert tp["evaluations"] == {
+        "Current Response": ["112042"],  # CID 6144 Target Lesion Partial Response
+        "Volumetric response": ["112044"],  # CID 6144 Target Lesion Stable Disease
+    }
+    assert tp["gone"] == []
 
 
 @pytest.mark.external
 def test_sr_passes_pixelmed_template_validation(tmp_path: Path) -> None:
     """PixelMed's DicomSRValidator (pixelmed-apps 20220618) on the report: no error of a group's own template.
 
-    When one report mixes TID 1410, 1411 and 1501 groups (as TID 1500 allows and this report must), that
+    When one report mixes TID 1410 and 1411 groups (as TID 1500 allows and this report must), that
     PixelMed version also checks every group against the *other* templates' conditional rows and reports their
     absence ("Missing conditional content item" / "present when condition not satisfied" on rows of TID 1410 or
     1411). Reports holding one kind of group only pass with no error at all (checked by hand on this very
     output; one validator run takes ~15 s, so the test runs it once). The test asserts that every error is such a
     cross-template report on a group of another template: an error of a group against its own template (or any
-    other error) fails it.
+    other error) fails it. The qualitative evaluations (TID 1500 rows 12-13) are checked with no error or warning;
+    the derived measurements (row 10, TID 1420) are not checked: this PixelMed lacks TID 1420's CID 7465 and says
+    so in an "Internal Error" line, the only one allowed.
     """
     image, labels = _case(tmp_path)
     write_dicom_seg(image, labels, tmp_path / "seg.dcm")
@@ -231,6 +254,12 @@ def test_sr_passes_pixelmed_template_validation(tmp_path: Path) -> None:
         where = line.split("within ")[1].split(":")[0]
         assert tid in ("1410", "1411"), line
         assert kinds[where] != tid, line
+    assert not [line for line in report.splitlines() if "Qualitative Evaluations" in line and ":" in line]
+    internal = [line for line in report.splitlines() if line.startswith("Internal Error")]
+    assert len(internal) == 1
+    assert (
+        "Template 1420 MeasurementsDerivedFromMultipleROIMeasurements" in report.split("Internal Error")[1][:200]
+    )
 
 
 def test_sr_errors(tmp_path: Path) -> None:
@@ -342,3 +371,63 @@ def test_single_segment_seg_reads_back(tmp_path: Path) -> None:
     write_dicom_seg(image, single, path)
     back = read_segmentation(path, reference=image.geometry)
     assert np.count_nonzero(back.array) == np.count_nonzero(single.array)
+
+
+@pytest.mark.external
+def test_a_zero_window_of_the_source_is_not_copied(tmp_path: Path) -> None:
+    """3D-IRCADb-01's CT slices carry WindowCenter = WindowWidth = 0 (checked on patient01), which viewers apply
+    and show black. The SEG and SR written on such a series hold no window at all (top level or in a functional
+    group); the CT itself is never rewritten by hepavol."""
+    image, labels = _case(tmp_path)
+    for f in sorted((tmp_path / "ct").iterdir()):
+        ds = pydicom.dcmread(f)
+        ds.WindowCenter, ds.WindowWidth = "0", "0"
+        ds.save_as(f)
+    image = read_dicom_series(tmp_path / "ct")
+    write_dicom_seg(image, labels, tmp_path / "seg.dcm")
+    write_dicom_sr(image, tmp_path / "seg.dcm", tmp_path / "sr.dcm")
+    for name in ("seg.dcm", "sr.dcm"):
+        ds = pydicom.dcmread(tmp_path / name)
+        found = [elem.keyword for elem in ds.iterall() if elem.tag in (0x00281050, 0x00281051)]
+        assert found == [], (name, found)
+    assert pydicom.dcmread(sorted((tmp_path / "ct").iterdir())[0]).WindowWidth == 0  # the source is untouched
+
+
+@pytest.mark.external
+def test_a_report_on_which_every_lesion_is_gone(tmp_path: Path) -> None:
+    """A follow-up scan with no lesion left: no "Imaging Measurements" (highdicom needs a group to build one; TID
+    1500 needs it only without the other two containers), totals of 0, the responses and the gone lesion's record;
+    dciodvfy, highdicom and dcmqi read it (tests/validators.py: 0 measurement groups)."""
+    import highdicom as hd
+
+    from hepavol.io.seg_write import dataset_bytes, load_source_datasets
+    from hepavol.io.sr_write import AbsentLesion, TimePointAssessment, build_report
+
+    image, labels = _case(tmp_path)
+    write_dicom_seg(image, labels, tmp_path / "seg.dcm")
+    sr, lesions = build_report(
+        image,
+        load_source_datasets(image),
+        pydicom.dcmread(tmp_path / "seg.dcm"),
+        [],
+        TimePointAssessment(
+            total_tumor_volume_mm3=0.0, sum_of_diameters_mm=0.0, target_response="CR", overall_response="CR"
+        ),
+        time_point=TimePoint(time_point_id="FU2", baseline=False),
+        absent=[AbsentLesion(tracking_id="L1", tracking_uid="1.2.826.0.1.3680043.8.498.1")],
+    )
+    assert lesions == []
+    (tmp_path / "sr.dcm").write_bytes(dataset_bytes(sr))
+    assert sorted(report_containers(pydicom.dcmread(tmp_path / "sr.dcm"))) == ["126011", "C0034375"]
+    assert isinstance(hd.sr.srread(tmp_path / "sr.dcm").content, hd.sr.MeasurementReport)
+    tp = time_point_content(tmp_path / "sr.dcm")
+    assert tp["derived"] == {"Sum of diameters": 0.0, "Total tumor volume": 0.0}
+    assert tp["evaluations"] == {"Current Response": ["112041"], "RECIST 1.1 overall response": ["CR"]}
+    assert tp["gone"] == [
+        {
+            "status": "Disappeared",
+            "tracking_id": "L1",
+            "tracking_uid": "1.2.826.0.1.3680043.8.498.1",
+            "nums": {"Long Axis": 0.0, "Volume": 0.0},
+        }
+    ]

@@ -13,7 +13,7 @@ import numpy as np
 import pydicom
 import pytest
 import requests
-from tests._dicom_export_helpers import case_volumes, dciodvfy_errors
+from tests._dicom_export_helpers import case_volumes, dciodvfy_errors, report_containers
 from tests._io_helpers import ORIENTATIONS
 from tests._pacs_helpers import Orthanc, free_port, start_orthanc, upload
 
@@ -93,7 +93,7 @@ def test_dicomweb_find_pull_push(orthanc: Orthanc, uploaded: dict, tmp_path: Pat
     assert np.array_equal(back.array, read_segmentation(tmp_path / "seg.dcm", reference=image.geometry).array)
     volumes = [
         float(item.MeasuredValueSequence[0].NumericValue)
-        for group in pydicom.dcmread(sr_file).ContentSequence[-1].ContentSequence
+        for group in report_containers(pydicom.dcmread(sr_file))["126010"].ContentSequence  # Imaging Measurements
         for item in group.ContentSequence
         if item.ValueType == "NUM" and item.ConceptNameCodeSequence[0].CodeValue == "118565006"
     ]

@@ -180,8 +180,8 @@ def check_sr(
     path = Path(path)
     assert dciodvfy_errors(path) == [], f"dciodvfy errors on {path}"
     ds = pydicom.dcmread(path)
-    root = next(i for i in ds.ContentSequence if i.ConceptNameCodeSequence[0].CodeValue == "126010")
-    kinds = [template_of(g) for g in root.ContentSequence]
+    root = next((i for i in ds.ContentSequence if i.ConceptNameCodeSequence[0].CodeValue == "126010"), None)
+    kinds = [] if root is None else [template_of(g) for g in root.ContentSequence]  # none: every lesion gone
     dcmqi = tid1500_groups(path)
     assert len(dcmqi) == len(kinds), f"tid1500reader read {len(dcmqi)} groups of {len(kinds)} in {path}"
     doc = hd.sr.srread(path)

@@ -5,16 +5,17 @@
 
 ``<date>_SEG.dcm``
     Binary DICOM SEG on that scan's series (:func:`hepavol.io.seg_write.build_segmentation`): segment 1 the liver
-    (liver label only), then one segment per *tracked* lesion present on the scan, in track order. Its TrackingID
+    (liver label only; TrackingID ``liver``, one TrackingUID for the follow-up like a lesion's), then one segment per *tracked* lesion present on the scan, in track order. Its TrackingID
     is the track's lesion id (``L1, L2, ...`` as the follow-up numbers them, not the scan's own numbering) and its
     TrackingUID the track's UID (:func:`hepavol.tracking.tracking_uid`), the same on every scan.
 ``<date>_SR.dcm``
-    TID 1500 Comprehensive 3D SR referencing that SEG (:func:`hepavol.io.sr_write.build_report`): per lesion a
-    volumetric group with the follow-up's volume of the lesion and planar group(s) with its long and short axes
-    drawn on the source slice; the timepoint groups with the RECIST 1.1 sum of target diameters, the target,
-    non-target and overall responses, the total tumour volume and the volumetric response (no response at
-    baseline); time point context (TID 1502) ``baseline``, ``FU1``, ``FU2``, ... of type Baseline or
-    Posttreatment.
+    TID 1500 Comprehensive 3D SR referencing that SEG (:func:`hepavol.io.sr_write.build_report`): under
+    "Imaging Measurements" per lesion a volumetric group with the follow-up's volume of the lesion and planar
+    group(s) with its long and short axes drawn on the source slice; under "Derived Imaging Measurements" the
+    RECIST 1.1 sum of the target lesions' long axes (unrounded) and the total tumour volume; under "Qualitative
+    Evaluations" the target, non-target, overall and volumetric responses (none at baseline) and the disappeared
+    lesions; time point context (TID 1502) ``baseline``, ``FU1``, ``FU2``, ... of type Baseline or Posttreatment
+    in every lesion group.
 
 Split and merged lesions (hepavol's choice, following RECIST 1.1: the long axes of a fragmented lesion add up,
 coalesced lesions are measured as one):
@@ -24,9 +25,11 @@ coalesced lesions are measured as one):
   same tracking identifier, so a viewer draws each fragment's axes.
 - A lesion that **merged** into another has no segment of its own from then on: its voxels are part of the
   segment of the lesion it merged into, and carry that lesion's TrackingUID; it does not appear in that scan's SR.
-- A lesion that **disappeared** has no segment either, but keeps a group in the SR with its TrackingUID: a TID
-  1501 group recording a volume of 0 mm3 and a long axis of 0 mm (RECIST 1.1 records a disappeared target lesion
-  as 0 mm), so the lesion's history in a viewer ends with its disappearance rather than silently.
+- A lesion that **disappeared** has no segment either, but keeps a record in the SR with its TrackingUID: a
+  qualitative evaluation "Tracked lesion status" = "Disappeared" with its tracking identifier and UID, a long
+  axis of 0 mm (RECIST 1.1 records a disappeared target lesion as 0 mm) and a volume of 0 mm3, so the lesion's
+  history ends with its disappearance rather than silently. It is not a measurement group: a group without
+  image coordinates makes OHIF fail (:mod:`hepavol.io.sr_write`).
 
 Every object is built before the first file is written, and each file is written atomically, so a failure
 leaves no partial set of files from this call.
@@ -96,6 +99,30 @@ def _check_dicom_images(manifest: Manifest) -> None:
             )
 
 
+def _target_sum_mm(result: FollowUpResult, date: datetime.date) -> float:
+    """The RECIST 1.1 sum of the target lesions' long axes on one scan, unrounded (mm).
+
+    hepavol's stored values are never rounded (:mod:`hepavol.io.sr_write`). The follow-up decides the responses on
+    each target diameter rounded half-up to 0.1 mm (:mod:`hepavol.followup.pipeline`), so this sum differs from
+    ``TimepointResult.sum_of_diameters_mm`` by at most 0.05 mm per target. As there: a lesion in fragments counts
+    the sum of its fragments' long axes, a target merged into a non-target lesion counts that lesion's long axis,
+    a target merged into another target or gone counts 0 mm.
+    """
+    points = {lesion.lesion_id: {p.date: p for p in lesion.points} for lesion in result.lesions}
+    targets = {lesion.lesion_id for lesion in result.lesions if lesion.target}
+    total = 0.0
+    for lid in sorted(targets):
+        point = points[lid].get(date)
+        if point is None:
+            continue
+        if point.fragments:
+            total += float(point.long_axis_mm)
+        elif point.merged_into is not None and point.merged_into not in targets:
+            into = points[point.merged_into].get(date)
+            total += 0.0 if into is None else float(into.long_axis_mm)
+    return total
+
+
 def _time_point_id(index: int) -> str:
     return "baseline" if index == 0 else f"FU{index}"
 
@@ -141,8 +168,9 @@ def write_followup_dicom(
     TimelineError
         Dates out of order or repeated.
     """
-    from hepavol.followup.pipeline import Manifest, read_manifest, run_followup
+    from hepavol.followup.pipeline import Manifest, _baseline_key, read_manifest, run_followup
     from hepavol.io.segmentation import read_segmentation
+    from hepavol.tracking import tracking_uid
 
     m = manifest if isinstance(manifest, Manifest) else read_manifest(manifest)
     _check_dicom_images(m)
@@ -160,6 +188,8 @@ def write_followup_dicom(
         keep_scans=True,
     )
     points = {lesion.lesion_id: {p.date: p for p in lesion.points} for lesion in result.lesions}
+    # the liver is tracked too: one TrackingUID on every scan, made as the lesions' are (same patient key)
+    liver_uid = tracking_uid(_baseline_key(m), "liver")
     built: list[tuple[TimepointDicom, Any, Any]] = []
     for t, (row, scan, tp) in enumerate(zip(m.rows, result.scans, result.timepoints)):
         image = scan.image
@@ -204,13 +234,13 @@ def write_followup_dicom(
             sources,
             segments,
             kinds,
-            tracking_uids={f.tracking_id: f.tracking_uid for f in findings},
+            tracking_uids={"liver": liver_uid, **{f.tracking_id: f.tracking_uid for f in findings}},
             lesion_ids=[f.tracking_id for f in findings],
             series_description=f"hepavol segmentation {tp_id}",
         )
         assessment = TimePointAssessment(
             total_tumor_volume_mm3=tp.total_tumor_volume_ml * 1000.0,
-            sum_of_diameters_mm=tp.sum_of_diameters_mm,
+            sum_of_diameters_mm=None if tp.sum_of_diameters_mm is None else _target_sum_mm(result, scan.date),
             target_response=tp.target_response if tp.target_response in _TARGET_VALUES else None,
             non_target_response=tp.non_target_response,
             overall_response=tp.overall_response if tp.overall_response != "ND" else None,

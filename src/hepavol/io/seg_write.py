@@ -10,6 +10,11 @@ The SEG has one segment for the liver (when the liver label is present) and one 
   instance label with ``instances=True``), numbered ``L1, L2, ...`` from the largest, as
   :func:`hepavol.measurement.measure_scan` numbers them. Each lesion segment carries a TrackingID (its lesion id)
   and a TrackingUID (new, or the one given for that lesion id, so a lesion keeps its UID across timepoints).
+- **Colours**: every segment has a RecommendedDisplayCIELabValue from a fixed palette (:func:`segment_rgb`), the
+  liver's distinct from every lesion's, so viewers do not pick their own.
+
+No private code is used in the SEG (only SNOMED CT), so it needs no CodingSchemeIdentificationSequence; the SR's
+private scheme ``99HEPAVOL`` is identified in the SR.
 
 Geometry is right by construction: frame ``k`` of the segmentation array is slice ``k`` of the source volume,
 whose files are passed to highdicom in that order; highdicom copies each frame's position and orientation from
@@ -45,6 +50,7 @@ __all__ = [
     "derived_frame_of_reference_uid",
     "load_source_datasets",
     "segment_map",
+    "segment_rgb",
     "write_dicom_seg",
 ]
 
@@ -61,6 +67,34 @@ LIVER_TYPE = ("10200004", "SCT", "Liver")
 #: Segmented property category and type of a lesion segment (CID 7150 / CID 7151).
 LESION_CATEGORY = ("49755003", "SCT", "Morphologically Abnormal Structure")
 LESION_TYPE = ("14799000", "SCT", "Neoplasm, Secondary")
+#: Recommended display colours (sRGB, written as RecommendedDisplayCIELabValue): the liver in 3D Slicer's liver
+#: tan, lesions in a fixed palette of saturated hues far from it, ``L<n>`` taking entry ``(n - 1) % 8`` so a
+#: lesion keeps its colour on every scan of a follow-up.
+LIVER_RGB = (221, 130, 101)
+LESION_PALETTE_RGB = (
+    (255, 221, 0),  # yellow
+    (0, 190, 255),  # cyan
+    (255, 0, 170),  # magenta
+    (120, 220, 40),  # green
+    (150, 90, 255),  # violet
+    (0, 90, 255),  # blue
+    (255, 40, 40),  # red
+    (0, 220, 170),  # teal
+)
+
+
+def segment_rgb(kind: str, tracking_id: str, position: int) -> tuple[int, int, int]:
+    """The display colour of a segment: the liver's, or the palette entry of lesion ``L<n>`` (else of its
+    0-based ``position`` among the lesions).
+
+    >>> segment_rgb("liver", "liver", 0), segment_rgb("lesion", "L2", 0), segment_rgb("lesion", "L10", 0)
+    ((221, 130, 101), (0, 190, 255), (0, 190, 255))
+    """
+    if kind == "liver":
+        return LIVER_RGB
+    digits = tracking_id[1:]
+    index = int(digits) - 1 if tracking_id[:1] == "L" and digits.isdigit() and int(digits) > 0 else position
+    return LESION_PALETTE_RGB[index % len(LESION_PALETTE_RGB)]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -361,8 +395,10 @@ def build_segmentation(
             label, tid = "Liver", "liver"
             category, prop = _code(*LIVER_CATEGORY), liver
             regions = None
+            rgb = segment_rgb("liver", tid, 0)
         else:
             tid = ids[lesion_no]
+            rgb = segment_rgb("lesion", tid, lesion_no)
             lesion_no += 1
             label = f"Lesion {tid}"
             category, prop = _code(*LESION_CATEGORY), _code(*LESION_TYPE)
@@ -379,6 +415,7 @@ def build_segmentation(
                 tracking_uid=uid,
                 tracking_id=tid,
                 anatomic_regions=regions,
+                display_color=hd.color.CIELabColor.from_rgb(*rgb),
             )
         )
         infos.append(

@@ -11,15 +11,45 @@ Content (DICOM PS3.16 template ids):
   measurement). SCOORD coordinates are (column, row) image coordinates with (0, 0) at the outer corner of the
   first pixel: hepavol's end points are surface-mesh vertices (pixel-edge midpoints), so one coordinate is an
   integer and the other a half-integer.
-- Two **timepoint groups** (TID 1501): RECIST 1.1 (method DCM 126081) with the sum of diameters (mm) and the
-  volumetric one with the total tumour volume (mm³) -- concepts of the private scheme ``99HEPAVOL`` since PS3.16
-  has none. When given, the responses are qualitative evaluations: the RECIST target and non-target responses and
-  the volumetric response as "Current Response" (DCM 112048) with values from CID 6144 (Target Lesion Complete
-  Response / Partial Response / Stable Disease / Progressive Disease; Non-Target Lesion Complete Response /
-  Incomplete Response or Stable Disease / Progressive Disease), and the RECIST overall response (CR, PR, SD, PD,
-  NE, non-CR/non-PD) as a ``99HEPAVOL`` code, since CID 6144 has no overall response.
-- Every group includes the time point context (TID 1502): time point id, type (Baseline or Posttreatment) and
-  order when given.
+- Every lesion group includes the time point context (TID 1502): time point id and type (Baseline or
+  Posttreatment) when given.
+
+**Time-point content** goes into the two other containers of TID 1500, not into "Imaging Measurements":
+
+- **Derived Imaging Measurements** (DCM 126011, TID 1500 row 10 → TID 1420 "Measurements Derived From Multiple
+  ROI Measurements", a NUM each): the sum of diameters (``99HEPAVOL SOD``, mm: all lesions' long axes in a
+  single-scan report, the RECIST 1.1 sum of the target lesions' diameters in a follow-up) and the total tumour
+  volume (``99HEPAVOL TTV``, mm³).
+  CID 7465 (baseline, extensible) has population statistics only, hence the private concepts. TID 1420 derives
+  its NUM "R-INFERRED FROM" the groups it sums; those by-reference items are **not written**, because highdicom
+  0.28's reader refuses any content item without a value type ("Item #1 of sequence is not an SR Content Item"):
+  the groups summed are those of the report (in a follow-up, its target lesions).
+- **Qualitative Evaluations** (UMLS C0034375, TID 1500 rows 12-13, CODE items), when there is one: the RECIST
+  target and non-target responses as "Current Response" (DCM 112048) with values from CID 6144 (Target Lesion
+  Complete Response / Partial Response / Stable Disease / Progressive Disease; Non-Target Lesion Complete
+  Response / Incomplete Response or Stable Disease / Progressive Disease), the RECIST overall response (CR, PR,
+  SD, PD, NE, non-CR/non-PD) as ``99HEPAVOL OVRESP`` (CID 6144 has no overall response), the volumetric response
+  as ``99HEPAVOL VOLRESP`` with a CID 6144 target value, and per **disappeared lesion** (no voxel left on this
+  scan) ``99HEPAVOL LESSTAT`` "Tracked lesion status" = ``99HEPAVOL DISAPPEARED`` with, as HAS PROPERTIES
+  children (TID 1500 is extensible), its Tracking Identifier, Tracking Unique Identifier, Long Axis 0 mm (RECIST
+  1.1 records a disappeared target lesion as 0 mm) and Volume 0 mm³.
+
+Why (issue 24; checked against OHIF 3.13.2 and 3.12.10 from npm ``@ohif/app``, whose
+``extensions/cornerstone-dicom-sr/src/getSopClassHandlerModule.ts`` is in the bundle): OHIF reads only the
+"Measurement Group" children of "Imaging Measurements" (``_getMeasurements``), merges them by TrackingUID
+(``_getMergedContentSequencesByTrackingUniqueIdentifiers``: a group without one throws), and then reads
+``measurement.coords[0].ReferencedSOPSequence`` for every merged group, so a group whose merged content has no
+SCOORD (the former time-point groups, the zero groups of disappeared lesions) throws "Cannot read properties of
+undefined (reading 'ReferencedSOPSequence')" and the viewer shows an error. Lesion groups are safe: the volumetric
+and planar groups of a lesion share its TrackingUID, and the planar group's NUMs are INFERRED FROM SCOORD
+polylines on the source image. OHIF ignores the other two containers. dcmqi's ``tid1500reader`` reads the
+Imaging Measurements only; highdicom reads the whole report; dciodvfy reports no error; PixelMed (pixelmed-apps
+20220618) checks rows 12-13 and has no CID 7465 for TID 1420 (an "Internal Error" line, no error of the report).
+
+Every private code is of the scheme ``99HEPAVOL``, identified in the CodingSchemeIdentificationSequence.
+
+Stored values are not rounded (one rule for every SR, SEG and table: full float precision, DS strings of up to
+16 characters as pydicom formats them); readers round for display.
 """
 
 from __future__ import annotations
@@ -53,10 +83,17 @@ __all__ = [
 
 #: Designator of hepavol's private codes, identified in every SR (CodingSchemeIdentificationSequence).
 PRIVATE_CODING_SCHEME = "99HEPAVOL"
-#: Private codes for the per-timepoint totals (PS3.16 has no concept for them).
+#: Private codes for the per-timepoint totals (PS3.16 has no concept for them: CID 7465 has statistics only).
 TOTAL_TUMOR_VOLUME = ("TTV", "99HEPAVOL", "Total tumor volume")
 SUM_OF_DIAMETERS = ("SOD", "99HEPAVOL", "Sum of diameters")
-VOLUMETRIC_METHOD = ("VOLRESP", "99HEPAVOL", "Volumetric response")
+VOLUMETRIC_RESPONSE = ("VOLRESP", "99HEPAVOL", "Volumetric response")
+#: A tracked lesion's status on this scan (qualitative evaluation of a disappeared lesion).
+LESION_STATUS = ("LESSTAT", "99HEPAVOL", "Tracked lesion status")
+LESION_DISAPPEARED = ("DISAPPEARED", "99HEPAVOL", "Disappeared")
+#: TID 1500 containers.
+IMAGING_MEASUREMENTS = ("126010", "DCM", "Imaging Measurements")
+DERIVED_IMAGING_MEASUREMENTS = ("126011", "DCM", "Derived Imaging Measurements")
+QUALITATIVE_EVALUATIONS = ("C0034375", "UMLS", "Qualitative Evaluations")
 _RESPONSE_CODES = {
     "CR": ("112041", "DCM", "Target Lesion Complete Response"),
     "PR": ("112042", "DCM", "Target Lesion Partial Response"),
@@ -135,9 +172,10 @@ class LesionFinding:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AbsentLesion:
-    """A tracked lesion that has disappeared on this scan (no voxel left): its report group, with the lesion's
-    tracking identifier, records a volume of 0 mm3 and a long axis of 0 mm (RECIST 1.1 records a disappeared
-    target lesion as 0 mm), so a viewer following the TrackingUID sees it go."""
+    """A tracked lesion that has disappeared on this scan (no voxel left): a qualitative evaluation of the report
+    ("Tracked lesion status" = "Disappeared") with the lesion's tracking identifier and UID records a volume of
+    0 mm3 and a long axis of 0 mm (RECIST 1.1 records a disappeared target lesion as 0 mm), so a reader following
+    the TrackingUID sees it go."""
 
     tracking_id: str
     tracking_uid: str
@@ -221,13 +259,6 @@ def _add_scoords(group: Any, scoords: dict[str, Any]) -> None:
             item.ContentSequence.append(scoords.pop(code))
     if scoords:
         raise AssertionError(f"no NUM item for {sorted(scoords)}")
-
-
-def _method_as_concept_modifier(group: Any) -> None:
-    """TID 1501 row 5: Measurement Method is HAS CONCEPT MOD (highdicom 0.28 writes CONTAINS)."""
-    for item in group[0].ContentSequence:
-        if item.ValueType == "CODE" and item.ConceptNameCodeSequence[0].CodeValue == "370129005":
-            item.RelationshipType = "HAS CONCEPT MOD"
 
 
 def _drop_segment_number_beside_frame(group: Any) -> None:
@@ -374,14 +405,15 @@ def build_report(
         The DICOM SEG on that series; ``findings[i].segment_number`` are its segments.
     findings : sequence of LesionFinding
         The lesions, in report order (a volumetric group, then one planar group per piece, each). May be empty
-        (a follow-up scan on which every lesion has gone: the timepoint groups are still written).
+        (a follow-up scan on which every lesion has gone: there is then no "Imaging Measurements" container, and
+        the derived measurements and qualitative evaluations are still written).
     assessment : TimePointAssessment
-        Totals and responses of the timepoint group.
+        Totals (derived imaging measurements) and responses (qualitative evaluations) of the time point.
     time_point : TimePoint, optional
         Time point context; the StudyDate of the source when omitted.
     absent : sequence of AbsentLesion
-        Tracked lesions gone on this scan: one TID 1501 group each (volume 0 mm3, long axis 0 mm), after the
-        lesions' groups.
+        Tracked lesions gone on this scan: one qualitative evaluation each (volume 0 mm3, long axis 0 mm), after
+        the responses.
     series_instance_uid, sop_instance_uid : str, optional
         UIDs to use; new ones otherwise.
     series_number : int
@@ -521,67 +553,23 @@ def build_report(
                 "planar": pieces,
             }
         )
+    # Time-point content outside "Imaging Measurements" (see the module docstring for why): the totals as TID
+    # 1420 derived measurements, the responses and the disappeared lesions as qualitative evaluations.
+    qualitative: list[Any] = []
+    for name, code in (
+        (codes.DCM.CurrentResponse, target_code),
+        (codes.DCM.CurrentResponse, non_target_code),
+        (_code(*OVERALL_RESPONSE), overall_code),
+        (_code(*VOLUMETRIC_RESPONSE), volumetric_code),
+    ):
+        if code is not None:
+            qualitative.append(hd.sr.CodeContentItem(name=name, value=code, relationship_type="CONTAINS"))
     for gone in absent:
-        groups.append(
-            hd.sr.MeasurementsAndQualitativeEvaluations(
-                tracking_identifier=hd.sr.TrackingIdentifier(uid=gone.tracking_uid, identifier=gone.tracking_id),
-                time_point_context=tpc,
-                finding_type=finding,
-                finding_sites=[liver_site],
-                measurements=[
-                    hd.sr.Measurement(name=codes.SCT.Volume, value=0.0, unit=mm3),
-                    hd.sr.Measurement(name=long_code, value=0.0, unit=mm),
-                ],
-            )
-        )
-    recist_evaluations = [
-        hd.sr.QualitativeEvaluation(name=codes.DCM.CurrentResponse, value=code)
-        for code in (target_code, non_target_code)
-        if code is not None
+        qualitative.append(_absent_lesion_item(gone, mm=mm, mm3=mm3, long_code=long_code))
+    derived = [
+        (SUM_OF_DIAMETERS, assessment.sum_of_diameters_mm, mm),
+        (TOTAL_TUMOR_VOLUME, assessment.total_tumor_volume_mm3, mm3),
     ]
-    if overall_code is not None:
-        recist_evaluations.append(hd.sr.QualitativeEvaluation(name=_code(*OVERALL_RESPONSE), value=overall_code))
-    summary = []
-    sod = assessment.sum_of_diameters_mm
-    if sod is not None or recist_evaluations:
-        summary.append(
-            hd.sr.MeasurementsAndQualitativeEvaluations(
-                tracking_identifier=hd.sr.TrackingIdentifier(
-                    uid=generate_uid(), identifier=f"timepoint {tp.time_point_id} RECIST 1.1"
-                ),
-                time_point_context=tpc,
-                method=codes.DCM.RECIST1Point1,
-                finding_sites=[liver_site],
-                measurements=(
-                    [hd.sr.Measurement(name=_code(*SUM_OF_DIAMETERS), value=float(sod), unit=mm)]
-                    if sod is not None
-                    else None
-                ),
-                qualitative_evaluations=recist_evaluations or None,
-            )
-        )
-    summary.append(
-        hd.sr.MeasurementsAndQualitativeEvaluations(
-            tracking_identifier=hd.sr.TrackingIdentifier(
-                uid=generate_uid(), identifier=f"timepoint {tp.time_point_id} volumetric"
-            ),
-            time_point_context=tpc,
-            method=_code(*VOLUMETRIC_METHOD),
-            finding_sites=[liver_site],
-            measurements=[
-                hd.sr.Measurement(
-                    name=_code(*TOTAL_TUMOR_VOLUME), value=float(assessment.total_tumor_volume_mm3), unit=mm3
-                )
-            ],
-            qualitative_evaluations=(
-                [hd.sr.QualitativeEvaluation(name=codes.DCM.CurrentResponse, value=volumetric_code)]
-                if volumetric_code is not None
-                else None
-            ),
-        )
-    )
-    for group in summary:
-        _method_as_concept_modifier(group)
     modality = str(getattr(source_datasets[0], "Modality", "CT")).upper()
     procedure = codes.cid100.MRIUnspecifiedBodyRegion if modality == "MR" else codes.cid100.CTUnspecifiedBodyRegion
     observer = hd.sr.ObserverContext(
@@ -593,10 +581,23 @@ def build_report(
             model_name=f"hepavol {__version__}",
         ),
     )
+    if not groups:
+        # highdicom needs one imaging measurement; a scan on which every lesion is gone has none: build the report
+        # with a placeholder group and drop "Imaging Measurements" (TID 1500 row 6 is needed only without rows 10
+        # and 12, which are then present).
+        groups = [
+            hd.sr.MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier="placeholder"),
+                measurements=[hd.sr.Measurement(name=long_code, value=0.0, unit=mm)],
+            )
+        ]
+        placeholder = True
+    else:
+        placeholder = False
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=observer),
         procedure_reported=procedure,
-        imaging_measurements=[*groups, *summary],
+        imaging_measurements=groups,
         title=codes.DCM.ImagingMeasurementReport,
     )
     sr = hd.sr.Comprehensive3DSR(
@@ -610,8 +611,70 @@ def build_report(
         is_complete=True,
         series_description=series_description,
     )
+    position = next(
+        n
+        for n, item in enumerate(sr.ContentSequence, start=1)
+        if item.ConceptNameCodeSequence[0].CodeValue == IMAGING_MEASUREMENTS[0]
+    )
+    if placeholder:
+        del sr.ContentSequence[position - 1]
+    derived_items = [
+        hd.sr.NumContentItem(name=_code(*concept), value=float(number), unit=unit, relationship_type="CONTAINS")
+        for concept, number, unit in derived
+        if number is not None
+    ]
+    from pydicom.sequence import Sequence as DicomSequence
+
+    extra = [_container(DERIVED_IMAGING_MEASUREMENTS, derived_items)]
+    if qualitative:
+        extra.append(_container(QUALITATIVE_EVALUATIONS, qualitative))
+    sr.ContentSequence = DicomSequence([*sr.ContentSequence, *extra])
     _identify_private_coding_scheme(sr)
     return sr, lesions
+
+
+def _container(concept: tuple[str, str, str], items: Sequence[Any]) -> Any:
+    """A CONTAINS CONTAINER (continuity SEPARATE) of TID 1500 holding ``items``."""
+    import highdicom as hd
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence as DicomSequence
+
+    item = hd.sr.ContainerContentItem(name=_code(*concept), relationship_type="CONTAINS")
+    container = Dataset()  # plain: it may hold by-reference items, which highdicom's content items refuse
+    for element in item:
+        container.add(element)
+    container.ContentSequence = DicomSequence(items)
+    return container
+
+
+def _absent_lesion_item(gone: AbsentLesion, *, mm: Any, mm3: Any, long_code: Any) -> Any:
+    """A qualitative evaluation (TID 1500 row 13) "Tracked lesion status" = "Disappeared" for a lesion with no
+    voxel left, with its tracking identifier and TrackingUID and its RECIST 1.1 long axis (0 mm) and volume (0 mm3)
+    as properties (TID 1500 is extensible), so a reader following the TrackingUID sees the lesion go."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    item = hd.sr.CodeContentItem(
+        name=_code(*LESION_STATUS), value=_code(*LESION_DISAPPEARED), relationship_type="CONTAINS"
+    )
+    item.ContentSequence = hd.sr.ContentSequence(
+        [
+            hd.sr.TextContentItem(
+                name=codes.DCM.TrackingIdentifier, value=gone.tracking_id, relationship_type="HAS PROPERTIES"
+            ),
+            hd.sr.UIDRefContentItem(
+                name=codes.DCM.TrackingUniqueIdentifier,
+                value=gone.tracking_uid,
+                relationship_type="HAS PROPERTIES",
+            ),
+            hd.sr.NumContentItem(name=long_code, value=0.0, unit=mm, relationship_type="HAS PROPERTIES"),
+            hd.sr.NumContentItem(
+                name=_code("118565006", "SCT", "Volume"), value=0.0, unit=mm3, relationship_type="HAS PROPERTIES"
+            ),
+        ],
+        is_root=False,
+    )
+    return item
 
 
 def _identify_private_coding_scheme(sr: Any) -> None:
