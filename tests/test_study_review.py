@@ -113,3 +113,58 @@ def test_review_command(study: Workspace, capsys: pytest.CaptureFixture[str]) ->
     assert "L1 is a cyst" in out
     assert main(["study", "audit", "--study", root]) == 0
     assert "review" in capsys.readouterr().out
+
+
+def test_reader_calls_on_non_targets_and_new_lesions_reach_the_next_run(
+    study: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hepavol.cli import main
+
+    assert run_study(study).computed == 2
+
+    def stored() -> dict:
+        return stored_of(pid)
+
+    def stored_of(pid: str) -> dict:
+        with study.db.transaction() as session:
+            row = session.scalars(
+                select(Analysis).join(Patient).where(Patient.pseudonym == pid).order_by(Analysis.id.desc())
+            ).first()
+            assert row is not None
+            date = row.progression_date
+            return {**row.result, "progression_date": None if date is None else date.isoformat()}
+
+    def has_non_target(result: dict) -> bool:  # a baseline lesion that is not a target
+        return any(not les["target"] and les["measurements"][0] for les in result["lesions"])
+
+    candidates = [_pid(study, sim) for sim in ("SIM-001", "SIM-002")]
+    with_nt = [p for p in candidates if has_non_target(stored_of(p))]
+    assert with_nt, "the simulated cohort (seed 3) has a patient with non-target lesions"
+    pid = with_nt[0]
+    before = stored()
+    dates = [tp["date"] for tp in before["timepoints"]]
+    assert len(dates) >= 3
+    assert before["timepoints"][1]["overall_response"] != "PD"
+    root = str(study.root)
+    argv = ["study", "review", pid, "--non-target", f"{dates[1]}=progression", "--reason", "liver NT grew"]
+    assert main([*argv, "--study", root]) == 0
+    assert f"recist-marks None -> {{'non_target': {{'{dates[1]}': 'progression'}}, 'new_lesions': {{}}}}" in (
+        capsys.readouterr().out
+    )
+    jobs, _ = plan_run(study)
+    assert [j.pseudonym for j in jobs] == [pid]
+    assert run_study(study).computed == 1
+    after = stored()
+    # RECIST 1.1 Table 1: unequivocal progression of non-target disease is PD whatever the targets do
+    assert after["timepoints"][1]["overall_response"] == "PD"
+    assert after["progression_date"] == dates[1]
+    # bad calls are clear errors, nothing stored
+    assert main(["study", "review", pid, "--new-lesion", "L1=maybe", "--reason", "x", "--study", root]) == 2
+    assert "'L1=maybe' is not --new-lesion L6=CALL with CALL one of equivocal, unequivocal, auto" in (
+        capsys.readouterr().err
+    )
+    # 'auto' removes the call: the automatic analysis is stored already, nothing to run
+    argv = ["study", "review", pid, "--non-target", f"{dates[1]}=auto", "--reason", "back to the rule"]
+    assert main([*argv, "--study", root]) == 0
+    assert plan_run(study)[0] == []
+    study.close()

@@ -156,7 +156,8 @@ def register(
         help="record a reviewer's decision: RECIST targets by hand, include or exclude a patient",
         description="Record a reviewer's decision on a patient (by pseudonym), with a reason: the RECIST target "
         "lesions chosen by hand (baseline lesion ids, L1 = largest; 'auto' = automatic choice), or including or "
-        "excluding the patient whatever the criteria say ('auto' removes the override). Decisions are kept as "
+        "excluding the patient whatever the criteria say ('auto' removes the override), or RECIST calls a reader "
+        "makes (non-target progression, equivocal new lesions). Decisions are kept as "
         "history with who and when; the next 'study run' recomputes what they change. Without a decision option, "
         "prints the patient's review history.",
     )
@@ -178,6 +179,22 @@ def register(
     )
     signing.add_argument(
         "--reopen", dest="sign_off", action="store_const", const="reopened", help="reopen a signed-off read"
+    )
+    s.add_argument(
+        "--non-target",
+        metavar="DATE=CALL",
+        action="append",
+        default=[],
+        help="the reader's RECIST call on the liver's non-target disease at a follow-up scan: present, absent or "
+        "progression (unequivocal), replacing hepavol's volume rule that day; CALL auto removes it (repeatable)",
+    )
+    s.add_argument(
+        "--new-lesion",
+        metavar="L6=CALL",
+        action="append",
+        default=[],
+        help="a new lesion (first seen after baseline) called equivocal (PD only once confirmed) or unequivocal "
+        "(the default); CALL auto removes the call (repeatable)",
     )
     s.add_argument("--reason", metavar="TEXT", help="why (required with a decision, optional to sign off)")
     _common(s)
@@ -391,13 +408,16 @@ def run_review(args: argparse.Namespace) -> int:
 
     ws = _workspace(args)
     try:
-        if args.targets is not None or args.eligibility is not None or args.sign_off is not None:
+        decisions = (args.targets, args.eligibility, args.sign_off)
+        if any(v is not None for v in decisions) or args.non_target or args.new_lesion:
             rows = record_review(
                 ws,
                 args.patient,
                 targets=args.targets,
                 eligibility=args.eligibility,
                 sign_off=args.sign_off,
+                non_target=args.non_target,
+                new_lesions=args.new_lesion,
                 reason=args.reason,
             )
             for row in rows:

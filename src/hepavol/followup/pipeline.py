@@ -32,12 +32,12 @@ from __future__ import annotations
 import datetime
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -50,6 +50,9 @@ from hepavol.table import future_date_warning, read_table
 from hepavol.tracking import MAX_DISTANCE_MM, LesionObservation, TrackingResult, track_lesions
 from hepavol.volume import Volume
 
+if TYPE_CHECKING:
+    from hepavol.response.recist import NewLesionStatus
+
 __all__ = [
     "MAX_TARGETS",
     "NON_TARGET_PD_PERCENT",
@@ -57,6 +60,7 @@ __all__ = [
     "LesionTrackResult",
     "Manifest",
     "ManifestRow",
+    "ReaderMarks",
     "ScanData",
     "TimepointResult",
     "TrackPoint",
@@ -376,6 +380,63 @@ def _baseline_key(manifest: Manifest) -> str:
     return "sha256:" + digest.hexdigest()
 
 
+NON_TARGET_CALLS = ("present", "absent", "progression")
+NEW_LESION_CALLS = ("equivocal", "unequivocal")
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderMarks:
+    """A reader's RECIST 1.1 calls that replace hepavol's own rules in the assessment.
+
+    ``non_target``: the status of the liver's non-target disease on a scan date (``present``, ``absent`` or
+    ``progression``, i.e. unequivocal progression), replacing the volume rule on that date. ``new_lesions``: a
+    new lesion's id (``L7``) marked ``equivocal`` (PD only once a later scan confirms it, dated back to its first
+    scan, RECIST 1.1 §4.3.2) or ``unequivocal`` (the default for a lesion first seen after baseline).
+    """
+
+    non_target: Mapping[datetime.date, str] = field(default_factory=dict)
+    new_lesions: Mapping[str, str] = field(default_factory=dict)
+
+    def new_lesion_status(self, lesion_id: str) -> NewLesionStatus:
+        from hepavol.response.recist import NewLesionStatus
+
+        equivocal = self.new_lesions.get(lesion_id) == "equivocal"
+        return NewLesionStatus.EQUIVOCAL if equivocal else NewLesionStatus.PRESENT
+
+    def check(self, dates: Sequence[datetime.date], new_ids: Sequence[str], has_non_targets: bool) -> None:
+        """Refuse marks that name no scan, no new lesion, or an unknown call (InputError naming the value)."""
+        for date, call in self.non_target.items():
+            if call not in NON_TARGET_CALLS:
+                raise InputError(
+                    f"non-target call '{call}' on {date} must be one of {', '.join(NON_TARGET_CALLS)}."
+                )
+            if date not in dates:
+                raise InputError(
+                    f"non-target call on {date}: the patient has no scan that day (scans: "
+                    f"{', '.join(d.isoformat() for d in dates)})."
+                )
+            if date == dates[0] and call != "present":
+                raise InputError(
+                    f"non-target call '{call}' on the baseline {date}: non-target disease at baseline is present "
+                    "by definition (RECIST 1.1 §4.3.2); mark a follow-up date."
+                )
+            if not has_non_targets:
+                raise InputError(
+                    f"non-target call on {date}: the patient has no non-target lesion (every baseline lesion is a "
+                    "target)."
+                )
+        for lesion_id, call in self.new_lesions.items():
+            if call not in NEW_LESION_CALLS:
+                raise InputError(
+                    f"new-lesion call '{call}' for {lesion_id} must be one of {', '.join(NEW_LESION_CALLS)}."
+                )
+            if lesion_id not in new_ids:
+                raise InputError(
+                    f"new-lesion call for {lesion_id}: it is not a lesion first seen after baseline (new lesions: "
+                    f"{', '.join(new_ids) or 'none'})."
+                )
+
+
 def run_followup(
     manifest: Manifest | str | os.PathLike[str],
     *,
@@ -386,6 +447,7 @@ def run_followup(
     resample_seg: bool = False,
     max_distance_mm: float = MAX_DISTANCE_MM,
     keep_scans: bool = False,
+    reader_marks: ReaderMarks | None = None,
 ) -> FollowUpResult:
     """Measure, register, track and assess every scan of one patient (see the module docstring).
 
@@ -407,6 +469,9 @@ def run_followup(
         Largest centroid distance (mm, after registration) for two non-overlapping lesions to match.
     keep_scans : bool
         Keep each scan's image and lesion map in the result (for the report).
+    reader_marks : ReaderMarks, optional
+        A reader's RECIST calls that replace hepavol's rules: the non-target status on given dates, and new
+        lesions marked equivocal or unequivocal.
 
     Returns
     -------
@@ -489,7 +554,7 @@ def run_followup(
             )
         )
     tracking = track_lesions(observations, patient_id=_baseline_key(m), max_distance_mm=max_distance_mm)
-    return _assess(m, scans, observations, registrations, tracking, targets, warnings, keep_scans)
+    return _assess(m, scans, observations, registrations, tracking, targets, warnings, keep_scans, reader_marks)
 
 
 def _track_points(
@@ -568,6 +633,7 @@ def _assess(
     targets: Sequence[str] | None,
     warnings: list[str],
     keep_scans: bool,
+    reader_marks: ReaderMarks | None = None,
 ) -> FollowUpResult:
     from hepavol.response.growth import tgr_recist, tgr_volume
     from hepavol.response.recist import Assessment, NewLesion, NonTargetLesion, TargetLesion, assess_patient
@@ -579,6 +645,8 @@ def _assess(
     non_targets = [tr.lesion_id for tr in tracking.tracks if tr.first_index == 0 and tr.lesion_id not in chosen]
     new_ids = [tr.lesion_id for tr in tracking.tracks if tr.first_index > 0]
     dates = [s.date for s in scans]
+    marks = reader_marks or ReaderMarks()
+    marks.check(dates, new_ids, bool(non_targets))
 
     def target_diameter(lid: str, t: int) -> Decimal:
         p = points[lid][t]
@@ -615,17 +683,25 @@ def _assess(
                     status = "progression"
                 else:
                     status = "present"
+        if date in marks.non_target:  # the reader's call replaces the volume rule on this date
+            status = marks.non_target[date]
         nt_totals.append(nt_total)
         nt_status.append(status)
         nt_rows = (
             (NonTargetLesion(lesion_id=NON_TARGET_ID, organ="liver", status=status),) if status is not None else ()
         )
-        new_rows = tuple(NewLesion(lesion_id=lid, organ="liver") for lid in new_ids if tracks[lid].present(t))
+        new_rows = tuple(
+            NewLesion(lesion_id=lid, organ="liver", status=marks.new_lesion_status(lid))
+            for lid in new_ids
+            if tracks[lid].present(t)
+        )
         assessments.append(Assessment(date=date, targets=target_rows, non_targets=nt_rows, new_lesions=new_rows))
     recist = assess_patient(assessments, patient_id=manifest.patient_id or "")
     warnings += list(recist.warnings)
     ttv = [s.measurement.total_tumor_volume_ml for s in scans]
-    new_present = [any(tracks[lid].present(t) for lid in new_ids) for t in range(len(dates))]
+    # the volumetric criteria count unequivocal new lesions only (RECIST 1.1's rule for PD, SCIENCE.md §1.5)
+    unequivocal = [lid for lid in new_ids if marks.new_lesions.get(lid) != "equivocal"]
+    new_present = [any(tracks[lid].present(t) for lid in unequivocal) for t in range(len(dates))]
     volumetric = assess_volumes(
         [VolumePoint(date=d, volume_ml=v, new_lesions=n) for d, v, n in zip(dates, ttv, new_present)]
     )

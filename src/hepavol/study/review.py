@@ -32,6 +32,7 @@ __all__ = [
     "SIGNED",
     "current_override",
     "latest_review",
+    "reader_marks",
     "record_review",
     "require_open",
     "review_history",
@@ -93,6 +94,8 @@ def record_review(
     targets: Sequence[str] | str | None = None,
     eligibility: str | None = None,
     sign_off: str | None = None,
+    non_target: Sequence[str] = (),
+    new_lesions: Sequence[str] = (),
     reason: str | None = None,
     reviewer: str | None = None,
 ) -> list[ReviewDecision]:
@@ -100,14 +103,20 @@ def record_review(
 
     ``targets``: lesion ids (``["L1", "L3"]``) or ``"auto"``. ``eligibility``: ``"include"``, ``"exclude"`` or
     ``"auto"``. ``sign_off``: ``"signed"`` (the read is complete: its segmentations and targets are locked) or
-    ``"reopened"``. ``reason`` is required and must not be empty, except to sign off.
+    ``"reopened"``. ``non_target``: ``DATE=CALL`` items (CALL ``present``, ``absent``, ``progression`` or
+    ``auto``), the reader's non-target status on a scan date; ``new_lesions``: ``L6=CALL`` items (CALL
+    ``equivocal``, ``unequivocal`` or ``auto``). Both are kept as one ``recist-marks`` decision holding every current
+    mark (the next ``study run`` passes them to the follow-up as :class:`hepavol.followup.pipeline.ReaderMarks`).
+    ``reason`` is required and must not be empty, except to sign off.
 
     Raises
     ------
     InputError
         Unknown patient, empty reason, malformed targets, unknown eligibility value, nothing to record.
     """
-    only_signing = sign_off == SIGNED and targets is None and eligibility is None
+    only_signing = (
+        sign_off == SIGNED and targets is None and eligibility is None and not non_target and not new_lesions
+    )
     if not only_signing and (not reason or not reason.strip()):
         raise InputError("a review needs a reason (--reason TEXT): it is stored with the decision.")
     reason = (reason or "").strip() or "signed off"
@@ -134,18 +143,26 @@ def record_review(
         if sign_off not in (SIGNED, REOPENED):
             raise InputError(f"sign-off '{sign_off}' must be {SIGNED} or {REOPENED}.")
         changes.append(("sign-off", sign_off))
-    if not changes:
+    mark_items = [("non_target", item) for item in non_target] + [("new_lesions", item) for item in new_lesions]
+    if not changes and not mark_items:
         raise InputError(
-            "nothing to review: give --targets, --include/--exclude/--auto-eligibility, --sign-off or --reopen."
+            "nothing to review: give --targets, --include/--exclude/--auto-eligibility, --non-target, --new-lesion, "
+            "--sign-off or --reopen."
         )
     who = reviewer or Workspace.actor()
     rows = []
     with ws.db.transaction() as session:
         patient = _patient(session, pseudonym)
         state = signed_off(session, patient.id)
+        if mark_items:
+            changes.append(
+                ("recist-marks", _merged_marks(current_override(session, patient.id, "recist-marks"), mark_items))
+            )
         for field, value in changes:
             if field == "targets":
                 require_open(session, patient, "choosing targets")
+            if field == "recist-marks":
+                require_open(session, patient, "marking non-target or new-lesion calls")
             if field == "sign-off" and (value == SIGNED) == (state is not None):
                 raise InputError(
                     f"{pseudonym}'s read is {'signed off' if state is not None else 'open'} already: nothing to "
@@ -173,6 +190,51 @@ def record_review(
             if field == "eligibility":
                 _apply_eligibility_override(session, patient, value, reason, who)
     return rows
+
+
+_MARK_CALLS = {"non_target": ("present", "absent", "progression"), "new_lesions": ("equivocal", "unequivocal")}
+
+
+def _merged_marks(current: Any, items: Sequence[tuple[str, str]]) -> dict[str, dict[str, str]] | None:
+    """The marks after ``items`` (``("non_target", "2024-03-01=progression")``...); None when none is left."""
+    import datetime
+
+    marks: dict[str, dict[str, str]] = {"non_target": {}, "new_lesions": {}}
+    if isinstance(current, dict):
+        for kind in marks:
+            marks[kind].update(current.get(kind) or {})
+    for kind, item in items:
+        key, sep, call = (part.strip() for part in item.partition("="))
+        option = "--non-target DATE=CALL" if kind == "non_target" else "--new-lesion L6=CALL"
+        calls = (*_MARK_CALLS[kind], "auto")
+        if not sep or not key or call not in calls:
+            raise InputError(f"'{item}' is not {option} with CALL one of {', '.join(calls)}.")
+        if kind == "non_target":
+            try:
+                key = datetime.date.fromisoformat(key).isoformat()
+            except ValueError:
+                raise InputError(f"'{key}' in '{item}' is not a scan date (YYYY-MM-DD).") from None
+        elif not (key.startswith("L") and key[1:].isdigit()):
+            raise InputError(f"'{key}' in '{item}' is not a lesion id (L6, as the run's lesion table shows).")
+        if call == "auto":
+            marks[kind].pop(key, None)
+        else:
+            marks[kind][key] = call
+    return marks if any(marks.values()) else None
+
+
+def reader_marks(value: Any) -> Any:
+    """A stored ``recist-marks`` value as :class:`hepavol.followup.pipeline.ReaderMarks` (None for none)."""
+    import datetime
+
+    from hepavol.followup.pipeline import ReaderMarks
+
+    if not isinstance(value, dict):
+        return None
+    return ReaderMarks(
+        non_target={datetime.date.fromisoformat(d): c for d, c in (value.get("non_target") or {}).items()},
+        new_lesions=dict(value.get("new_lesions") or {}),
+    )
 
 
 OVERRIDE_CODE = "review_override"

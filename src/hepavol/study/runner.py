@@ -187,6 +187,9 @@ def _job(session: Session, patient: Patient, scans: Sequence[ScanInput], setting
     targets = current_override(session, patient.id, "targets")
     if targets is not None:  # chosen by a reviewer (hepavol study review --targets)
         parameters["targets"] = list(targets)
+    marks = current_override(session, patient.id, "recist-marks")
+    if marks is not None:  # the reader's calls (hepavol study review --non-target / --new-lesion)
+        parameters["reader_marks"] = marks
     digest = hash_json({"scans": [s.key() for s in scans], "parameters": parameters})
     return PatientJob(
         patient_pk=patient.id,
@@ -248,6 +251,7 @@ def plan_run(
 def analyse_patient(job: PatientJob) -> dict[str, Any]:
     """Run the follow-up of one patient; a JSON-ready result (measurements, tracks, assessments)."""
     from hepavol.followup.pipeline import Manifest, ManifestRow, run_followup
+    from hepavol.study.review import reader_marks
 
     started = utcnow()
     rows = tuple(
@@ -263,6 +267,7 @@ def analyse_patient(job: PatientJob) -> dict[str, Any]:
         affine=p["affine"],
         max_distance_mm=p["max_distance_mm"],
         targets=p.get("targets"),
+        reader_marks=reader_marks(p.get("reader_marks")),
     )
     track_of: list[dict[str, str]] = [{} for _ in job.scans]
     for track in result.tracking.tracks:
