@@ -156,6 +156,42 @@ def test_a_decision_is_stored_with_the_reader_and_audited(served: tuple[TestClie
     )
 
 
+def test_reader_recist_calls_are_stored_as_review_decisions(served: tuple[TestClient, AppState]) -> None:
+    from hepavol.study.review import review_history
+
+    client, state = served
+    csrf = _sign_in(client, state)
+    rows = client.get("/api/worklist").json()["patients"]
+    pseudonym = next(r["pseudonym"] for r in rows if r["eligibility"] == "eligible")
+    dates = [s["date"] for s in client.get(f"/api/patients/{pseudonym}").json()["scans"]]
+    url = f"/api/patients/{pseudonym}/recist-marks"
+    headers = {"X-CSRF-Token": csrf}
+    body = {"non_target": [f"{dates[1]}=progression"], "new_lesions": [], "reason": "NT grew in segment VI"}
+    response = client.post(url, json=body, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["recist_marks"] == {"non_target": {dates[1]: "progression"}, "new_lesions": {}}
+    (last,) = review_history(state.ws, pseudonym)[-1:]
+    assert (last["field"], last["reviewer"], last["reason"]) == (
+        "recist-marks",
+        "Dr Reader",
+        "NT grew in segment VI",
+    )
+    bad = client.post(url, json={"non_target": "x", "reason": "r"}, headers=headers)
+    assert bad.status_code == 400
+    assert "non_target must be a list" in bad.json()["error"]
+    bad = client.post(url, json={"non_target": [f"{dates[1]}=worse"], "reason": "r"}, headers=headers)
+    assert bad.status_code == 400
+    assert "with CALL one of present, absent, progression, auto" in bad.json()["error"]
+    # without the CSRF header nothing is stored
+    assert client.post(url, json=body).status_code == 403
+    # back to the rule, so that other tests see the study as it was run
+    body = {"non_target": [f"{dates[1]}=auto"], "reason": "test done"}
+    assert client.post(url, json=body, headers=headers).json()["recist_marks"] == {
+        "non_target": {},
+        "new_lesions": {},
+    }
+
+
 def test_the_browser_gets_no_identity_and_no_path(served: tuple[TestClient, AppState], study: Path) -> None:
     from hepavol.study.models import Identity, Segmentation, Series
 

@@ -330,6 +330,22 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
             raise InputError('targets must be "auto" or a list of baseline lesion ids such as ["L1", "L3"].')
         return _review(request, "choosing targets", _field(body, "reason"), targets=chosen)
 
+    def recist_marks(request: Request, body: Any) -> dict[str, Any]:
+        """The reader's RECIST calls: ``{"non_target": ["2024-03-01=progression"], "new_lesions": ["L6=equivocal"]}``."""
+        items: dict[str, list[str]] = {}
+        for key in ("non_target", "new_lesions"):
+            value = body.get(key, []) if isinstance(body, dict) else None
+            if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                raise InputError(f'{key} must be a list of "KEY=CALL" strings, e.g. ["2024-03-01=progression"].')
+            items[key] = value
+        return _review(
+            request,
+            "marking RECIST calls",
+            _field(body, "reason"),
+            non_target=items["non_target"],
+            new_lesions=items["new_lesions"],
+        )
+
     patient_path = "/api/patients/{pseudonym:str}"
     scan_path = patient_path + "/scans/{study_pk:int}"
     routes = [
@@ -346,6 +362,7 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
         Route(patient_path + "/eligibility", guarded(eligibility, change=True), methods=["POST"]),
         Route(patient_path + "/targets", guarded(targets, change=True), methods=["POST"]),
         Route(patient_path + "/sign-off", guarded(sign_off, change=True), methods=["POST"]),
+        Route(patient_path + "/recist-marks", guarded(recist_marks, change=True), methods=["POST"]),
         Route(scan_path + "/edit", guarded(edit, change=True), methods=["POST"]),
         Route(scan_path + "/save", guarded(save, change=True), methods=["POST"]),
         Route(scan_path + "/versions", guarded(versions)),

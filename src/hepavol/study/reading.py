@@ -24,7 +24,7 @@ from hepavol.study.models import (
     ScanMeasurement,
     Track,
 )
-from hepavol.study.review import signed_off
+from hepavol.study.review import current_override, signed_off
 from hepavol.study.runner import _job, current_inputs, latest_eligibility, scan_input
 from hepavol.study.workspace import Workspace
 
@@ -116,6 +116,9 @@ class PatientRead:
     targets: list[str]
     assessments: list[dict[str, Any]]
     warnings: list[str]
+    #: the reader's RECIST calls (``study review --non-target / --new-lesion``): {"non_target": {date: call},
+    #: "new_lesions": {lesion_id: call}}
+    recist_marks: dict[str, dict[str, str]] = field(default_factory=lambda: {"non_target": {}, "new_lesions": {}})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -287,6 +290,8 @@ def patient_read(ws: Workspace, pseudonym: str) -> PatientRead:
             targets=list(analysis.targets) if analysis is not None else [],
             assessments=assessments,
             warnings=[str(w) for w in analysis.warnings] if analysis is not None else [],
+            recist_marks=current_override(session, patient.id, "recist-marks")
+            or {"non_target": {}, "new_lesions": {}},
         )
 
 
