@@ -228,6 +228,14 @@ def test_a_reader_reads_a_patient_and_decides(browser: Any, server: str, study: 
     page.fill("#targets-reason", "L2 is a cyst")
     page.click("#targets-form button")
     page.wait_for_selector("body[data-saved=targets]")
+    # the reader's RECIST call on the first follow-up (the date list holds the follow-ups only)
+    follow_up = page.evaluate("window.hepavol.patient.scans[1].date")
+    assert page.eval_on_selector("#nt-date", "s => s.value") == follow_up
+    page.select_option("#nt-call", "progression")
+    page.fill("#marks-reason", "non-target disease grew")
+    page.click("#marks-form button")
+    page.wait_for_selector("body[data-saved=recist-marks]")
+    assert page.inner_text("#marks-current") == f"reader's calls: non-target {follow_up}: progression"
     page.click("#signoff")  # sign off the read: edits are locked
     page.wait_for_selector("body[data-signed=yes]")
     page.select_option("#tool", "exclude")
@@ -246,12 +254,13 @@ def test_a_reader_reads_a_patient_and_decides(browser: Any, server: str, study: 
         history = review_history(ws, pseudonym)
         assert [(h["field"], h["new"], h["reviewer"]) for h in history] == [
             ("targets", ["L1"], "Dr Browser"),
+            ("recist-marks", {"non_target": {follow_up: "progression"}, "new_lesions": {}}, "Dr Browser"),
             ("sign-off", "signed", "Dr Browser"),
             ("eligibility", "exclude", "Dr Browser"),
         ]
         with ws.db.transaction() as session:
             reviews = [e for e in audit.entries(session) if e.action == "review"]
-            assert [e.actor for e in reviews] == ["Dr Browser"] * 3
+            assert [e.actor for e in reviews] == ["Dr Browser"] * 4
             versions = [e for e in audit.entries(session) if e.action == "segmentation-version"]
             assert [(e.actor, e.details["note"]) for e in versions] == [("Dr Browser", "L2 redrawn")]
     finally:

@@ -147,7 +147,13 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
         for key in ("analysis", "failed", "best_overall_response", "signed_off"):
             row[key] = None
         row["reviewed"] = False
-        read.update(assessments=[], targets=[], warnings=[], second_reads=False)
+        read.update(
+            assessments=[],
+            targets=[],
+            warnings=[],
+            second_reads=False,
+            recist_marks={"non_target": {}, "new_lesions": {}},
+        )
         for scan in read["scans"]:
             scan.update(lesions=[], liver_volume_ml=None, total_tumor_volume_ml=None, tumor_burden_percent=None)
         return read

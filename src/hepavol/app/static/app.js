@@ -113,6 +113,15 @@ function renderPatient() {
     return b;
   }));
   $("targets").value = p.targets.join(",");
+  $("nt-date").replaceChildren(...p.scans.slice(1).map((s) => {
+    const o = document.createElement("option");
+    o.value = o.textContent = s.date;
+    return o;
+  }));
+  const marks = p.recist_marks || { non_target: {}, new_lesions: {} };
+  const calls = [...Object.entries(marks.non_target).map(([d, c]) => `non-target ${d}: ${c}`),
+    ...Object.entries(marks.new_lesions).map(([l, c]) => `${l}: ${c}`)];
+  $("marks-current").textContent = calls.length ? "reader's calls: " + calls.join("; ") : "no reader's call";
   $("response").querySelector("tbody").replaceChildren(...p.assessments.map((a) => {
     const tr = document.createElement("tr");
     for (const v of [a.date, fmt(a.total_tumor_volume_ml, 2), fmt(a.volume_change_from_baseline_percent),
@@ -648,6 +657,22 @@ function setupDecisions() {
     const targets = text === "auto" ? "auto" : text.split(",").map((t) => t.trim()).filter(Boolean);
     decide("targets", { targets, reason: $("targets-reason").value });
   });
+  $("marks-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    markCalls();
+  });
+}
+
+function markCalls() {
+  const body = { non_target: [], new_lesions: [], reason: $("marks-reason").value };
+  if ($("nt-call").value && $("nt-date").value) body.non_target.push(`${$("nt-date").value}=${$("nt-call").value}`);
+  const lesion = $("nl-id").value.trim();
+  if ($("nl-call").value && lesion) body.new_lesions.push(`${lesion}=${$("nl-call").value}`);
+  if (!body.non_target.length && !body.new_lesions.length) {
+    showMessage("choose a non-target call or a new lesion and its call");
+    return;
+  }
+  decide("recist-marks", body);
 }
 
 async function decide(what, body) {
