@@ -31,11 +31,12 @@ td.l,th.l{text-align:left;white-space:nowrap}.PD{color:#b00;font-weight:bold}.PR
 """
 
 
-def _png(fig: Any) -> str:
+def _png(fig: Any, *, tight: bool = True) -> str:
+    """The figure as a PNG data URL; ``tight=False`` keeps the figure's own layout (one draw instead of two)."""
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight" if tight else None)
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
@@ -166,7 +167,8 @@ def _crop(result: FollowUpResult, lesion: LesionTrackResult, t: int) -> str:
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=8)
-    return _png(fig)
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.84)  # room for the two-line title
+    return _png(fig, tight=False)
 
 
 def lesion_ld(lesion: LesionTrackResult, t: int) -> str:
