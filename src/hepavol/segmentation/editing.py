@@ -44,6 +44,46 @@ BAND_K = 2.5
 #: A correction farther than this from the lesion (mm) or than the lesion's diameter, whichever is larger, is
 #: refused.
 FAR_MIN_MM = 15.0
+#: Radius (mm) of the ball around a click taken as certain (lesion for an include, background for an exclude).
+CLICK_RADIUS_MM = 2.0
+#: The box re-solved after a correction: the lesion and its clicks padded by this many equivalent radii
+#: (at least ROI_PAD_MIN_MM).
+ROI_PAD_RADII = 0.75
+ROI_PAD_MIN_MM = 10.0
+#: At most this many unknowns in the random walk (larger boxes are worked on blocks of voxels).
+WALK_VOXELS = 300_000
+#: Edge sensitivity of the random walk: an edge of the lesion's contrast has weight exp(-WALK_BETA).
+WALK_BETA = 10.0
+#: Weight of the intensity prior against the edge weights (each voxel has up to 6 edges of weight <= 1).
+PRIOR_WEIGHT = 0.05
+#: Prior probabilities are kept within [PRIOR_CLIP, 1 - PRIOR_CLIP].
+PRIOR_CLIP = 0.02
+#: Gaussian smoothing (mm) of the image the random walk works on.
+WALK_SMOOTH_MM = 0.6
+#: Log-odds of the prior fall by 1 per this many mm outside the evidence's border (at least), or per this
+#: share of the lesion's equivalent radius.
+PRIOR_SCALE_MM = 2.0
+PRIOR_SCALE_RADII = 0.15
+#: The intensity models' log-odds are capped at this magnitude.
+INTENSITY_LOGIT_MAX = 6.0
+#: Voxels of the starting mask deeper than this share of its largest depth are lesion seeds.
+CORE_DEPTH = 0.5
+#: Background intensity ring around the starting mask: from RING_MM[0] mm, at least RING_MM[1] mm wide.
+RING_MM = (0.0, 5.0)
+#: Take the convex hull of the evidence (starting mask and include balls) as lesion evidence too.
+HULL = 1.0
+HULL_ALWAYS = 0.0
+#: An exclude pushes the prior towards background behind it (0 for no, else the half-width of the region
+#: behind it in units of its distance to the nearest lesion point, plus its ball's radius).
+SHADOW = 1.0
+#: The shadow starts this many mm behind the exclude ball's front.
+SHADOW_SLACK_MM = 0.0
+#: Histogram bins of the intensity models.
+HIST_BINS = 48
+#: Weight of the click balls in the intensity models relative to the starting mask's voxels.
+CLICK_WEIGHT = 0.3
+#: Weight of the exclude balls in the background model of their own part of the box, relative to the lesion's.
+EXCLUDE_WEIGHT = 0.5
 
 Index = tuple[int, int, int]
 
@@ -90,6 +130,31 @@ def _bbox(mask: NDArray[np.bool_]) -> tuple[slice, slice, slice] | None:
         hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
         out.append(slice(int(hit[0]), int(hit[-1]) + 1))
     return (out[0], out[1], out[2])
+
+
+def _convex_hull(mask: NDArray[np.bool_], spacing: tuple[float, float, float]) -> NDArray[np.bool_] | None:
+    """The voxels whose centres lie in the convex hull of the voxels of ``mask`` (None when it is flat)."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    box = _bbox(mask)
+    if box is None:
+        return None
+    sub = mask[box]
+    edge = sub & ~ndimage.binary_erosion(sub)
+    pts = np.argwhere(edge).astype(np.float64)
+    if len(pts) < 5:
+        return None
+    try:
+        hull = ConvexHull(pts * np.array(spacing))
+    except QhullError:
+        return None
+    grid = np.indices(sub.shape, dtype=np.float64).reshape(3, -1).T * np.array(spacing)
+    inside = np.ones(len(grid), dtype=bool)
+    for eq in hull.equations:
+        inside &= grid @ eq[:3] + eq[3] <= 1e-6
+    out = np.zeros(mask.shape, dtype=bool)
+    out[box] = inside.reshape(sub.shape) | sub
+    return out
 
 
 def _fmt(point: ArrayLike) -> str:
@@ -155,6 +220,7 @@ class LesionEditSession:
         self._include_cache: dict[tuple[int, Index], NDArray[np.bool_]] = {}
         self._model: tuple[float, float] | None = None
         self._outside: float | None = None
+        self._line: tuple[Index, Index] | None = None
 
     # ------------------------------------------------------------------------------------------ construction
     @classmethod
@@ -196,6 +262,7 @@ class LesionEditSession:
         session._index(a, "RECIST end point")
         session._index(b, "RECIST end point")
         anchor = session._index(0.5 * (a + b), "RECIST midpoint")
+        session._line = (session._index(a, "RECIST end point"), session._index(b, "RECIST end point"))
         seg = segment_lesion(image, recist_lps_mm=(a, b), max_diameter_mm=max_diameter_mm)
         session._start(session._refine_border(np.asarray(seg.mask, dtype=bool), anchor), anchor, seg.warnings)
         return session
@@ -398,6 +465,46 @@ class LesionEditSession:
         k = np.unravel_index(int(np.argmax(dt)), dt.shape)
         return (int(k[0] + box[0].start), int(k[1] + box[1].start), int(k[2] + box[2].start))
 
+    def _shadow(
+        self,
+        q: Index,
+        fg_pts: list[Index],
+        dq: NDArray[np.float64],
+        r_q: float,
+        to_c: object,
+        cgrid: NDArray[np.float64],
+        cs: tuple[float, float, float],
+    ) -> NDArray[np.float64]:
+        """Signed 'outside' distance (mm) that an exclude at ``q`` gives: positive in its ball (radius ``r_q``)
+        and, with :data:`SHADOW`, behind the plane through ``q`` facing the nearest lesion point (the lesion,
+        mostly convex, does not continue beyond a point that is not lesion), within a cylinder of the ball's
+        radius plus the distance to that point."""
+        out = r_q - dq
+        if not SHADOW:
+            return np.asarray(out, dtype=np.float64)
+        sp = np.array(self.spacing)
+        near = min(fg_pts, key=lambda p: float((((np.array(p) - np.array(q)) * sp) ** 2).sum()))
+        v = (np.array(q, dtype=float) - np.array(near, dtype=float)) * sp
+        length = float(np.linalg.norm(v))
+        if length < 1e-6:
+            return np.asarray(out, dtype=np.float64)
+        u = v / length
+        cq = to_c(q)  # type: ignore[operator]
+        rel = [(cgrid[a] - cq[a]) * cs[a] for a in range(3)]
+        proj = rel[0] * u[0] + rel[1] * u[1] + rel[2] * u[2]
+        lateral = np.sqrt(np.maximum(dq**2 - proj**2, 0.0))
+        width = r_q + SHADOW * length
+        shadow = np.where(lateral <= width, proj + r_q - SHADOW_SLACK_MM, -np.inf)
+        return np.asarray(np.maximum(out, shadow), dtype=np.float64)
+
+    def _depth_at(self, mask: NDArray[np.bool_], idx: Index) -> float:
+        """Distance (mm) from a voxel of ``mask`` to the nearest voxel outside it."""
+        r = 2.0 * self._radius_mm(mask) + 2.0 * max(self.spacing)
+        box = self._ball_box(idx, r)
+        sub = np.pad(mask[box], 1)
+        dt = ndimage.distance_transform_edt(sub, sampling=self.spacing)[1:-1, 1:-1, 1:-1]
+        return float(dt[tuple(i - b.start for i, b in zip(idx, box, strict=True))])
+
     def _radius_mm(self, mask: NDArray[np.bool_]) -> float:
         return float((3.0 * max(int(mask.sum()), 1) * self.voxel_ml * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0))
 
@@ -485,21 +592,197 @@ class LesionEditSession:
         self, base: NDArray[np.bool_], anchor: Index, includes: tuple[Index, ...], excludes: tuple[Index, ...]
     ) -> tuple[NDArray[np.bool_], tuple[str, ...]]:
         """The mask from the starting mask and the set of clicks (independent of their order)."""
-        notes: list[str] = []
-        mask = base.copy()
-        radius = max(self._radius_mm(base), 5.0)
-        for p in sorted(includes):
-            region = self._grow(p, radius, base)
-            for q in excludes:  # an exclude point bars the growth beyond half-way to it
-                region &= ~self._nearer(region, q, p)
-            mask |= region
-        fg = [anchor, *sorted(includes)]
-        for q in sorted(excludes):
-            mask = self._cut(mask, q, [f for f in fg if f != q], radius)
+        if not includes and not excludes:
+            return base.copy(), ()
+        mask = self._solve(base, anchor, includes, excludes)
         mask = self._constrain(mask)
+        notes: list[str] = []
         if not mask.any():
             notes.append("the corrections removed the whole lesion; undo or add an include")
         return mask, tuple(notes)
+
+    def _solve(
+        self, base: NDArray[np.bool_], anchor: Index, includes: tuple[Index, ...], excludes: tuple[Index, ...]
+    ) -> NDArray[np.bool_]:
+        """Re-solve the whole lesion on a box around it from all clicks so far (a random walker with a prior,
+        :mod:`hepavol.segmentation._walker`).
+
+        The prior of each voxel joins (adds in log-odds) where the evidence puts the lesion and what its
+        intensity says. Where: the starting mask (log-odds falling off with the signed distance to its border
+        on the scale :data:`PRIOR_SCALE_MM`), widened by a ball around every include as large as the include's
+        distance to the starting mask (the simulated or real user clicks the middle of a missed part), narrowed
+        by a ball around every exclude as large as its depth in the starting mask (or distance to it). Intensity:
+        histograms of the lesion (the mask so formed) against the background (a ring around it and the exclude
+        balls), re-estimated each time. Seeds: a ball of :data:`CLICK_RADIUS_MM` at the anchor and at each
+        include (lesion) and at each exclude (background), the middle of the RECIST line, the core of the
+        starting mask outside the exclude balls; background outside the liver (dilated by the margin), in other
+        lesions and on the box's faces. The box is worked on blocks of voxels when large (at most
+        :data:`WALK_VOXELS`). Everything depends on the *set* of clicks, not their order.
+        """
+        from hepavol.segmentation._walker import block_mean, random_walk, upsample
+
+        fg_pts = [anchor, *sorted(includes)]
+        ex_pts = sorted(excludes)
+        radius = max(self._radius_mm(base), 3.0)
+        limit = 3.0 * radius + FAR_MIN_MM
+        inc_r = {p: max(self._distance_to(base, p, limit), CLICK_RADIUS_MM) for p in includes}
+        inc_r = {p: (radius if math.isinf(r) else r) for p, r in inc_r.items()}
+        ex_r = {}
+        for q in ex_pts:
+            if base[q]:
+                ex_r[q] = max(self._depth_at(base, q), CLICK_RADIUS_MM)
+            else:
+                d = self._distance_to(base, q, limit)
+                ex_r[q] = max(CLICK_RADIUS_MM, 0.0 if math.isinf(d) else d)
+        pad_mm = max(ROI_PAD_MIN_MM, ROI_PAD_RADII * radius)
+        bb = _bbox(base)
+        lo = np.array([b.start for b in bb], dtype=float) if bb is not None else np.array(anchor, dtype=float)
+        hi = np.array([b.stop for b in bb], dtype=float) if bb is not None else np.array(anchor, dtype=float) + 1
+        sp = np.array(self.spacing)
+        for p in fg_pts:
+            r = inc_r.get(p, 0.0) / sp
+            lo = np.minimum(lo, np.array(p) - r)
+            hi = np.maximum(hi, np.array(p) + r + 1)
+        for q in ex_pts:
+            lo = np.minimum(lo, q)
+            hi = np.maximum(hi, np.array(q) + 1)
+        roi_l = []
+        for a in range(3):
+            r_vox = math.ceil(pad_mm / self.spacing[a])
+            roi_l.append(slice(max(int(lo[a]) - r_vox, 0), min(int(math.ceil(hi[a])) + r_vox, self.shape[a])))
+        roi = (roi_l[0], roi_l[1], roi_l[2])
+        rshape = tuple(b.stop - b.start for b in roi)
+        extent_mm3 = float(np.prod([n * h for n, h in zip(rshape, self.spacing, strict=True)]))
+        target = max(min(self.spacing), (extent_mm3 / WALK_VOXELS) ** (1.0 / 3.0))
+        f3 = tuple(max(1, int(round(target / h))) for h in self.spacing)
+        f = (f3[0], f3[1], f3[2])
+        cs = (self.spacing[0] * f[0], self.spacing[1] * f[1], self.spacing[2] * f[2])
+        sub_img = self._raw[roi].astype(np.float64)
+        sm = ndimage.gaussian_filter(sub_img, [WALK_SMOOTH_MM / h for h in self.spacing], truncate=3.0)
+        g = block_mean(np.asarray(sm, dtype=np.float64), f)
+        cshape = g.shape
+        allowed = ~self.others[roi]
+        if self.liver_zone is not None:
+            allowed &= self.liver_zone[roi]
+        allowed_c = block_mean(allowed.astype(np.float64), f) >= 0.5
+        base_c = block_mean(base[roi].astype(np.float64), f) >= 0.5
+        cgrid = np.indices(cshape, dtype=np.float64)
+        origin = np.array([b.start for b in roi], dtype=np.float64)
+
+        def to_c(p: Index) -> NDArray[np.float64]:
+            return (np.array(p, dtype=np.float64) - origin + 0.5) / np.array(f) - 0.5
+
+        def dist_to(p: Index) -> NDArray[np.float64]:
+            c = to_c(p)
+            return np.sqrt(sum(((cgrid[a] - c[a]) * cs[a]) ** 2 for a in range(3)))
+
+        def ball(dist: NDArray[np.float64], r_mm: float) -> NDArray[np.bool_]:
+            out = dist <= r_mm
+            out[np.unravel_index(int(np.argmin(dist)), cshape)] = True
+            return np.asarray(out, dtype=bool)
+
+        scale = max(PRIOR_SCALE_MM, PRIOR_SCALE_RADII * radius)
+        inside = ndimage.distance_transform_edt(np.pad(base_c, 1), sampling=cs)[1:-1, 1:-1, 1:-1]
+        outside = ndimage.distance_transform_edt(~base_c, sampling=cs)
+        sd = np.where(base_c, -inside, outside)  # signed distance (mm) to the starting mask's border
+        fg_balls = np.zeros(cshape, dtype=bool)
+        for p in fg_pts:
+            dp = dist_to(p)
+            fg_balls |= ball(dp, CLICK_RADIUS_MM)
+            if p in inc_r:
+                sd = np.minimum(sd, dp - inc_r[p])
+        ex_balls = np.zeros(cshape, dtype=bool)
+        ex_zone = np.zeros(cshape, dtype=bool)
+        ex_d: list[tuple[NDArray[np.float64], float]] = []
+        for q in ex_pts:
+            dq = dist_to(q)
+            ex_balls |= ball(dq, CLICK_RADIUS_MM)
+            ex_zone |= dq <= ex_r[q]
+            ex_d.append((self._shadow(q, fg_pts, dq, ex_r[q], to_c, cgrid, cs), ex_r[q]))
+            sd = np.maximum(sd, ex_d[-1][0])
+        if HULL and (
+            includes or HULL_ALWAYS
+        ):  # metastases are mostly convex: the evidence's convex hull is lesion too
+            hull = _convex_hull(sd < 0, cs)
+            if hull is not None:
+                h_in = ndimage.distance_transform_edt(np.pad(hull, 1), sampling=cs)[1:-1, 1:-1, 1:-1]
+                h_out = ndimage.distance_transform_edt(~hull, sampling=cs)
+                sd = np.minimum(sd, np.where(hull, -h_in, h_out))
+                for e, _ in ex_d:
+                    sd = np.maximum(sd, e)
+        if self._line is not None and self._history and base is self._history[0].base:
+            a_c, b_c = to_c(self._line[0]), to_c(self._line[1])
+            for t in np.linspace(0.15, 0.85, 15):
+                k = np.clip(np.rint(a_c + t * (b_c - a_c)).astype(int), 0, np.array(cshape) - 1)
+                fg_balls[tuple(k)] = True
+        where = sd < 0  # the lesion as the evidence has it
+        core = (inside >= max(CORE_DEPTH * float(inside.max()), 1e-9)) & base_c & ~ex_zone
+        # intensity models
+        ring = (sd > 0) & (sd <= max(RING_MM[1], 0.5 * radius)) & allowed_c & ~fg_balls
+        lo_v, hi_v = np.percentile(g[allowed_c] if allowed_c.any() else g, [0.5, 99.5])
+        if hi_v <= lo_v:
+            hi_v = lo_v + 1.0
+        bins = np.linspace(lo_v, hi_v, HIST_BINS + 1)
+
+        def hist(values: NDArray[np.float64]) -> NDArray[np.float64]:
+            h, _ = np.histogram(np.clip(values, lo_v, hi_v), bins=bins)
+            h = ndimage.gaussian_filter1d(h.astype(np.float64), 1.0)
+            return np.asarray(h / max(h.sum(), 1e-9), dtype=np.float64)
+
+        fg_s = where & allowed_c & ~ex_balls
+        h_fg = hist(g[fg_s]) if fg_s.any() else hist(g[fg_balls])
+        if includes:
+            h_fg = (1.0 - CLICK_WEIGHT) * h_fg + CLICK_WEIGHT * hist(g[fg_balls])
+        h_bg = hist(g[ring]) if ring.any() else hist(g[~where])
+        if ex_pts:
+            h_bg = (1.0 - EXCLUDE_WEIGHT) * h_bg + EXCLUDE_WEIGHT * hist(g[ex_balls])
+        floor = 1e-3
+        bin_of = np.clip(np.digitize(g, bins) - 1, 0, HIST_BINS - 1)
+        logit_int = np.log((h_fg + floor) / (h_bg + floor))
+        logit = np.clip(logit_int[bin_of], -INTENSITY_LOGIT_MAX, INTENSITY_LOGIT_MAX) - sd / scale
+        prior = 1.0 / (1.0 + np.exp(-np.clip(logit, -30.0, 30.0)))
+        contrast = max(
+            abs(float(np.median(g[fg_s])) - float(np.median(g[ring]))) if (fg_s.any() and ring.any()) else 0.0,
+            3.0 * self._noise(roi) * 0.3,
+            1e-3,
+        )
+        # seeds
+        fg_seed = fg_balls | core
+        bg_seed = ex_balls | ~allowed_c
+        faces = np.zeros(cshape, dtype=bool)
+        for a in range(3):
+            sl: list[slice | int] = [slice(None)] * 3
+            if roi[a].start > 0:
+                sl[a] = 0
+                faces[tuple(sl)] = True
+            if roi[a].stop < self.shape[a]:
+                sl[a] = -1
+                faces[tuple(sl)] = True
+        bg_seed |= faces & ~fg_balls
+        fg_seed &= ~bg_seed | fg_balls
+        bg_seed &= ~fg_balls
+        x = random_walk(
+            g, fg_seed, bg_seed, prior, spacing_mm=cs, contrast=contrast, beta=WALK_BETA, prior_weight=PRIOR_WEIGHT
+        )
+        xf = upsample(x, f, rshape)
+        self._debug = {"x": x, "prior": prior, "roi": roi, "f": f, "g": g}
+        sub = (xf > 0.5) & allowed
+        labels, n = ndimage.label(sub)
+        if n > 1:
+            keep = set()
+            for p in fg_pts:
+                lp = tuple(i - b.start for i, b in zip(p, roi, strict=True))
+                if labels[lp] > 0:
+                    keep.add(int(labels[lp]))
+            if not keep:
+                sizes = np.bincount(labels.ravel())
+                sizes[0] = 0
+                keep = {int(np.argmax(sizes))}
+            sub = np.isin(labels, sorted(keep))
+        sub = ndimage.binary_fill_holes(sub) & allowed
+        out = np.zeros(self.shape, dtype=bool)
+        out[roi] = sub
+        return out
 
     def _nearer(self, region: NDArray[np.bool_], q: Index, refs: Index | list[Index]) -> NDArray[np.bool_]:
         """Voxels of ``region`` nearer (Euclidean, mm) to ``q`` than to every point of ``refs``."""
