@@ -62,12 +62,15 @@ def random_walk(
     prior_weight: float,
     x0: NDArray[np.float64] | None = None,
     rtol: float = 1e-3,
+    barrier: NDArray[np.bool_] | None = None,
 ) -> NDArray[np.float64]:
     """Lesion probability on the box: the random walker with ``prior`` (see the module docstring).
 
     ``contrast`` is the intensity step of a lesion edge (image units): an edge across a difference ``d`` has
     weight ``exp(-beta (d / contrast)^2)`` divided by the squared edge length relative to the shortest.
-    Background seeds win where both seeds are set.
+    Background seeds win where both seeds are set. Edges into a ``barrier`` voxel (e.g. outside the liver's
+    margin) carry no weight: the walk neither leaks into it nor is pulled to 0 by it, so the barrier's edge is
+    not taken as an edge of the lesion (it only clips it).
     """
     shape = image.shape
     n = int(np.prod(shape))
@@ -85,6 +88,8 @@ def random_walk(
         hi[axis] = slice(1, None)
         d = (image[tuple(hi)] - image[tuple(lo)]) / max(contrast, 1e-6)
         w = np.exp(-beta * d * d) * (h0 / spacing_mm[axis]) ** 2 + 1e-6
+        if barrier is not None:
+            w = np.where(barrier[tuple(hi)] | barrier[tuple(lo)], 1e-6, w)
         rows.append(index[tuple(lo)].ravel())
         cols.append(index[tuple(hi)].ravel())
         vals.append(w.ravel())

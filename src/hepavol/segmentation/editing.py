@@ -78,6 +78,8 @@ HULL_ALWAYS = 0.0
 SHADOW = 1.0
 #: The shadow starts this many mm behind the exclude ball's front.
 SHADOW_SLACK_MM = 0.0
+#: A correction changes the mask within its radius plus this many lesion radii of it (at least twice its radius).
+LOCAL_RADII = 1.5
 #: Histogram bins of the intensity models.
 HIST_BINS = 48
 #: Weight of the click balls in the intensity models relative to the starting mask's voxels.
@@ -649,12 +651,12 @@ class LesionEditSession:
         roi_l = []
         for a in range(3):
             r_vox = math.ceil(pad_mm / self.spacing[a])
-            roi_l.append(slice(max(int(lo[a]) - r_vox, 0), min(int(math.ceil(hi[a])) + r_vox, self.shape[a])))
+            roi_l.append(slice(max(int(lo[a]) - r_vox, 0), min(math.ceil(hi[a]) + r_vox, self.shape[a])))
         roi = (roi_l[0], roi_l[1], roi_l[2])
         rshape = tuple(b.stop - b.start for b in roi)
         extent_mm3 = float(np.prod([n * h for n, h in zip(rshape, self.spacing, strict=True)]))
         target = max(min(self.spacing), (extent_mm3 / WALK_VOXELS) ** (1.0 / 3.0))
-        f3 = tuple(max(1, int(round(target / h))) for h in self.spacing)
+        f3 = tuple(max(1, round(target / h)) for h in self.spacing)
         f = (f3[0], f3[1], f3[2])
         cs = (self.spacing[0] * f[0], self.spacing[1] * f[1], self.spacing[2] * f[2])
         sub_img = self._raw[roi].astype(np.float64)
@@ -730,6 +732,19 @@ class LesionEditSession:
             return np.asarray(h / max(h.sum(), 1e-9), dtype=np.float64)
 
         fg_s = where & allowed_c & ~ex_balls
+        contrast_parts: list[float] = []  # the edge of a different-looking part against the tissue around
+        med_ring = float(np.median(g[ring])) if ring.any() else None
+        if includes and fg_s.any():
+            # an include on a part that looks different from the lesion (a faint rim, a necrotic centre) says
+            # that intensity is lesion here: it is not taken as background from the ring around the mask
+            med_fg = float(np.median(g[fg_s]))
+            spread_fg = max(1.4826 * float(np.median(np.abs(g[fg_s] - med_fg))), self._noise(roi), 1e-6)
+            for p in includes:
+                c_p = float(np.median(g[ball(dist_to(p), CLICK_RADIUS_MM)]))
+                if abs(c_p - med_fg) > BAND_K * spread_fg:
+                    ring &= np.abs(g - c_p) > BAND_K * spread_fg
+                    if med_ring is not None:
+                        contrast_parts.append(abs(c_p - med_ring))
         h_fg = hist(g[fg_s]) if fg_s.any() else hist(g[fg_balls])
         if includes:
             h_fg = (1.0 - CLICK_WEIGHT) * h_fg + CLICK_WEIGHT * hist(g[fg_balls])
@@ -742,7 +757,14 @@ class LesionEditSession:
         logit = np.clip(logit_int[bin_of], -INTENSITY_LOGIT_MAX, INTENSITY_LOGIT_MAX) - sd / scale
         prior = 1.0 / (1.0 + np.exp(-np.clip(logit, -30.0, 30.0)))
         contrast = max(
-            abs(float(np.median(g[fg_s])) - float(np.median(g[ring]))) if (fg_s.any() and ring.any()) else 0.0,
+            min(
+                [
+                    abs(float(np.median(g[fg_s])) - float(np.median(g[ring])))
+                    if (fg_s.any() and ring.any())
+                    else 0.0,
+                    *contrast_parts,
+                ]
+            ),
             3.0 * self._noise(roi) * 0.3,
             1e-3,
         )
@@ -762,26 +784,87 @@ class LesionEditSession:
         fg_seed &= ~bg_seed | fg_balls
         bg_seed &= ~fg_balls
         x = random_walk(
-            g, fg_seed, bg_seed, prior, spacing_mm=cs, contrast=contrast, beta=WALK_BETA, prior_weight=PRIOR_WEIGHT
+            g,
+            fg_seed,
+            bg_seed,
+            prior,
+            spacing_mm=cs,
+            contrast=contrast,
+            beta=WALK_BETA,
+            prior_weight=PRIOR_WEIGHT,
+            barrier=~allowed_c,
         )
         xf = upsample(x, f, rshape)
         self._debug = {"x": x, "prior": prior, "roi": roi, "f": f, "g": g}
         sub = (xf > 0.5) & allowed
-        labels, n = ndimage.label(sub)
-        if n > 1:
-            keep = set()
-            for p in fg_pts:
-                lp = tuple(i - b.start for i, b in zip(p, roi, strict=True))
-                if labels[lp] > 0:
-                    keep.add(int(labels[lp]))
-            if not keep:
-                sizes = np.bincount(labels.ravel())
-                sizes[0] = 0
-                keep = {int(np.argmax(sizes))}
-            sub = np.isin(labels, sorted(keep))
+        sub = self._local_change(base[roi], sub, roi, inc_r, ex_r, radius)
+        sub = self._keep_components(sub, fg_pts, roi)
         sub = ndimage.binary_fill_holes(sub) & allowed
         out = np.zeros(self.shape, dtype=bool)
         out[roi] = sub
+        return out
+
+    def _keep_components(
+        self, sub: NDArray[np.bool_], fg_pts: list[Index], roi: tuple[slice, slice, slice]
+    ) -> NDArray[np.bool_]:
+        """The pieces of ``sub`` (on the box ``roi``) that hold the anchor or an include (else the largest)."""
+        labels, n = ndimage.label(sub)
+        if n <= 1:
+            return sub
+        keep = set()
+        for p in fg_pts:
+            lp = tuple(i - b.start for i, b in zip(p, roi, strict=True))
+            if labels[lp] > 0:
+                keep.add(int(labels[lp]))
+        if not keep:
+            sizes = np.bincount(labels.ravel())
+            sizes[0] = 0
+            keep = {int(np.argmax(sizes))}
+        return np.asarray(np.isin(labels, sorted(keep)), dtype=bool)
+
+    def _local_change(
+        self,
+        base: NDArray[np.bool_],
+        solved: NDArray[np.bool_],
+        roi: tuple[slice, slice, slice],
+        inc_r: dict[Index, float],
+        ex_r: dict[Index, float],
+        radius: float,
+    ) -> NDArray[np.bool_]:
+        """Keep the solved mask's changes to ``base`` only where the clicks asked for them (not a restart).
+
+        An include adds, an exclude removes: of the voxels the solve adds (removes), the pieces (26-connected)
+        that reach an include's (exclude's) own ball are kept, where a click's ball has the radius ``r`` of its
+        error (an include's distance to the starting mask, an exclude's depth in it or distance to it) plus
+        :data:`CLICK_RADIUS_MM`; and only within ``r + max(r, LOCAL_RADII x the lesion's radius)`` of the click.
+        Re-estimating the lesion's border elsewhere is left to the clicks there. Depends on the set of clicks
+        only, not their order.
+        """
+        origin = np.array([b.start for b in roi], dtype=np.float64)
+        st = np.ones((3, 3, 3), dtype=bool)
+        out = base.copy()
+        for part, clicks in ((solved & ~base, inc_r), (base & ~solved, ex_r)):
+            if not clicks or not part.any():
+                continue
+            zone = np.zeros(base.shape, dtype=bool)
+            own = np.zeros(base.shape, dtype=bool)
+            for p, r in clicks.items():
+                reach = r + max(r, LOCAL_RADII * radius)
+                local = np.array(p, dtype=np.float64) - origin
+                sl = []
+                for a in range(3):
+                    k = math.ceil(reach / self.spacing[a])
+                    sl.append(slice(max(int(local[a]) - k, 0), min(int(local[a]) + k + 1, base.shape[a])))
+                box = (sl[0], sl[1], sl[2])
+                grid = np.ogrid[box]
+                d2 = sum(((grid[a] - local[a]) * self.spacing[a]) ** 2 for a in range(3))
+                zone[box] |= d2 <= reach**2
+                own[box] |= d2 <= (r + CLICK_RADIUS_MM) ** 2
+            labels, n = ndimage.label(part & zone, structure=st)
+            if n == 0:
+                continue
+            hit = np.unique(labels[own & (labels > 0)])
+            out ^= np.isin(labels, hit[hit > 0])
         return out
 
     def _nearer(self, region: NDArray[np.bool_], q: Index, refs: Index | list[Index]) -> NDArray[np.bool_]:
