@@ -226,6 +226,14 @@ class LesionEditSession:
             self.others |= m
         self._history: list[_State] = []
         self._include_cache: dict[tuple[int, Index], NDArray[np.bool_]] = {}
+        # what a correction's solve needs that does not depend on the clicks (per box, per starting mask)
+        self._box_cache: dict[
+            tuple[object, ...], tuple[NDArray[np.float64], NDArray[np.bool_], NDArray[np.bool_], float]
+        ] = {}
+        self._base_cache: dict[
+            tuple[object, ...], tuple[NDArray[np.bool_], NDArray[np.float64], NDArray[np.float64]]
+        ] = {}
+        self._depth_cache: dict[int, tuple[tuple[slice, slice, slice], NDArray[np.float64]]] = {}
         self._model: tuple[float, float] | None = None
         self._outside: float | None = None
         self._line: tuple[Index, Index] | None = None
@@ -524,11 +532,18 @@ class LesionEditSession:
         return np.asarray(np.maximum(out, shadow), dtype=np.float64)
 
     def _depth_at(self, mask: NDArray[np.bool_], idx: Index) -> float:
-        """Distance (mm) from a voxel of ``mask`` to the nearest voxel outside it."""
-        r = 2.0 * self._radius_mm(mask) + 2.0 * max(self.spacing)
-        box = self._ball_box(idx, r)
-        sub = np.pad(mask[box], 1)
-        dt = ndimage.distance_transform_edt(sub, sampling=self.spacing)[1:-1, 1:-1, 1:-1]
+        """Distance (mm) from a voxel of ``mask`` to the nearest voxel outside it (the map is kept per mask)."""
+        hit = self._depth_cache.get(id(mask))
+        if hit is None or hit[1].shape != tuple(b.stop - b.start for b in hit[0]):
+            box = _bbox(mask)
+            if box is None:
+                return 0.0
+            dt = ndimage.distance_transform_edt(np.pad(mask[box], 1), sampling=self.spacing)[1:-1, 1:-1, 1:-1]
+            hit = (box, np.asarray(dt, dtype=np.float64))
+            self._depth_cache = {id(mask): hit}
+        box, dt = hit
+        if not all(b.start <= i < b.stop for i, b in zip(idx, box, strict=True)):
+            return 0.0
         return float(dt[tuple(i - b.start for i, b in zip(idx, box, strict=True))])
 
     def _radius_mm(self, mask: NDArray[np.bool_]) -> float:
@@ -584,7 +599,9 @@ class LesionEditSession:
         return np.asarray(ndimage.gaussian_filter(sub, sigma), dtype=np.float64)
 
     def _noise(self, box: tuple[slice, slice, slice]) -> float:
-        sub = self._raw[box].astype(np.float64)
+        """Robust in-plane noise (image units), on at most 9 evenly spaced slices of ``box``."""
+        z = np.unique(np.linspace(box[0].start, box[0].stop - 1, 9).round().astype(int))
+        sub = self._raw[z][:, box[1], box[2]].astype(np.float64)
         resid = sub - ndimage.uniform_filter(sub, size=(1, 3, 3))
         return float(np.median(np.abs(resid)) * 1.4826 * 1.125 * 0.5)
 
@@ -689,15 +706,23 @@ class LesionEditSession:
         f3 = tuple(max(1, round(target / h)) for h in self.spacing)
         f = (f3[0], f3[1], f3[2])
         cs = (self.spacing[0] * f[0], self.spacing[1] * f[1], self.spacing[2] * f[2])
-        sub_img = self._raw[roi].astype(np.float64)
-        sm = ndimage.gaussian_filter(sub_img, [WALK_SMOOTH_MM / h for h in self.spacing], truncate=3.0)
-        g = block_mean(np.asarray(sm, dtype=np.float64), f)
+        key = (tuple((b.start, b.stop) for b in roi), f)
+        prep = self._box_cache.get(key)
+        if prep is None:
+            sub_img = self._raw[roi].astype(np.float64)
+            sm = ndimage.gaussian_filter(sub_img, [WALK_SMOOTH_MM / h for h in self.spacing], truncate=3.0)
+            allowed0 = ~self.others[roi]
+            if self.liver_zone is not None:
+                allowed0 &= self.liver_zone[roi]
+            prep = (
+                block_mean(np.asarray(sm, dtype=np.float64), f),
+                allowed0,
+                block_mean(allowed0.astype(np.float64), f) >= 0.5,
+                self._noise(roi),
+            )
+            self._box_cache = {key: prep}
+        g, allowed, allowed_c, noise = prep
         cshape = g.shape
-        allowed = ~self.others[roi]
-        if self.liver_zone is not None:
-            allowed &= self.liver_zone[roi]
-        allowed_c = block_mean(allowed.astype(np.float64), f) >= 0.5
-        base_c = block_mean(base[roi].astype(np.float64), f) >= 0.5
         cgrid = np.indices(cshape, dtype=np.float64)
         origin = np.array([b.start for b in roi], dtype=np.float64)
 
@@ -714,8 +739,20 @@ class LesionEditSession:
             return np.asarray(out, dtype=bool)
 
         scale = max(PRIOR_SCALE_MM, PRIOR_SCALE_RADII * radius)
-        inside = ndimage.distance_transform_edt(np.pad(base_c, 1), sampling=cs)[1:-1, 1:-1, 1:-1]
-        outside = ndimage.distance_transform_edt(~base_c, sampling=cs)
+        bkey = (id(base), *key)
+        bprep = self._base_cache.get(bkey)
+        if bprep is None:
+            base_c0 = block_mean(base[roi].astype(np.float64), f) >= 0.5
+            bprep = (
+                base_c0,
+                np.asarray(
+                    ndimage.distance_transform_edt(np.pad(base_c0, 1), sampling=cs)[1:-1, 1:-1, 1:-1],
+                    dtype=np.float64,
+                ),
+                np.asarray(ndimage.distance_transform_edt(~base_c0, sampling=cs), dtype=np.float64),
+            )
+            self._base_cache = {bkey: bprep}
+        base_c, inside, outside = bprep
         sd = np.where(base_c, -inside, outside)  # signed distance (mm) to the starting mask's border
         fg_balls = np.zeros(cshape, dtype=bool)
         for p in fg_pts:
@@ -766,18 +803,16 @@ class LesionEditSession:
         med_ring = float(np.median(g[ring])) if ring.any() else None
         tissue = (sd > max(RING_MM[1], 0.5 * radius)) & allowed_c  # beyond the ring: the tissue around
         med_t = float(np.median(g[tissue])) if tissue.any() else med_ring
-        spread_t = (
-            max(1.4826 * float(np.median(np.abs(g[tissue] - med_t))), self._noise(roi), 1e-6)
-            if tissue.any()
-            else 0.0
-        )
+        spread_t = 0.0
+        if tissue.any() and med_t is not None:
+            spread_t = max(1.4826 * float(np.median(np.abs(g[tissue] - med_t))), noise, 1e-6)
         if includes and fg_s.any() and med_ring is not None and med_t is not None:
             # an include on a part that looks different from the lesion and from the tissue around it (a faint
             # rim, a necrotic centre) says that intensity is lesion here: it is not taken as background from the
             # ring around the mask (an include on tissue-like voxels, e.g. the lesion's partial-volume border on
             # CT, keeps the tissue as background)
             med_fg = float(np.median(g[fg_s]))
-            spread_fg = max(1.4826 * float(np.median(np.abs(g[fg_s] - med_fg))), self._noise(roi), 1e-6)
+            spread_fg = max(1.4826 * float(np.median(np.abs(g[fg_s] - med_fg))), noise, 1e-6)
             for p in includes:
                 c_p = float(np.median(g[ball(dist_to(p), CLICK_RADIUS_MM)]))
                 if abs(c_p - med_fg) > BAND_K * spread_fg and abs(c_p - med_t) > BAND_K * spread_t:
@@ -800,7 +835,7 @@ class LesionEditSession:
             contrast_edge = (
                 abs(float(np.median(g[fg_s])) - float(np.median(g[ring]))) if (fg_s.any() and ring.any()) else 0.0
             )
-        contrast = max(contrast_edge, 3.0 * self._noise(roi) * 0.3, 1e-3)
+        contrast = max(contrast_edge, 3.0 * noise * 0.3, 1e-3)
         # seeds
         fg_seed = fg_balls | core
         bg_seed = ex_balls | ~allowed_c
