@@ -84,8 +84,11 @@ HULL_ALWAYS = 0.0
 SHADOW = 1.0
 #: The shadow starts this many mm behind the exclude ball's front.
 SHADOW_SLACK_MM = 0.0
+#: The shadow looks away from the lesion's anchor (1), not from the nearest anchor or include (0).
+SHADOW_FROM_ANCHOR = 1
 #: A correction changes the mask within its radius plus this many lesion radii of it (at least twice its radius).
 LOCAL_RADII = 1.5
+RIM_RULE = 1
 #: Histogram bins of the intensity models.
 HIST_BINS = 48
 #: Weight of the click balls in the intensity models relative to the starting mask's voxels.
@@ -517,7 +520,11 @@ class LesionEditSession:
         if not SHADOW:
             return np.asarray(out, dtype=np.float64)
         sp = np.array(self.spacing)
-        near = min(fg_pts, key=lambda p: float((((np.array(p) - np.array(q)) * sp) ** 2).sum()))
+        near = (
+            fg_pts[0]
+            if SHADOW_FROM_ANCHOR
+            else min(fg_pts, key=lambda p: float((((np.array(p) - np.array(q)) * sp) ** 2).sum()))
+        )
         v = (np.array(q, dtype=float) - np.array(near, dtype=float)) * sp
         length = float(np.linalg.norm(v))
         if length < 1e-6:
@@ -815,7 +822,7 @@ class LesionEditSession:
             spread_fg = max(1.4826 * float(np.median(np.abs(g[fg_s] - med_fg))), noise, 1e-6)
             for p in includes:
                 c_p = float(np.median(g[ball(dist_to(p), CLICK_RADIUS_MM)]))
-                if abs(c_p - med_fg) > BAND_K * spread_fg and abs(c_p - med_t) > BAND_K * spread_t:
+                if RIM_RULE and abs(c_p - med_fg) > BAND_K * spread_fg and abs(c_p - med_t) > BAND_K * spread_t:
                     ring &= np.abs(g - c_p) > BAND_K * spread_fg
                     contrast_parts.append(abs(c_p - med_t))
         h_fg = hist(g[fg_s]) if fg_s.any() else hist(g[fg_balls])
