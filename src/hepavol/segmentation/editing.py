@@ -3,25 +3,23 @@
 :class:`LesionEditSession` starts from a click, a RECIST line (:func:`hepavol.segmentation.segment_lesion`) or a
 mask (e.g. from another tool), then takes corrections:
 
-- ``include(point)``: a missed part. The voxels connected to the click whose smoothed intensity lies in the
-  lesion band (median ± 2.5 robust spreads of the *starting* mask; or the band around the click's own intensity
-  when the click is on a part that looks different, e.g. a necrotic centre) are added, within a ball around the
-  click of the lesion's equivalent radius (at least 5 mm). Thin strands are opened away.
-- ``exclude(point)``: a leak. If the click is inside the mask, the mask is eroded (through its inner distance map)
-  until the click's part separates from the lesion's anchor (the seed, the line's midpoint or the starting mask's
-  deepest voxel) and from every include point: the voxels nearer the click's part than the lesion's are removed
-  (a cut at the narrowest neck). Without a neck, the voxels nearer the click than the nearest anchor are removed
-  (a cut half-way). A click outside the mask removes the voxels nearer to it than to the anchors and bars
-  later includes from growing there.
+- ``include(point)``: a missed part; ``exclude(point)``: a leak. Each correction re-solves the lesion on a box
+  around it by a random walker with a prior (:mod:`hepavol.segmentation._walker`; see ``_solve``): seeds at the
+  clicks, the starting mask's core and the RECIST line, a spatial prior from the starting mask widened by the
+  includes and narrowed by the excludes (with a shadow behind each exclude, seen from the lesion's anchor), and
+  intensity models re-estimated from that evidence. Of the solve, only what the clicks asked for is kept
+  (``_local_change``): the added pieces that reach an include, the removed pieces that reach an exclude, within
+  a reach of each click; the rest of the border stays as it was (a correction is not a restart). An include on a
+  part unlike both the lesion and the tissue around it (a faint rim) takes that intensity as lesion.
 - ``replace_mask(mask)``: a mask edited by hand (brush) becomes the new starting state; earlier clicks are dropped.
 - ``undo()``: back to the state before the last call.
 
-The result is recomputed from the starting mask and the *set* of all clicks (includes first, each from its own
-click; then excludes in a fixed order), so it does not depend on the order in which the clicks came. Every
-correction works on the box around the lesion and its clicks, not on the image.
-With a liver mask, the lesion is kept within the liver dilated by :data:`LIVER_MARGIN_MM` (a lesion may bulge
-beyond the liver's outline, but the liver's own edge is not taken as the lesion's edge: the growth of an include
-is not stopped there, only clipped at the margin).
+The result is recomputed from the starting mask and the *set* of all clicks, so it does not depend on the order
+in which the clicks came. Every correction works on the box around the lesion and its clicks, not on the image.
+With a liver mask, the lesion is kept within the liver dilated by :data:`LIVER_MARGIN_MM`; that margin is a
+barrier of the random walk, not a background seed (the liver's own edge is not taken as the lesion's edge, it only
+clips it). The first result's border (``_refine_border``) is moved to :data:`EDGE_FRACTION` of the way from the
+lesion's intensity to the tissue's.
 """
 
 from __future__ import annotations
