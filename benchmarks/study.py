@@ -9,7 +9,7 @@ A simulated DICOM cohort (CT, seed 7; ``--size full`` for clinical 512×512×120
 - ``hepavol study run --workers 2`` (process pool; this machine has 2 cores) and, with ``--workers 4``, more.
 
 Printed as a markdown table: wall seconds, seconds per scan, CPU seconds per scan (in one process; a single
-follow-up already keeps about 1.6 cores busy, ITK's registration being multi-threaded) and ratios to the plain
+follow-up before issue 20 kept about 1.6 cores busy in ITK's multi-threaded registration) and ratios to the plain
 loop. The pool gives each worker ``cores / workers`` threads. Run on a quiet machine: ``.venv/bin/python benchmarks/study.py [--size full]``.
 """
 
