@@ -192,13 +192,13 @@ def record_review(
     return rows
 
 
-_MARK_CALLS = {"non_target": ("present", "absent", "progression"), "new_lesions": ("equivocal", "unequivocal")}
-
-
 def _merged_marks(current: Any, items: Sequence[tuple[str, str]]) -> dict[str, dict[str, str]] | None:
     """The marks after ``items`` (``("non_target", "2024-03-01=progression")``...); None when none is left."""
     import datetime
 
+    from hepavol.followup.pipeline import NEW_LESION_CALLS, NON_TARGET_CALLS
+
+    allowed = {"non_target": NON_TARGET_CALLS, "new_lesions": NEW_LESION_CALLS}
     marks: dict[str, dict[str, str]] = {"non_target": {}, "new_lesions": {}}
     if isinstance(current, dict):
         for kind in marks:
@@ -206,7 +206,7 @@ def _merged_marks(current: Any, items: Sequence[tuple[str, str]]) -> dict[str, d
     for kind, item in items:
         key, sep, call = (part.strip() for part in item.partition("="))
         option = "--non-target DATE=CALL" if kind == "non_target" else "--new-lesion L6=CALL"
-        calls = (*_MARK_CALLS[kind], "auto")
+        calls = (*allowed[kind], "auto")
         if not sep or not key or call not in calls:
             raise InputError(f"'{item}' is not {option} with CALL one of {', '.join(calls)}.")
         if kind == "non_target":
