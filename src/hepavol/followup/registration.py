@@ -158,9 +158,15 @@ def mask_box(array: NDArray[Any], *, pad: int = 0) -> Box | None:
 
 def crop_to_sitk(array: NDArray[Any], geometry: Geometry, box: Box) -> sitk.Image:
     """The voxels of ``array[box]`` as a SimpleITK image at their place in ``geometry``'s LPS frame."""
+
+    return place_crop(np.ascontiguousarray(array[box]), geometry, box)
+
+
+def place_crop(voxels: NDArray[Any], geometry: Geometry, box: Box) -> sitk.Image:
+    """``voxels`` (the shape of ``box``) as a SimpleITK image at ``box``'s place in ``geometry``'s LPS frame."""
     import SimpleITK as sitk
 
-    img = sitk.GetImageFromArray(np.ascontiguousarray(array[box]))
+    img = sitk.GetImageFromArray(voxels)
     img.SetSpacing(tuple(reversed(geometry.spacing_mm)))
     img.SetOrigin(tuple(float(v) for v in geometry.index_to_lps([s.start for s in box])))
     img.SetDirection(tuple(geometry.direction_matrix[:, ::-1].reshape(-1)))
@@ -312,7 +318,6 @@ class _Mask:
 
 
 def _prepare(mask: Volume) -> _Mask | None:
-    import SimpleITK as sitk
 
     arr = np.asarray(mask.array)
     box = mask_box(arr, pad=1)
@@ -323,10 +328,7 @@ def _prepare(mask: Volume) -> _Mask | None:
     # Centre of mass (what ITK's moments initializer computes, from the same voxels): mean index to LPS.
     index = [float(sub.sum(axis=tuple(a for a in range(3) if a != k)) @ np.arange(sub.shape[k])) for k in range(3)]
     mean = np.array(index) / count + [s.start for s in box]
-    img = sitk.GetImageFromArray(sub)
-    img.SetSpacing(tuple(reversed(mask.geometry.spacing_mm)))
-    img.SetOrigin(tuple(float(v) for v in mask.geometry.index_to_lps([s.start for s in box])))
-    img.SetDirection(tuple(mask.geometry.direction_matrix[:, ::-1].reshape(-1)))
+    img = place_crop(sub, mask.geometry, box)
     return _Mask(
         array=arr,
         geometry=mask.geometry,
