@@ -25,6 +25,14 @@ New
     A current lesion that is neither matched nor a fragment starts a new track.
 Disappeared
     A track with no lesion on a scan has volume 0 (and diameters 0) on that scan.
+Reader's links
+    A reader may relink the lesions of a follow-up scan by hand (``links``, :func:`parse_link`): ``L2 → L3`` (the
+    scan's lesion L2 is track L3; two lesions linked to one track are its fragments: a split), ``L2 → new`` (a
+    new lesion), ``L4 → L4+L5`` (tracks L4 and L5 have coalesced into the scan's lesion L4, which is measured on
+    L4; L5 is merged into L4 from then on, until a later link gives it a lesion again) and ``none → L3`` (no lesion
+    of the scan is track L3: it has disappeared). The tracks and lesions a link names on a scan are taken out of
+    that scan's automatic matching; the others are matched by the rules above. Later scans are matched against
+    the tracks as relinked.
 
 Tracks are numbered ``L1, L2, …`` in the order of the baseline lesions (largest first, as
 :func:`hepavol.measurement.measure_scan` numbers them), then new lesions in order of appearance. Each track has a
@@ -46,7 +54,7 @@ Two scans of one lesion shifted by 3 mm, and a new lesion far away:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -56,12 +64,15 @@ from hepavol.errors import InputError
 from hepavol.geometry import Vec3
 
 __all__ = [
+    "NEW_TRACK",
+    "NO_LESION",
     "LesionMatching",
     "LesionObservation",
     "Track",
     "TrackEvent",
     "TrackingResult",
     "match_lesions",
+    "parse_link",
     "track_lesions",
     "tracking_uid",
 ]
@@ -71,6 +82,8 @@ MAX_DISTANCE_MM = 20.0
 #: Default smallest overlap (fraction of the smaller mask) that makes a merge or a split.
 MIN_OVERLAP = 0.1
 _FORBIDDEN = 1e6
+#: The link value of a lesion that starts a new track, and the link key that names tracks without a lesion.
+NEW_TRACK, NO_LESION = "new", "none"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -119,6 +132,7 @@ class TrackEvent:
     kind: str
     lesion_id: str
     other_lesion_id: str | None = None
+    by_reader: bool = False  # made by a reader's link rather than by the matching rules
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -265,12 +279,53 @@ def match_lesions(
     )
 
 
+def _is_lesion_id(text: str) -> bool:
+    return text.startswith("L") and text[1:].isdigit() and int(text[1:]) > 0
+
+
+def parse_link(key: str, value: str) -> tuple[str, ...]:
+    """The tracks a reader's link ``key → value`` names (see the module docstring); ``()`` for a new lesion.
+
+    ``key`` is a lesion of the scan (``L2``) or ``none``; ``value`` is a track (``L3``), ``new`` or tracks joined
+    by ``+`` (``L4+L5``: a merge, measured on the first; after ``none``: the tracks without a lesion).
+
+    >>> parse_link("L2", "L4+L5"), parse_link("L2", "new"), parse_link("none", "L3")
+    (('L4', 'L5'), (), ('L3',))
+
+    Raises
+    ------
+    InputError
+        A key or value that is not of these forms.
+    """
+    if key != NO_LESION and not _is_lesion_id(key):
+        raise InputError(
+            f"link '{key}={value}': '{key}' is not a lesion of the scan (L2, as its lesion table shows) or "
+            f"'{NO_LESION}'."
+        )
+    if value == NEW_TRACK:
+        if key == NO_LESION:
+            raise InputError(
+                f"link '{key}={value}': '{NO_LESION}' takes the tracks that have no lesion (none=L3)."
+            )
+        return ()
+    tracks = tuple(part.strip() for part in value.split("+"))
+    bad = [t for t in tracks if not _is_lesion_id(t)]
+    if bad or len(set(tracks)) != len(tracks):
+        raise InputError(
+            f"link '{key}={value}': the value must be a track (L3), tracks merged into the lesion (L4+L5, measured "
+            f"on the first) or '{NEW_TRACK}'."
+        )
+    return tracks
+
+
 def track_lesions(
     timepoints: Sequence[Sequence[LesionObservation]],
     *,
     patient_id: str = "",
     max_distance_mm: float = MAX_DISTANCE_MM,
     min_overlap: float = MIN_OVERLAP,
+    links: Mapping[int, Mapping[str, str]] | None = None,
+    scan_names: Sequence[str] | None = None,
 ) -> TrackingResult:
     """Chain the lesions of successive scans (baseline first) into tracks.
 
@@ -282,13 +337,31 @@ def track_lesions(
         Enters the TrackingUIDs.
     max_distance_mm, min_overlap : float
         See :func:`match_lesions`.
+    links : mapping of int to mapping of str to str, optional
+        A reader's links by scan index (``{2: {"L2": "L3", "none": "L5"}}``, see the module docstring); not on
+        the baseline (index 0).
+    scan_names : sequence of str, optional
+        A name for each scan (its date) in error messages.
 
     Returns
     -------
     TrackingResult
+
+    Raises
+    ------
+    InputError
+        A link on the baseline or on no scan, naming a lesion the scan does not have, a track that does not exist
+        yet on that scan, or a track twice.
     """
     if not timepoints:
         raise InputError("no scans to track lesions on; give at least a baseline")
+    names = list(scan_names) if scan_names is not None else [f"scan {t}" for t in range(len(timepoints))]
+    for t in links or {}:
+        if not 0 < t < len(timepoints):
+            raise InputError(
+                f"links on {names[t] if 0 <= t < len(names) else f'scan {t}'}: links relink the lesions of a "
+                "follow-up scan to earlier ones; the baseline's lesions are each their own track."
+            )
     n_t = len(timepoints)
     keys: list[list[list[str]]] = []  # per track, per scan
     merged_into: list[list[str | None]] = []
@@ -311,21 +384,55 @@ def track_lesions(
         keys[k][0].append(obs.key)
         last_obs[k] = [obs]
     for t in range(1, n_t):
-        # Candidates: every lesion of each track on the previous scan, or its last position if it has gone.
-        candidates = [(k, o) for k in range(len(keys)) if merged_into[k][t - 1] is None for o in last_obs[k]]
         current = list(timepoints[t])
+        forced_lesions, forced_merges, forced_gone = _scan_links(
+            (links or {}).get(t, {}), current, len(keys), first, t, names[t]
+        )
+        forced_tracks = {k for ks in forced_lesions.values() for k in ks} | set(forced_gone)
+        free = [j for j in range(len(current)) if j not in forced_lesions]
+        # Candidates: every lesion of each track on the previous scan, or its last position if it has gone.
+        candidates = [
+            (k, o)
+            for k in range(len(keys))
+            if merged_into[k][t - 1] is None and k not in forced_tracks
+            for o in last_obs[k]
+        ]
         matching = match_lesions(
-            [o for _, o in candidates], current, max_distance_mm=max_distance_mm, min_overlap=min_overlap
+            [o for _, o in candidates],
+            [current[j] for j in free],
+            max_distance_mm=max_distance_mm,
+            min_overlap=min_overlap,
         )
         owner: dict[int, int] = {}
-        for i, j in (*matching.matches, *matching.fragments):
-            owner[j] = candidates[i][0]
-        for j in matching.new:
+        for i, jj in (*matching.matches, *matching.fragments):
+            owner[free[jj]] = candidates[i][0]
+        starts = sorted([free[jj] for jj in matching.new] + [j for j, ks in forced_lesions.items() if not ks])
+        for j in starts:
             owner[j] = new_track(t)
-            events.append(TrackEvent(timepoint_index=t, kind="new", lesion_id=lesion_id(owner[j])))
+            events.append(
+                TrackEvent(
+                    timepoint_index=t, kind="new", lesion_id=lesion_id(owner[j]), by_reader=j in forced_lesions
+                )
+            )
+        for j, ks in forced_lesions.items():
+            if ks:
+                owner[j] = ks[0]
         for j in sorted(owner):
             keys[owner[j]][t].append(current[j].key)
-        for i, j in matching.merged:
+        unmerged = {k for j, ks in forced_lesions.items() for k in ks[:1]} | set(forced_gone)
+        for k, into in forced_merges:
+            merged_into[k][t] = lesion_id(into)
+            events.append(
+                TrackEvent(
+                    timepoint_index=t,
+                    kind="merged",
+                    lesion_id=lesion_id(k),
+                    other_lesion_id=lesion_id(into),
+                    by_reader=True,
+                )
+            )
+        for i, jj in matching.merged:
+            j = free[jj]
             k = candidates[i][0]
             if owner[j] == k or merged_into[k][t] is not None or keys[k][t]:
                 continue  # fragments of one lesion joining again, or another fragment of k lives on
@@ -339,7 +446,7 @@ def track_lesions(
             if first[k] == t:
                 last_obs[k] = [current[j] for j, kk in owner.items() if kk == k]
                 continue
-            if merged_into[k][t - 1] is not None:
+            if merged_into[k][t - 1] is not None and k not in unmerged and merged_into[k][t] is None:
                 merged_into[k][t] = merged_into[k][t - 1]
             here = [current[j] for j, kk in owner.items() if kk == k]
             if here:
@@ -374,3 +481,60 @@ def track_lesions(
             )
         )
     return TrackingResult(tracks=tuple(tracks), events=tuple(events))
+
+
+def _scan_links(
+    links: Mapping[str, str],
+    current: Sequence[LesionObservation],
+    n_tracks: int,
+    first: Sequence[int],
+    t: int,
+    name: str,
+) -> tuple[dict[int, tuple[int, ...]], list[tuple[int, int]], list[int]]:
+    """A scan's links as (lesion index → its tracks, () for new; (merged track, into); tracks without lesion)."""
+    index = {o.key: j for j, o in enumerate(current)}
+    existing = [f"L{k + 1}" for k in range(n_tracks) if first[k] < t]
+    lesions: dict[int, tuple[int, ...]] = {}
+    merges: list[tuple[int, int]] = []
+    gone: list[int] = []
+    seen: dict[int, str] = {}  # track → the link that names it as merged or gone
+
+    def track(text: str, link: str) -> int:
+        k = int(text[1:]) - 1
+        if not (0 <= k < n_tracks and first[k] < t):
+            raise InputError(
+                f"link '{link}' on {name}: there is no track {text} before this scan (tracks: "
+                f"{', '.join(existing)}); link the lesion to one of them or to 'new'."
+            )
+        return k
+
+    for key, value in links.items():
+        link = f"{key}={value}"
+        names = parse_link(key, value)
+        ks = tuple(track(n, link) for n in names)
+        if key == NO_LESION:
+            gone += ks
+            exclusive = ks
+        else:
+            if key not in index:
+                raise InputError(
+                    f"link '{link}' on {name}: the scan has no lesion {key} (its lesions: "
+                    f"{', '.join(index) or 'none'}); its segmentation may have changed since the link was made."
+                )
+            lesions[index[key]] = ks
+            merges += [(k, ks[0]) for k in ks[1:]]
+            exclusive = ks[1:]
+        for k in exclusive:
+            if k in seen:
+                raise InputError(
+                    f"links '{seen[k]}' and '{link}' on {name} both name track L{k + 1} as merged or without a "
+                    "lesion; keep one."
+                )
+            seen[k] = link
+    for j, ks in lesions.items():
+        if ks and ks[0] in seen:
+            raise InputError(
+                f"link '{current[j].key}={links[current[j].key]}' on {name} gives track L{ks[0] + 1} a lesion, but "
+                f"'{seen[ks[0]]}' says it has none of its own there; keep one."
+            )
+    return lesions, merges, gone

@@ -8,6 +8,8 @@ Steps for a manifest (CSV ``date,image,seg`` with optional ``patient_id``; paths
 3. Lesions are tracked (:func:`hepavol.tracking.track_lesions`) on their centroids mapped into the **baseline
    LPS frame** and their masks resampled onto the baseline grid. Every ``centroid_mm`` reported by this module is
    in the baseline scan's LPS frame (mm).
+   A reader's ``links`` (``{date: {"L2": "L3"}}``: merge, split, new, disappeared; see :mod:`hepavol.tracking`)
+   replace the automatic matches they name, and everything below is computed on the relinked tracks.
 4. RECIST 1.1 (:func:`hepavol.response.recist.assess_patient`):
 
    - targets: up to ``MAX_TARGETS`` (2) baseline liver lesions, the largest measurable by long axis
@@ -448,6 +450,7 @@ def run_followup(
     max_distance_mm: float = MAX_DISTANCE_MM,
     keep_scans: bool = False,
     reader_marks: ReaderMarks | None = None,
+    links: Mapping[datetime.date, Mapping[str, str]] | None = None,
 ) -> FollowUpResult:
     """Measure, register, track and assess every scan of one patient (see the module docstring).
 
@@ -472,6 +475,11 @@ def run_followup(
     reader_marks : ReaderMarks, optional
         A reader's RECIST calls that replace hepavol's rules: the non-target status on given dates, and new
         lesions marked equivocal or unequivocal.
+    links : mapping of date to mapping of str to str, optional
+        A reader's relinks of the lesions of follow-up scans, by scan date: ``{"L2": "L3"}`` (the scan's lesion
+        L2 is track L3; two lesions on one track are its fragments), ``{"L2": "new"}``, ``{"L4": "L4+L5"}``
+        (tracks L4 and L5 merged into the scan's lesion L4) and ``{"none": "L3"}`` (track L3 has no lesion on
+        that scan). See :mod:`hepavol.tracking`.
 
     Returns
     -------
@@ -553,7 +561,23 @@ def run_followup(
                 measurement=scan,
             )
         )
-    tracking = track_lesions(observations, patient_id=_baseline_key(m), max_distance_mm=max_distance_mm)
+    dates = [row.date for row in m.rows]
+    by_index: dict[int, Mapping[str, str]] = {}
+    for date, scan_links in (links or {}).items():
+        if date not in dates:
+            raise InputError(
+                f"links on {date}: the patient has no scan that day (scans: "
+                f"{', '.join(d.isoformat() for d in dates)})."
+            )
+        if scan_links:
+            by_index[dates.index(date)] = scan_links
+    tracking = track_lesions(
+        observations,
+        patient_id=_baseline_key(m),
+        max_distance_mm=max_distance_mm,
+        links=by_index,
+        scan_names=[d.isoformat() for d in dates],
+    )
     return _assess(m, scans, observations, registrations, tracking, targets, warnings, keep_scans, reader_marks)
 
 
