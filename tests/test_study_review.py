@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,85 @@ def test_reader_calls_on_non_targets_and_new_lesions_reach_the_next_run(
     assert main([*argv, "--study", root]) == 0
     assert plan_run(study)[0] == []
     study.close()
+
+
+def test_a_lesion_relinked_as_new_is_pd_at_the_next_run(
+    study: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``study review P --link DATE:L2=new``: RECIST 1.1 Table 1, an (unequivocal) new lesion is PD on its scan."""
+    from hepavol.cli import main
+    from hepavol.study.models import ImagingStudy, LesionMeasurement, ScanMeasurement
+
+    assert run_study(study).computed == 2
+    pid, root = _pid(study, "SIM-001"), str(study.root)
+
+    def stored() -> tuple[dict, str | None, list[str]]:
+        """The latest analysis: its result, progression date and the lesion ids of the first follow-up."""
+        with study.db.transaction() as session:
+            row = session.scalars(
+                select(Analysis).join(Patient).where(Patient.pseudonym == pid).order_by(Analysis.id.desc())
+            ).first()
+            assert row is not None
+            date = row.result["timepoints"][1]["date"]
+            ids = session.scalars(
+                select(LesionMeasurement.lesion_id)
+                .join(ScanMeasurement)
+                .join(ImagingStudy, ScanMeasurement.study_id == ImagingStudy.id)
+                .where(
+                    ScanMeasurement.analysis_id == row.id, ImagingStudy.study_date == dt.date.fromisoformat(date)
+                )
+                .order_by(LesionMeasurement.id)
+            ).all()
+            progression = None if row.progression_date is None else row.progression_date.isoformat()
+            return row.result, progression, list(ids)
+
+    before, _, lesions = stored()
+    date = before["timepoints"][1]["date"]
+    assert before["timepoints"][1]["overall_response"] != "PD"  # the simulated patient responds at first
+    assert before["timepoints"][1]["new_lesion_ids"] == []
+    assert lesions, "the first follow-up of SIM-001 shows lesions"
+    key = lesions[0]  # the run's own id of that scan's largest lesion, as its lesion table shows
+    argv = [
+        "study",
+        "review",
+        pid,
+        "--link",
+        f"{date}:{key}=new",
+        "--reason",
+        "not the same lesion",
+        "--study",
+        root,
+    ]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"{pid}: lesion-links None -> {{'{date}': {{'segmentation': '" in out
+    assert f"'links': {{'{key}': 'new'}}" in out
+    assert [j.pseudonym for j in plan_run(study)[0]] == [pid]
+    assert run_study(study).computed == 1
+    after, progression, _ = stored()
+    assert len(after["timepoints"][1]["new_lesion_ids"]) == 1  # the relinked lesion starts a track that day
+    assert after["timepoints"][1]["overall_response"] == "PD"
+    assert progression == date
+    # malformed links are clear errors, nothing stored
+    assert main(["study", "review", pid, "--link", f"{date}:L2", "--reason", "x", "--study", root]) == 2
+    assert f"'{date}:L2' is not --link DATE:LESION=TRACK" in capsys.readouterr().err
+    assert main(["study", "review", pid, "--link", f"2020-01-01:{key}=L1", "--reason", "x", "--study", root]) == 2
+    assert f"link on 2020-01-01: {pid} has no scan that day" in capsys.readouterr().err
+    # auto removes the link: the automatic analysis is stored already, nothing to run
+    assert main(["study", "review", pid, "--link", f"{date}:{key}=auto", "--reason", "undo", "--study", root]) == 0
+    assert plan_run(study)[0] == []
+    study.close()
+
+
+def test_links_made_on_another_segmentation_are_not_applied() -> None:
+    from hepavol.study.review import lesion_links
+
+    stored = {
+        "2024-03-01": {"segmentation": "sha256:a", "links": {"L2": "new"}},
+        "2024-05-01": {"segmentation": "sha256:b", "links": {"none": "L3"}},
+    }
+    # 05-01 was segmented again (hash c) since its link was made: ignored, reported as stale
+    assert lesion_links(stored, {"2024-03-01": "sha256:a", "2024-05-01": "sha256:c"}) == (
+        {"2024-03-01": {"L2": "new"}},
+        ["2024-05-01"],
+    )

@@ -157,8 +157,8 @@ def register(
         description="Record a reviewer's decision on a patient (by pseudonym), with a reason: the RECIST target "
         "lesions chosen by hand (baseline lesion ids, L1 = largest; 'auto' = automatic choice), or including or "
         "excluding the patient whatever the criteria say ('auto' removes the override), or RECIST calls a reader "
-        "makes (non-target progression, equivocal new lesions). Decisions are kept as "
-        "history with who and when; the next 'study run' recomputes what they change. Without a decision option, "
+        "makes (non-target progression, equivocal new lesions), or lesion matches relinked by hand. Decisions "
+        "are kept as history with who and when; the next 'study run' recomputes what they change. Without a decision option, "
         "prints the patient's review history.",
     )
     s.add_argument("patient", metavar="PSEUDONYM", help="the patient's pseudonym (P-...)")
@@ -195,6 +195,15 @@ def register(
         default=[],
         help="a new lesion (first seen after baseline) called equivocal (PD only once confirmed) or unequivocal "
         "(the default); CALL auto removes the call (repeatable)",
+    )
+    s.add_argument(
+        "--link",
+        metavar="DATE:LESION=TRACK",
+        action="append",
+        default=[],
+        help="relink a lesion of a follow-up scan by hand: DATE:L2=L3 (the scan's lesion L2 is track L3; two "
+        "lesions on one track are its fragments), DATE:L2=new, DATE:L4=L4+L5 (tracks L4 and L5 merged into it, "
+        "measured on L4), DATE:none=L3 (track L3 has no lesion that day); LESION=auto removes a link (repeatable)",
     )
     s.add_argument("--reason", metavar="TEXT", help="why (required with a decision, optional to sign off)")
     _common(s)
@@ -409,7 +418,7 @@ def run_review(args: argparse.Namespace) -> int:
     ws = _workspace(args)
     try:
         decisions = (args.targets, args.eligibility, args.sign_off)
-        if any(v is not None for v in decisions) or args.non_target or args.new_lesion:
+        if any(v is not None for v in decisions) or args.non_target or args.new_lesion or args.link:
             rows = record_review(
                 ws,
                 args.patient,
@@ -418,6 +427,7 @@ def run_review(args: argparse.Namespace) -> int:
                 sign_off=args.sign_off,
                 non_target=args.non_target,
                 new_lesions=args.new_lesion,
+                links=args.link,
                 reason=args.reason,
             )
             for row in rows:

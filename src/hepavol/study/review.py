@@ -8,6 +8,10 @@ Two decisions a radiologist or the study team takes by hand:
 - **eligibility**: include or exclude a patient whatever the criteria say (a reason is required); ``auto`` removes
   the override. ``study eligibility`` keeps the override and records the criteria's own verdict beside it.
 
+- **lesion links**: the reader relinks the tracking of a follow-up scan by hand (``--link DATE:L2=L3``: merge,
+  split, new, disappeared; :mod:`hepavol.tracking`). The links of a scan hold for the segmentation they were made on:
+  once the scan is segmented again, the next run ignores them with a warning until the reader links again.
+
 Every decision is a new row of ``review_decisions`` (old value, new value, reason, reviewer, time) and an audit
 entry; nothing is overwritten, so the history of a patient's review can always be read back
 (:func:`review_history`).
@@ -32,6 +36,7 @@ __all__ = [
     "SIGNED",
     "current_override",
     "latest_review",
+    "lesion_links",
     "reader_marks",
     "record_review",
     "require_open",
@@ -96,6 +101,7 @@ def record_review(
     sign_off: str | None = None,
     non_target: Sequence[str] = (),
     new_lesions: Sequence[str] = (),
+    links: Sequence[str] = (),
     reason: str | None = None,
     reviewer: str | None = None,
 ) -> list[ReviewDecision]:
@@ -107,6 +113,9 @@ def record_review(
     ``auto``), the reader's non-target status on a scan date; ``new_lesions``: ``L6=CALL`` items (CALL
     ``equivocal``, ``unequivocal`` or ``auto``). Both are kept as one ``recist-marks`` decision holding every current
     mark (the next ``study run`` passes them to the follow-up as :class:`hepavol.followup.pipeline.ReaderMarks`).
+    ``links``: ``DATE:KEY=VALUE`` items relinking the lesions of a follow-up scan (``2024-05-01:L2=L3``,
+    ``:L2=new``, ``:L4=L4+L5``, ``:none=L3``, or ``:L2=auto`` to remove a link; :func:`hepavol.tracking.parse_link`),
+    kept as one ``lesion-links`` decision with every current link and the segmentation each scan's links were made on.
     ``reason`` is required and must not be empty, except to sign off.
 
     Raises
@@ -115,7 +124,12 @@ def record_review(
         Unknown patient, empty reason, malformed targets, unknown eligibility value, nothing to record.
     """
     only_signing = (
-        sign_off == SIGNED and targets is None and eligibility is None and not non_target and not new_lesions
+        sign_off == SIGNED
+        and targets is None
+        and eligibility is None
+        and not non_target
+        and not new_lesions
+        and not links
     )
     if not only_signing and (not reason or not reason.strip()):
         raise InputError("a review needs a reason (--reason TEXT): it is stored with the decision.")
@@ -144,10 +158,11 @@ def record_review(
             raise InputError(f"sign-off '{sign_off}' must be {SIGNED} or {REOPENED}.")
         changes.append(("sign-off", sign_off))
     mark_items = [("non_target", item) for item in non_target] + [("new_lesions", item) for item in new_lesions]
-    if not changes and not mark_items:
+    link_items = [_link_item(item) for item in links]
+    if not changes and not mark_items and not link_items:
         raise InputError(
             "nothing to review: give --targets, --include/--exclude/--auto-eligibility, --non-target, --new-lesion, "
-            "--sign-off or --reopen."
+            "--link, --sign-off or --reopen."
         )
     who = reviewer or Workspace.actor()
     rows = []
@@ -158,7 +173,12 @@ def record_review(
             changes.append(
                 ("recist-marks", _merged_marks(current_override(session, patient.id, "recist-marks"), mark_items))
             )
+        if link_items:
+            current = current_override(session, patient.id, "lesion-links")
+            changes.append(("lesion-links", _merged_links(session, patient, current, link_items)))
         for field, value in changes:
+            if field == "lesion-links":
+                require_open(session, patient, "relinking lesions")
             if field == "targets":
                 require_open(session, patient, "choosing targets")
             if field == "recist-marks":
@@ -221,6 +241,71 @@ def _merged_marks(current: Any, items: Sequence[tuple[str, str]]) -> dict[str, d
         else:
             marks[kind][key] = call
     return marks if any(marks.values()) else None
+
+
+def _link_item(item: str) -> tuple[str, str, str]:
+    """``DATE:KEY=VALUE`` as (ISO date, key, value), checked for form (InputError naming the item)."""
+    import datetime
+
+    from hepavol.tracking import parse_link
+
+    day, colon, link = item.partition(":")
+    key, equals, value = (part.strip() for part in link.partition("="))
+    if not colon or not equals or not key or not value:
+        raise InputError(
+            f"'{item}' is not --link DATE:LESION=TRACK (2024-05-01:L2=L3, :L2=new, :L4=L4+L5 for a merge, "
+            ":none=L3 for a track without lesion, :L2=auto to remove the link)."
+        )
+    try:
+        date = datetime.date.fromisoformat(day.strip()).isoformat()
+    except ValueError:
+        raise InputError(f"'{day}' in '{item}' is not a scan date (YYYY-MM-DD).") from None
+    if value != "auto":
+        parse_link(key, value)
+    return date, key, value
+
+
+def _merged_links(
+    session: Session, patient: Patient, current: Any, items: Sequence[tuple[str, str, str]]
+) -> dict[str, dict[str, Any]] | None:
+    """The links after ``items``: {date: {"segmentation": hash, "links": {key: value}}}; None when none is left.
+
+    A scan's earlier links are dropped when its segmentation changed since they were made.
+    """
+    from hepavol.study.runner import scan_input
+
+    scans = {s.study_date.isoformat(): s for s in patient.studies}
+    out: dict[str, dict[str, Any]] = {}
+    if isinstance(current, dict):
+        out = {d: {"segmentation": v["segmentation"], "links": dict(v["links"])} for d, v in current.items()}
+    for date, key, value in items:
+        study = scans.get(date)
+        if study is None:
+            raise InputError(
+                f"link on {date}: {patient.pseudonym} has no scan that day (scans: {', '.join(sorted(scans))})."
+            )
+        scan, problem = scan_input(study)
+        if scan is None:
+            raise InputError(f"link on {date}: the scan cannot be tracked ({problem}).")
+        entry = out.get(date)
+        if entry is None or entry["segmentation"] != scan.seg_hash:
+            entry = out[date] = {"segmentation": scan.seg_hash, "links": {}}
+        if value == "auto":
+            entry["links"].pop(key, None)
+        else:
+            entry["links"][key] = value
+    out = {d: v for d, v in sorted(out.items()) if v["links"]}
+    return out or None
+
+
+def lesion_links(value: Any, seg_hashes: dict[str, str]) -> tuple[dict[str, dict[str, str]], list[str]]:
+    """The stored ``lesion-links`` that hold on the scans' current segmentations (date → links), and the dates
+    whose links were made on another segmentation (ignored)."""
+    if not isinstance(value, dict):
+        return {}, []
+    links = {d: dict(v["links"]) for d, v in value.items() if seg_hashes.get(d) == v["segmentation"]}
+    stale = sorted(d for d in value if d not in links and d in seg_hashes)
+    return links, stale
 
 
 def reader_marks(value: Any) -> Any:

@@ -181,7 +181,7 @@ def current_inputs(session: Session, patient: Patient, since: dt.date | None) ->
 
 
 def _job(session: Session, patient: Patient, scans: Sequence[ScanInput], settings: Settings) -> PatientJob:
-    from hepavol.study.review import current_override
+    from hepavol.study.review import current_override, lesion_links
 
     parameters = settings.run_parameters()
     targets = current_override(session, patient.id, "targets")
@@ -190,6 +190,13 @@ def _job(session: Session, patient: Patient, scans: Sequence[ScanInput], setting
     marks = current_override(session, patient.id, "recist-marks")
     if marks is not None:  # the reader's calls (hepavol study review --non-target / --new-lesion)
         parameters["reader_marks"] = marks
+    links, stale = lesion_links(
+        current_override(session, patient.id, "lesion-links"), {s.date.isoformat(): s.seg_hash for s in scans}
+    )
+    if links:  # the reader's relinks (hepavol study review --link), on the segmentations they were made on
+        parameters["lesion_links"] = links
+    if stale:
+        parameters["stale_lesion_links"] = stale
     digest = hash_json({"scans": [s.key() for s in scans], "parameters": parameters})
     return PatientJob(
         patient_pk=patient.id,
@@ -268,7 +275,13 @@ def analyse_patient(job: PatientJob) -> dict[str, Any]:
         max_distance_mm=p["max_distance_mm"],
         targets=p.get("targets"),
         reader_marks=reader_marks(p.get("reader_marks")),
+        links={dt.date.fromisoformat(d): v for d, v in (p.get("lesion_links") or {}).items()},
     )
+    stale = [
+        f"{d}: the reader's lesion links were made on an earlier segmentation of this scan and are not applied; "
+        f"link its lesions again (hepavol study review {job.pseudonym} --link {d}:LESION=TRACK, or in the app)."
+        for d in p.get("stale_lesion_links") or ()
+    ]
     track_of: list[dict[str, str]] = [{} for _ in job.scans]
     for track in result.tracking.tracks:
         for t, keys in enumerate(track.keys):
@@ -321,7 +334,7 @@ def analyse_patient(job: PatientJob) -> dict[str, Any]:
         "best_overall_response": result.best_overall_response,
         "progression_date": None if result.progression_date is None else result.progression_date.isoformat(),
         "targets": list(result.targets),
-        "warnings": list(result.warnings),
+        "warnings": [*stale, *result.warnings],
         "worker": worker_name(),
         "started_at": started.isoformat(),
         "finished_at": utcnow().isoformat(),
