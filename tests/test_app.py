@@ -192,6 +192,53 @@ def test_reader_recist_calls_are_stored_as_review_decisions(served: tuple[TestCl
     }
 
 
+def test_a_relink_is_a_review_decision_and_the_analysis_follows(served: tuple[TestClient, AppState]) -> None:
+    """POST lesion-links (``study review --link``): the lesion starts a new track, and RECIST 1.1 Table 1 makes a
+    new lesion PD on its scan; the analysis is recomputed in the request."""
+    from hepavol.study.review import review_history
+
+    client, state = served
+    csrf = _sign_in(client, state)
+    headers = {"X-CSRF-Token": csrf}
+    rows = client.get("/api/worklist").json()["patients"]
+    pseudonym = next(r["pseudonym"] for r in rows if r["analysis"] == "up to date")
+    before = client.get(f"/api/patients/{pseudonym}").json()
+    scan = next(s for s in before["scans"][1:] if s["lesions"])
+    index = before["scans"].index(scan)
+    assert before["assessments"][index]["new_lesion_ids"] == []  # the simulation has no new lesion there
+    lesion = scan["lesions"][0]
+    url = f"/api/patients/{pseudonym}/lesion-links"
+    body = {"links": [f"{scan['date']}:{lesion['lesion_id']}=new"], "reason": "another lesion than at baseline"}
+    response = client.post(url, json=body, headers=headers)
+    assert response.status_code == 200, response.text
+    after = response.json()
+    assert after["analysis_outcome"] == "analysis updated"
+    assert after["row"]["analysis"] == "up to date"
+    assert after["lesion_links"] == {scan["date"]: {lesion["lesion_id"]: "new"}}
+    row = next(x for x in after["scans"][index]["lesions"] if x["lesion_id"] == lesion["lesion_id"])
+    assert row["track_id"] != lesion["track_id"]
+    assert after["assessments"][index]["new_lesion_ids"] == [row["track_id"]]
+    assert after["assessments"][index]["overall_response"] == "PD"
+    (last,) = review_history(state.ws, pseudonym)[-1:]
+    assert (last["field"], last["reviewer"], last["reason"]) == (
+        "lesion-links",
+        "Dr Reader",
+        "another lesion than at baseline",
+    )
+    bad = client.post(url, json={"links": [f"{scan['date']}:L1"], "reason": "r"}, headers=headers)
+    assert bad.status_code == 400
+    assert "is not --link DATE:LESION=TRACK" in bad.json()["error"]
+    bad = client.post(url, json={"links": "x", "reason": "r"}, headers=headers)
+    assert "links must be a list" in bad.json()["error"]
+    assert client.post(url, json=body).status_code == 403  # no CSRF token: refused
+    # back to the automatic tracking: the analysis of the automatic tracking is stored already
+    body = {"links": [f"{scan['date']}:{lesion['lesion_id']}=auto"], "reason": "test done"}
+    restored = client.post(url, json=body, headers=headers).json()
+    assert restored["analysis_outcome"] == "analysis up to date"
+    assert restored["lesion_links"] == {}
+    assert restored["assessments"] == before["assessments"]
+
+
 def test_the_browser_gets_no_identity_and_no_path(served: tuple[TestClient, AppState], study: Path) -> None:
     from hepavol.study.models import Identity, Segmentation, Series
 

@@ -277,3 +277,58 @@ def test_a_reader_reads_a_patient_and_decides(browser: Any, server: str, study: 
     assert len(exported) == 1
     assert baseline_total > 0
     page.close()
+
+
+def test_a_reader_relinks_a_lesion_in_the_lesion_table(browser: Any, server: str, study: Path) -> None:
+    """The relink form under a follow-up's lesion table: the lesion becomes a new track, and the response table
+    shows PD on that scan without a reload (RECIST 1.1 Table 1: a new lesion is PD)."""
+    from hepavol.study.review import review_history
+    from hepavol.study.workspace import find_workspace
+
+    page = browser.new_page(viewport={"width": 1400, "height": 820})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server)
+    page.wait_for_selector("body[data-ready]")
+    rows = page.evaluate("api('/api/worklist').then(w => w.patients)")
+    pseudonym = next(r["pseudonym"] for r in rows if r["analysis"] == "up to date" and not r["signed_off"])
+    patient = page.evaluate(f"api('/api/patients/{pseudonym}')")
+    index, scan = next((i, s) for i, s in enumerate(patient["scans"]) if i > 0 and s["lesions"])
+    page.evaluate(f"location.hash = '#/patient/{pseudonym}/{scan['study_pk']}'")
+    page.wait_for_selector(f"body[data-viewing='{pseudonym} {scan['date']}']")
+    assert page.is_visible("#link-form")
+    assert page.inner_text("#links-current") == "no reader's link on this scan"
+    lesion = scan["lesions"][0]
+    page.select_option("#link-lesion", lesion["lesion_id"])
+    page.fill("#link-track", "new")
+    page.fill("#link-reason", "not the baseline lesion")
+    page.click("#link-form button")
+    page.wait_for_selector("body[data-saved=lesion-links]", timeout=120_000)
+    assert page.inner_text("#message") == ""
+    assert page.inner_text("#links-current") == f"reader's links on {scan['date']}: {lesion['lesion_id']} → new"
+    cells = page.locator(f"#lesions tbody tr[data-lesion={lesion['lesion_id']}] td")
+    new_track = cells.nth(1).inner_text()
+    assert new_track not in ("", lesion["track_id"])
+    response_row = page.locator("#response tbody tr").nth(index).locator("td")
+    assert response_row.nth(0).inner_text() == scan["date"]
+    assert response_row.nth(4).inner_text() == "PD"
+    ws = find_workspace(study)
+    try:
+        last = review_history(ws, pseudonym)[-1]
+        assert (last["field"], last["reviewer"], last["reason"]) == (
+            "lesion-links",
+            "Dr Browser",
+            "not the baseline lesion",
+        )
+    finally:
+        ws.close()
+    # back to the automatic tracking (the same form), so that the other test sees the study as it was run
+    page.fill("#link-track", "auto")
+    page.fill("#link-reason", "test done")
+    page.evaluate("document.body.dataset.saved = ''")
+    page.click("#link-form button")
+    page.wait_for_selector("body[data-saved=lesion-links]", timeout=120_000)
+    assert page.inner_text("#links-current") == "no reader's link on this scan"
+    assert cells.nth(1).inner_text() == lesion["track_id"]
+    assert errors == []
+    page.close()

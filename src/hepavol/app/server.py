@@ -153,6 +153,8 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
             warnings=[],
             second_reads=False,
             recist_marks={"non_target": {}, "new_lesions": {}},
+            lesion_links={},
+            stale_links=[],
         )
         for scan in read["scans"]:
             scan.update(lesions=[], liver_volume_ml=None, total_tumor_volume_ml=None, tumor_burden_percent=None)
@@ -352,6 +354,19 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
             new_lesions=items["new_lesions"],
         )
 
+    def lesion_links(request: Request, body: Any) -> dict[str, Any]:
+        """The reader's relinks: ``{"links": ["2024-05-01:L2=L3"], "reason": "..."}`` (``study review --link``),
+        then the patient's analysis is recomputed so that the tracks and responses show at once."""
+        from hepavol.study.mask_versions import reanalyse
+
+        links = body.get("links") if isinstance(body, dict) else None
+        if not (isinstance(links, list) and links and all(isinstance(v, str) for v in links)):
+            raise InputError('links must be a list of "DATE:LESION=TRACK" strings, e.g. ["2024-05-01:L2=L3"].')
+        _review(request, "relinking lesions", _field(body, "reason"), links=links)
+        pseudonym = request.path_params["pseudonym"]
+        outcome = reanalyse(state.ws, pseudonym)
+        return {**_patient_view(pseudonym), "analysis_outcome": outcome}
+
     patient_path = "/api/patients/{pseudonym:str}"
     scan_path = patient_path + "/scans/{study_pk:int}"
     routes = [
@@ -369,6 +384,7 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
         Route(patient_path + "/targets", guarded(targets, change=True), methods=["POST"]),
         Route(patient_path + "/sign-off", guarded(sign_off, change=True), methods=["POST"]),
         Route(patient_path + "/recist-marks", guarded(recist_marks, change=True), methods=["POST"]),
+        Route(patient_path + "/lesion-links", guarded(lesion_links, change=True), methods=["POST"]),
         Route(scan_path + "/edit", guarded(edit, change=True), methods=["POST"]),
         Route(scan_path + "/save", guarded(save, change=True), methods=["POST"]),
         Route(scan_path + "/versions", guarded(versions)),

@@ -119,6 +119,10 @@ class PatientRead:
     #: the reader's RECIST calls (``study review --non-target / --new-lesion``): {"non_target": {date: call},
     #: "new_lesions": {lesion_id: call}}
     recist_marks: dict[str, dict[str, str]] = field(default_factory=lambda: {"non_target": {}, "new_lesions": {}})
+    #: the reader's relinks of the tracking (``study review --link``): {date: {lesion: track}}; ``stale_links``: the
+    #: dates whose links were made on an earlier segmentation of the scan (not applied)
+    lesion_links: dict[str, dict[str, str]] = field(default_factory=dict)
+    stale_links: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -292,7 +296,22 @@ def patient_read(ws: Workspace, pseudonym: str) -> PatientRead:
             warnings=[str(w) for w in analysis.warnings] if analysis is not None else [],
             recist_marks=current_override(session, patient.id, "recist-marks")
             or {"non_target": {}, "new_lesions": {}},
+            **_links(session, patient),
         )
+
+
+def _links(session: Session, patient: Patient) -> dict[str, Any]:
+    from hepavol.study.review import lesion_links
+
+    stored = current_override(session, patient.id, "lesion-links")
+    hashes = {}
+    for study in patient.studies:
+        scan = scan_input(study)[0]
+        if scan is not None:
+            hashes[study.study_date.isoformat()] = scan.seg_hash
+    stale = lesion_links(stored, hashes)[1]
+    every = {d: dict(v["links"]) for d, v in (stored or {}).items()}
+    return {"lesion_links": every, "stale_links": stale}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

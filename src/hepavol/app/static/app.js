@@ -139,6 +139,7 @@ function renderLesions() {
   $("scan-totals").textContent = s && s.total_tumor_volume_ml !== null
     ? `(${s.date}: total ${fmt(s.total_tumor_volume_ml, 2)} mL, liver ${fmt(s.liver_volume_ml, 0)} mL)` : "";
   const lines = hepavol.meta ? hepavol.meta.lines : [];
+  renderLinks();
   $("lesions").querySelector("tbody").replaceChildren(...(s ? s.lesions : []).map((les) => {
     const tr = document.createElement("tr");
     tr.dataset.lesion = les.lesion_id;
@@ -161,6 +162,43 @@ function renderLesions() {
     });
     return tr;
   }));
+}
+
+// the reader's relinks of this scan's lesions (study review --link): not on the baseline, whose lesions are each
+// their own track
+function renderLinks() {
+  const p = hepavol.patient, s = hepavol.scan;
+  const followUp = Boolean(s && p.scans.length && p.scans[0].study_pk !== s.study_pk && s.lesions.length);
+  $("link-form").hidden = !followUp;
+  if (!followUp) return;
+  const options = [...s.lesions.map((les) => [les.lesion_id, `${les.lesion_id} (track ${les.track_id || "?"})`]),
+    ["none", "none (a track without lesion here)"]];
+  const keep = $("link-lesion").value;
+  $("link-lesion").replaceChildren(...options.map(([value, text]) => {
+    const o = document.createElement("option"); o.value = value; o.textContent = text; return o;
+  }));
+  if (options.some(([value]) => value === keep)) $("link-lesion").value = keep;
+  const links = Object.entries((p.lesion_links || {})[s.date] || {}).map(([k, v]) => `${k} → ${v}`);
+  const stale = (p.stale_links || []).includes(s.date) ? " (made on an earlier segmentation: not applied)" : "";
+  $("links-current").textContent = links.length ? `reader's links on ${s.date}: ${links.join("; ")}${stale}`
+    : "no reader's link on this scan";
+}
+
+async function relink() {
+  const s = hepavol.scan, p = hepavol.patient;
+  const body = { links: [`${s.date}:${$("link-lesion").value}=${$("link-track").value.trim()}`],
+    reason: $("link-reason").value };
+  try {
+    const out = await api(`/api/patients/${encodeURIComponent(p.pseudonym)}/lesion-links`, body);
+    hepavol.patient = out;
+    hepavol.scan = out.scans.find((x) => x.study_pk === s.study_pk);
+    const main = hepavol.viewers[0];
+    main.scan = hepavol.scan;
+    main.meta = await api(scanUrl());
+    showMessage(out.analysis_outcome === "analysis updated" ? "" : out.analysis_outcome);
+    renderPatient(); renderLesions(); redraw();
+    document.body.dataset.saved = "lesion-links";
+  } catch (err) { showMessage(err.message); }
 }
 
 async function openPatient(pseudonym, studyPk) {
@@ -656,6 +694,10 @@ function setupDecisions() {
     const text = $("targets").value.trim();
     const targets = text === "auto" ? "auto" : text.split(",").map((t) => t.trim()).filter(Boolean);
     decide("targets", { targets, reason: $("targets-reason").value });
+  });
+  $("link-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    relink();
   });
   $("marks-form").addEventListener("submit", (e) => {
     e.preventDefault();
