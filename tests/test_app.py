@@ -600,3 +600,71 @@ def test_saving_a_mask_identical_to_an_earlier_version_is_refused_clearly(
     first = save(files.segmentation_pk)
     with pytest.raises(InputError, match=rf"identical to an earlier one \(segmentation {first},"):
         save(first)
+
+
+def test_a_blinded_reader_chooses_own_targets_never_the_studys(served: tuple[TestClient, AppState]) -> None:
+    """A blinded reader's targets are their own decision: the study's targets, analysis and worklist ignore them.
+
+    Reference: the reader has saved nothing on this patient, so their baseline is the imported segmentation, the
+    one ``study run`` measured: their lesions are the run's baseline lesions (same ids and long axes, stored by the
+    run) and each overlaps the study's lesion of the same id; the automatic rule gives the run's targets; a target's
+    diameter is its long axis rounded half-up to 0.1 mm (RECIST 1.1 §4.2 sum of diameters)."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    client, state = served
+    _sign_in(client, state)
+    blinded = AppState(ws=state.ws, reader="Dr Third", blinded=True)
+    second = TestClient(create_app(blinded), base_url="http://127.0.0.1")
+    csrf_b = _sign_in(second, blinded)
+    rows = client.get("/api/worklist").json()["patients"]
+
+    def unedited(pseudonym: str) -> bool:  # the study's baseline is still the imported segmentation
+        baseline = client.get(f"/api/patients/{pseudonym}").json()["scans"][0]["study_pk"]
+        versions = client.get(f"/api/patients/{pseudonym}/scans/{baseline}/versions").json()
+        return all(v["source"] != "review" for v in versions)
+
+    row = next(r for r in rows if r["analysis"] == "up to date" and unedited(r["pseudonym"]))
+    p = row["pseudonym"]
+    study_view = client.get(f"/api/patients/{p}").json()
+    run_lesions = {x["lesion_id"]: x for x in study_view["scans"][0]["lesions"]}
+    assert len(run_lesions) >= 2
+    mine = second.get(f"/api/patients/{p}/second-read-targets").json()
+    assert mine["chosen_by_hand"] is False
+    assert mine["targets"] == study_view["targets"]  # the same rule on the same segmentation
+    assert mine["study_targets"] is None  # blinded: nothing of the study's read
+    assert mine["study_sum_of_diameters_mm"] is None
+    assert {x["lesion_id"]: x["long_axis_mm"] for x in mine["lesions"]} == pytest.approx(
+        {k: v["long_axis_mm"] for k, v in run_lesions.items()}
+    )
+    # the reader picks the second-largest lesion only
+    url = f"/api/patients/{p}/second-read-targets"
+    response = second.post(
+        url, json={"targets": ["L2"], "reason": "L1 is a cyst"}, headers={"X-CSRF-Token": csrf_b}
+    )
+    assert response.status_code == 200, response.text
+    mine = response.json()
+    expected = Decimal(repr(run_lesions["L2"]["long_axis_mm"])).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    assert (mine["targets"], mine["chosen_by_hand"], mine["reason"]) == (["L2"], True, "L1 is a cyst")
+    assert mine["sum_of_diameters_mm"] == float(expected)
+    bad = second.post(url, json={"targets": ["L99"], "reason": "x"}, headers={"X-CSRF-Token": csrf_b})
+    assert "L99 are not lesions of Dr Third's baseline segmentation" in bad.json()["error"]
+    # never mixed: the study's targets, analysis and worklist are as before; the study's app shows both reads
+    after = client.get(f"/api/patients/{p}").json()
+    assert after["targets"] == study_view["targets"]
+    assert after["assessments"] == study_view["assessments"]
+    assert next(r for r in client.get("/api/worklist").json()["patients"] if r["pseudonym"] == p)["analysis"] == (
+        "up to date"
+    )
+    assert (
+        next(r for r in client.get("/api/worklist").json()["patients"] if r["pseudonym"] == p)["reviewed"] is False
+    )
+    (compared,) = [x for x in client.get(url).json() if x["reader"] == "Dr Third"]
+    assert compared["study_targets"] == study_view["targets"]
+    assert compared["study_sum_of_diameters_mm"] == study_view["assessments"][0]["sum_of_diameters_mm"]
+    assert [(x["lesion_id"], x["study_lesion_id"]) for x in compared["lesions"]] == [(k, k) for k in run_lesions]
+    # the study's read cannot write a blinded reader's targets
+    csrf = client.get("/api/session").json()["csrf"]
+    refused = client.post(url, json={"targets": ["L1"], "reason": "x"}, headers={"X-CSRF-Token": csrf})
+    assert "chosen in a blinded read" in refused.json()["error"]
+    # back to the automatic choice
+    second.post(url, json={"targets": "auto", "reason": "test done"}, headers={"X-CSRF-Token": csrf_b})

@@ -34,9 +34,18 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def server(study: Path) -> Iterator[str]:
     """``hepavol study serve --port 0`` on the study; the URL it prints."""
+    yield from _serve(study, "--reader", "Dr Browser")
+
+
+@pytest.fixture(scope="module")
+def blinded_server(study: Path) -> Iterator[str]:
+    """``hepavol study serve --blinded --reader 'Dr Blind'``: a blinded second read."""
+    yield from _serve(study, "--reader", "Dr Blind", "--blinded")
+
+
+def _serve(study: Path, *options: str) -> Iterator[str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hepavol", "study", "serve", "--study", str(study), "--port", "0",
-         "--reader", "Dr Browser"],
+        [sys.executable, "-m", "hepavol", "study", "serve", "--study", str(study), "--port", "0", *options],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -331,4 +340,44 @@ def test_a_reader_relinks_a_lesion_in_the_lesion_table(browser: Any, server: str
     assert page.inner_text("#links-current") == "no reader's link on this scan"
     assert cells.nth(1).inner_text() == lesion["track_id"]
     assert errors == []
+    page.close()
+
+
+def test_a_blinded_reader_sets_own_targets_and_the_study_sees_both(
+    browser: Any, blinded_server: str, server: str, study: Path
+) -> None:
+    """In a blinded read the page lists the reader's own baseline lesions and takes their targets; the study's
+    page then shows them beside its own targets (the study's targets are not changed)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 820})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(blinded_server)
+    page.wait_for_selector("body[data-ready]")
+    rows = page.evaluate("api('/api/worklist').then(w => w.patients)")
+    pseudonym = next(r["pseudonym"] for r in rows if r["eligibility"] == "eligible")
+    page.evaluate(f"location.hash = '#/patient/{pseudonym}'")
+    page.wait_for_selector("body[data-viewing]")
+    page.wait_for_function("document.querySelectorAll('#own-lesions tbody tr').length > 1")
+    assert page.is_visible("#own-targets-box")
+    assert not page.is_visible("#targets-form")  # the study's targets are not part of a blinded read
+    assert "(automatic)" in page.inner_text("#own-targets-state")
+    page.fill("#own-targets", "L2")
+    page.fill("#own-targets-reason", "L1 is a cyst")
+    page.click("#own-targets-form button")
+    page.wait_for_selector("body[data-saved=own-targets]")
+    assert ": L2 (chosen by you), sum of diameters" in page.inner_text("#own-targets-state")
+    assert page.locator("#own-lesions tbody tr").nth(1).locator("td").nth(3).inner_text() == "target"
+    assert errors == []
+    page.close()
+
+    page = browser.new_page(viewport={"width": 1400, "height": 820})
+    page.goto(server)
+    page.wait_for_selector("body[data-ready]")
+    page.evaluate(f"location.hash = '#/patient/{pseudonym}'")
+    page.wait_for_selector("body[data-viewing]")
+    page.wait_for_function("document.querySelectorAll('#second-targets tbody tr').length > 0")
+    cells = page.locator("#second-targets tbody tr").first.locator("td")
+    study_targets = page.evaluate("window.hepavol.patient.targets")
+    assert [cells.nth(i).inner_text() for i in (0, 1, 4)] == ["Dr Blind", "L2", ", ".join(study_targets)]
+    assert not page.is_visible("#own-targets-box")
     page.close()

@@ -251,3 +251,41 @@ def test_links_made_on_another_segmentation_are_not_applied() -> None:
         {"2024-03-01": {"L2": "new"}},
         ["2024-05-01"],
     )
+
+
+def test_a_second_readers_targets_stay_out_of_the_study(
+    study: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``study review P --second-reader NAME --targets L2``: stored under NAME, not the study's targets; the sum
+    printed is the run's stored long axis of L2 on the same (imported) baseline, rounded half-up to 0.1 mm."""
+    from hepavol.cli import main
+    from hepavol.study.models import LesionMeasurement, ScanMeasurement
+
+    assert run_study(study).computed == 2
+    pid, root = _pid(study, "SIM-001"), str(study.root)
+    with study.db.transaction() as session:
+        analysis = session.scalar(select(Analysis).join(Patient).where(Patient.pseudonym == pid))
+        assert analysis is not None
+        targets = list(analysis.targets)
+        long_axis = session.scalars(
+            select(LesionMeasurement.long_axis_mm)
+            .join(ScanMeasurement)
+            .where(ScanMeasurement.analysis_id == analysis.id, LesionMeasurement.lesion_id == "L2")
+            .order_by(ScanMeasurement.id)
+        ).first()
+    assert long_axis is not None
+    argv = ["study", "review", pid, "--second-reader", "Dr B", "--targets", "L2", "--reason", "L1 is a cyst"]
+    assert main([*argv, "--study", root]) == 0
+    out = capsys.readouterr().out
+    assert f"{pid}: second-read-targets None -> ['L2'] (by Dr B)" in out
+    from decimal import ROUND_HALF_UP, Decimal
+
+    expected = Decimal(repr(long_axis)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    assert "Dr B's targets on the baseline " in out
+    assert f": L2 (chosen by hand), sum of diameters {expected} mm" in out
+    assert plan_run(study)[0] == []  # the study's analysis is not affected
+    with study.db.transaction() as session:
+        assert session.scalar(select(Analysis.targets).join(Patient).where(Patient.pseudonym == pid)) == targets
+    assert main(["study", "review", pid, "--second-reader", "Dr B", "--exclude", "--study", root]) == 2
+    assert "--second-reader goes with --targets only" in capsys.readouterr().err
+    study.close()

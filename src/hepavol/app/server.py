@@ -367,6 +367,34 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
         outcome = reanalyse(state.ws, pseudonym)
         return {**_patient_view(pseudonym), "analysis_outcome": outcome}
 
+    def second_targets(request: Request, body: Any) -> Any:
+        """A blinded reader's own targets (GET: theirs, or in the study's app every blinded reader's beside the
+        study's; POST ``{"targets": ["L2"] | "auto", "reason": ...}``: only in a blinded read)."""
+        from hepavol.study.second_reads import (
+            record_second_read_targets,
+            second_read_readers,
+            second_read_targets,
+        )
+
+        pseudonym = request.path_params["pseudonym"]
+        if request.method == "POST":
+            if not state.blinded:
+                raise InputError(
+                    "a blinded reader's own targets are chosen in a blinded read (hepavol study serve --blinded); "
+                    "the study's targets are set in the Decisions box."
+                )
+            chosen = body.get("targets") if isinstance(body, dict) else None
+            if not (chosen == "auto" or (isinstance(chosen, list) and all(isinstance(t, str) for t in chosen))):
+                raise InputError('targets must be "auto" or a list of baseline lesion ids such as ["L1", "L3"].')
+            record_second_read_targets(
+                state.ws, pseudonym, chosen, reader=state.reader, reason=_field(body, "reason")
+            )
+        if state.blinded:
+            return second_read_targets(state.ws, pseudonym, state.reader).without_study().to_dict()
+        return [
+            second_read_targets(state.ws, pseudonym, r).to_dict() for r in second_read_readers(state.ws, pseudonym)
+        ]
+
     patient_path = "/api/patients/{pseudonym:str}"
     scan_path = patient_path + "/scans/{study_pk:int}"
     routes = [
@@ -389,6 +417,8 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
         Route(scan_path + "/save", guarded(save, change=True), methods=["POST"]),
         Route(scan_path + "/versions", guarded(versions)),
         Route(patient_path + "/second-reads", guarded(disagreements)),
+        Route(patient_path + "/second-read-targets", guarded(second_targets)),
+        Route(patient_path + "/second-read-targets", guarded(second_targets, change=True), methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
     ]
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or ["127.0.0.1", "localhost"])]

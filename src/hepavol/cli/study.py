@@ -205,6 +205,12 @@ def register(
         "lesions on one track are its fragments), DATE:L2=new, DATE:L4=L4+L5 (tracks L4 and L5 merged into it, "
         "measured on L4), DATE:none=L3 (track L3 has no lesion that day); LESION=auto removes a link (repeatable)",
     )
+    s.add_argument(
+        "--second-reader",
+        metavar="NAME",
+        help="with --targets: the targets of NAME's blinded second read (lesion ids of NAME's own baseline "
+        "segmentation), kept apart from the study's targets and never used by study run",
+    )
     s.add_argument("--reason", metavar="TEXT", help="why (required with a decision, optional to sign off)")
     _common(s)
     s.set_defaults(func=run_review)
@@ -417,6 +423,8 @@ def run_review(args: argparse.Namespace) -> int:
 
     ws = _workspace(args)
     try:
+        if args.second_reader is not None:
+            return _second_read_targets(ws, args)
         decisions = (args.targets, args.eligibility, args.sign_off)
         if any(v is not None for v in decisions) or args.non_target or args.new_lesion or args.link:
             rows = record_review(
@@ -437,6 +445,28 @@ def run_review(args: argparse.Namespace) -> int:
         ws.close()
     table = [[h["at"][:19], h["reviewer"], h["field"], h["old"], h["new"], h["reason"]] for h in history]
     print(format_table(table, ["time (UTC)", "reviewer", "field", "old", "new", "reason"]))
+    return 0
+
+
+def _second_read_targets(ws: Any, args: argparse.Namespace) -> int:
+    from hepavol.study.second_reads import record_second_read_targets, second_read_targets
+
+    others = (args.eligibility, args.sign_off, *args.non_target, *args.new_lesion, *args.link)
+    if args.targets is None or any(v is not None for v in others):
+        from hepavol.errors import InputError
+
+        raise InputError(
+            "--second-reader goes with --targets only (a blinded reader's own targets): e.g. --second-reader "
+            "'Dr B' --targets L1,L3 --reason TEXT."
+        )
+    row = record_second_read_targets(ws, args.patient, args.targets, reader=args.second_reader, reason=args.reason)
+    print(f"{args.patient}: {row.field} {row.old_value} -> {row.new_value} (by {row.reviewer})")
+    chosen = second_read_targets(ws, args.patient, args.second_reader)
+    print(
+        f"{args.second_reader}'s targets on the baseline {chosen.baseline_date}: {', '.join(chosen.targets) or 'none'}"
+        f" ({'chosen by hand' if chosen.chosen_by_hand else 'automatic'}), sum of diameters "
+        f"{chosen.sum_of_diameters_mm:.1f} mm"
+    )
     return 0
 
 

@@ -147,7 +147,15 @@ def _row(
     studies = list(patient.studies)
     inputs = [scan_input(s)[0] for s in studies]
     segmented = sum(1 for s in inputs if s is not None)
-    reviewed = session.scalar(select(ReviewDecision.id).where(ReviewDecision.patient_id == patient.id)) is not None
+    reviewed = (
+        session.scalar(
+            select(ReviewDecision.id).where(
+                ReviewDecision.patient_id == patient.id,
+                ReviewDecision.field != "second-read-targets",  # a blinded reader's own: not the study's review
+            )
+        )
+        is not None
+    )
     signed = signed_off(session, patient.id)
     base: dict[str, Any] = {
         "pseudonym": patient.pseudonym,
@@ -382,16 +390,7 @@ def registration_matrices(ws: Workspace, pseudonym: str) -> dict[int, list[list[
 
 
 def has_second_reads(ws: Workspace, pseudonym: str) -> bool:
-    """Whether a blinded reader saved a segmentation of any of the patient's scans."""
-    from hepavol.study.models import Segmentation, Series
+    """Whether a blinded reader saved a segmentation of any of the patient's scans or chose targets."""
+    from hepavol.study.second_reads import second_read_readers
 
-    with ws.db.transaction() as session:
-        patient = _patient(session, pseudonym)
-        found = session.scalar(
-            select(Segmentation.id)
-            .join(Series, Segmentation.series_id == Series.id)
-            .join(ImagingStudy, Series.study_id == ImagingStudy.id)
-            .where(ImagingStudy.patient_id == patient.id, Segmentation.read_by.is_not(None))
-            .limit(1)
-        )
-        return found is not None
+    return bool(second_read_readers(ws, pseudonym))

@@ -217,10 +217,51 @@ async function openPatient(pseudonym, studyPk) {
   document.body.dataset.viewing = `${p.pseudonym} ${scan.date}`; // the page is ready on this scan
 }
 
+function cellsRow(values) {
+  const tr = document.createElement("tr");
+  for (const v of values) {
+    const td = document.createElement("td");
+    td.textContent = v;
+    tr.appendChild(td);
+  }
+  return tr;
+}
+
+// a blinded reader's own targets on their own baseline segmentation (nothing of the study's read)
+function renderOwnTargets(own) {
+  $("own-lesions").querySelector("tbody").replaceChildren(...own.lesions.map((les) => cellsRow([les.lesion_id,
+    fmt(les.long_axis_mm), les.measurable ? "yes" : "no", les.target ? "target" : ""])));
+  $("own-targets").value = own.targets.join(",");
+  $("own-targets-state").textContent = `baseline ${own.baseline_date}: ${own.targets.join(", ") || "no target"} ` +
+    `(${own.chosen_by_hand ? "chosen by you" : "automatic"}), sum of diameters ${fmt(own.sum_of_diameters_mm)} mm`;
+}
+
+async function loadOwnTargets() {
+  if (!hepavol.session.blinded) return;
+  renderOwnTargets(await api(`/api/patients/${encodeURIComponent(hepavol.patient.pseudonym)}/second-read-targets`));
+}
+
+async function chooseOwnTargets() {
+  const text = $("own-targets").value.trim();
+  const targets = text === "auto" ? "auto" : text.split(",").map((t) => t.trim()).filter(Boolean);
+  try {
+    renderOwnTargets(await api(`/api/patients/${encodeURIComponent(hepavol.patient.pseudonym)}/second-read-targets`,
+      { targets, reason: $("own-targets-reason").value }));
+    showMessage("");
+    document.body.dataset.saved = "own-targets";
+  } catch (err) { showMessage(err.message); }
+}
+
 async function loadSecondReads() {
+  await loadOwnTargets();
   const box = $("second-reads-box");
   box.hidden = !hepavol.patient.second_reads;
   if (box.hidden) return;
+  const targets = await api(`/api/patients/${encodeURIComponent(hepavol.patient.pseudonym)}/second-read-targets`);
+  $("second-targets").querySelector("tbody").replaceChildren(...targets.map((t) => cellsRow([t.reader,
+    t.targets.join(", ") + (t.chosen_by_hand ? "" : " (automatic)"),
+    t.lesions.filter((l) => l.target).map((l) => l.study_lesion_id || "none").join(", "),
+    fmt(t.sum_of_diameters_mm), (t.study_targets || []).join(", "), fmt(t.study_sum_of_diameters_mm)])));
   const rows = await api(`/api/patients/${encodeURIComponent(hepavol.patient.pseudonym)}/second-reads`);
   $("second-reads").querySelector("tbody").replaceChildren(...rows.map((r) => {
     const tr = document.createElement("tr");
@@ -694,6 +735,10 @@ function setupDecisions() {
     const text = $("targets").value.trim();
     const targets = text === "auto" ? "auto" : text.split(",").map((t) => t.trim()).filter(Boolean);
     decide("targets", { targets, reason: $("targets-reason").value });
+  });
+  $("own-targets-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    chooseOwnTargets();
   });
   $("link-form").addEventListener("submit", (e) => {
     e.preventDefault();
