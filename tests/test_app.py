@@ -668,3 +668,42 @@ def test_a_blinded_reader_chooses_own_targets_never_the_studys(served: tuple[Tes
     assert "chosen in a blinded read" in refused.json()["error"]
     # back to the automatic choice
     second.post(url, json={"targets": "auto", "reason": "test done"}, headers={"X-CSRF-Token": csrf_b})
+
+
+def test_the_overlay_made_by_slice_equals_the_whole_volume_rule() -> None:
+    """Reference: the overlay written voxel by voxel from ``measure_scan``'s numbering (its lesion map) and the
+    liver label, compared in every plane; two lesions of equal size are numbered by their first voxel."""
+    from hepavol.app.volumes import lesion_overlay
+    from hepavol.geometry import identity_direction
+    from hepavol.measurement import _measure_scan
+    from hepavol.study.reading import ScanFiles
+
+    labels = np.zeros((6, 9, 10), np.uint8)
+    labels[1:5, 1:8, 1:9] = 1
+    labels[2:4, 2:4, 2:4] = 2  # 8 voxels
+    labels[2:4, 5:7, 5:7] = 2  # 8 voxels, later in C order: L2
+    labels[4, 6, 1:4] = 2  # 3 voxels: L3
+    geometry = Geometry(
+        shape=labels.shape,
+        spacing_mm=(2.0, 1.0, 1.0),
+        origin_lps_mm=(0.0, 0.0, 0.0),
+        direction=identity_direction(),
+    )
+    files = ScanFiles(study_pk=1, date="2024-01-01", image="", series_uid=None, seg=None, seg_hash=None,
+                      segmentation_pk=None, liver_label=1, tumor_labels=(2,))  # fmt: skip
+    grid = DisplayGrid.of(geometry)
+    overlay, n = lesion_overlay(labels, files, grid)
+    _, crop = _measure_scan(Volume(labels, geometry), liver_label=1, tumor_labels=(2,))
+    assert crop is not None
+    numbers = np.zeros(labels.shape, np.int64)
+    numbers[crop.box] = crop.array
+    expected = np.where(numbers > 0, numbers, np.where(labels == 1, 65535, 0))
+    assert n == 3
+    np.testing.assert_array_equal(overlay.array(), grid.view(expected))
+    for plane, count in (("axial", 6), ("coronal", 9), ("sagittal", 10)):
+        from hepavol.app.volumes import plane_slice
+
+        for k in range(count):
+            np.testing.assert_array_equal(
+                overlay.plane(k, plane, "x"), plane_slice(grid.view(expected), k, plane, "x")
+            )

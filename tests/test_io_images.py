@@ -242,3 +242,20 @@ def test_int64_labels_are_written_as_int32_nifti(tmp_path: Path) -> None:
     big[0, 0, 0] = 2**40
     with pytest.raises(InputError, match=r"values 0\.\.1099511627776 do not fit the 32-bit integers"):
         write_image(vol.with_array(big), tmp_path / "big.nii.gz")
+
+
+@pytest.mark.parametrize("dtype", ["<i2", ">i2", "<f4", "u1", ">f8"])
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_unscaled_nifti_voxels_equal_nibabels(tmp_path: Path, dtype: str, suffix: str) -> None:
+    """Reference: nibabel's own array of the file (np.asanyarray(img.dataobj)), through hepavol's axis order."""
+    from hepavol.io import read_image
+
+    data = np.arange(4 * 5 * 6).reshape(4, 5, 6).astype(np.dtype(dtype).newbyteorder("="))
+    img = nib.Nifti1Image(data, np.diag([2.0, 3.0, 4.0, 1.0]))
+    img.header.set_data_dtype(np.dtype(dtype))
+    path = tmp_path / f"v{suffix}"
+    nib.save(img, path)
+    expected = np.asanyarray(nib.load(path).dataobj)
+    got = read_image(path).array
+    np.testing.assert_array_equal(got, expected.transpose(2, 1, 0))
+    assert got.dtype == expected.dtype

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from hepavol.app.volumes import LoadedScan, lesion_overlay, plane_slice
+from hepavol.app.volumes import LoadedScan, Overlay, lesion_overlay
 from hepavol.errors import InputError
 from hepavol.segmentation.label_editing import BRUSH_MODES, Change, LabelMapEditor
 
@@ -27,7 +27,7 @@ class Draft:
     scan: LoadedScan
     editor: LabelMapEditor
     based_on: int | None
-    overlay: NDArray[np.uint16] = field(init=False)
+    overlay: Overlay = field(init=False)
     n_lesions: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -43,13 +43,10 @@ class Draft:
         return cls(scan=scan, editor=editor, based_on=files.segmentation_pk)
 
     def refresh(self) -> None:
-        overlay, self.n_lesions = lesion_overlay(self.editor.labels, self.scan.files)
-        self.overlay = self.scan.grid.view(overlay)
+        self.overlay, self.n_lesions = lesion_overlay(self.editor.labels, self.scan.files, self.scan.grid)
 
     def overlay_bytes(self, k: int, plane: str = "axial") -> bytes:
-        return np.ascontiguousarray(
-            plane_slice(self.overlay, k, plane, self.scan.files.date), dtype="<u2"
-        ).tobytes()
+        return np.ascontiguousarray(self.overlay.plane(k, plane, self.scan.files.date), dtype="<u2").tobytes()
 
     # ------------------------------------------------------------------------------------------ gestures
     def lps(self, display_index: Any, what: str) -> NDArray[np.float64]:

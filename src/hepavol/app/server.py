@@ -179,7 +179,19 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
         return {"patients": [r.to_dict() for r in rows], "progress": {"analysed": done, "eligible": eligible}}
 
     def patient(request: Request, _body: Any) -> dict[str, Any]:
-        return _patient_view(request.path_params["pseudonym"])
+        """The patient; the scan the page opens next (``?open=ID``, else the first segmented) starts loading now."""
+        pseudonym = request.path_params["pseudonym"]
+        view = _patient_view(pseudonym)
+        wanted = request.query_params.get("open")
+        segmented = [s["study_pk"] for s in view["scans"] if s["segmented"]]
+        study_pk = int(wanted) if wanted and wanted.isdigit() and int(wanted) in segmented else None
+        if study_pk is None and segmented and view["scans"][0]["segmented"]:
+            study_pk = segmented[0]
+        if study_pk is not None:
+            files = reading.scan_files(state.ws, pseudonym, study_pk, blinded_reader=blind)
+            if files not in state.scans:
+                threading.Thread(target=_quietly, args=(state.scans.get, files), daemon=True).start()
+        return view
 
     def _scan(request: Request) -> Any:
         pseudonym = request.path_params["pseudonym"]
@@ -187,11 +199,16 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
         return state.scans.get(files)
 
     def scan_meta(request: Request, _body: Any) -> dict[str, Any]:
-        scan = _scan(request)
         if state.blinded:
+            scan = _scan(request)
             lesions = []  # the study's measurements are not shown to a blinded reader
-        else:
-            read = reading.patient_read(state.ws, request.path_params["pseudonym"])
+        else:  # the lesions are read from the database while the scan loads
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                pending = pool.submit(reading.patient_read, state.ws, request.path_params["pseudonym"])
+                scan = _scan(request)
+                read = pending.result()
             lesions = next((s.lesions for s in read.scans if s.study_pk == scan.files.study_pk), [])
         draft = state.drafts.get(_draft_key(request))
         editing = draft.state() if draft is not None else None
@@ -202,9 +219,13 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
         pseudonym = request.path_params["pseudonym"]
         read = reading.patient_read(state.ws, pseudonym)
         wanted = [s.study_pk for s in read.scans if s.segmented][:PREFETCH_SCANS]
-        for study_pk in wanted:
-            files = reading.scan_files(state.ws, pseudonym, study_pk, blinded_reader=blind)
-            threading.Thread(target=_quietly, args=(state.scans.get, files), daemon=True).start()
+        files = [reading.scan_files(state.ws, pseudonym, study_pk, blinded_reader=blind) for study_pk in wanted]
+
+        def load_in_turn() -> None:  # one after the other: the first scan is the one the page shows first
+            for f in files:
+                _quietly(state.scans.get, f)
+
+        threading.Thread(target=load_in_turn, daemon=True).start()
         return {"prefetching": len(wanted)}
 
     def _binary(data: bytes) -> Response:

@@ -21,7 +21,7 @@ from hepavol.errors import InputError
 from hepavol.study.reading import LesionRow, ScanFiles
 from hepavol.volume import Volume
 
-__all__ = ["CT_PRESETS", "LIVER_VALUE", "LoadedScan", "ScanCache", "lesion_overlay", "load_scan"]
+__all__ = ["CT_PRESETS", "LIVER_VALUE", "LoadedScan", "Overlay", "ScanCache", "lesion_overlay", "load_scan"]
 
 LIVER_VALUE = 65535  # the liver in the overlay (lesions are 1..n)
 
@@ -43,7 +43,7 @@ class LoadedScan:
     image: Volume
     grid: DisplayGrid
     pixels: NDArray[np.int16]  # display grid (slice, row, column)
-    overlay: NDArray[np.uint16]  # display grid: 0 background, 1..n lesions L1..Ln, LIVER_VALUE liver
+    overlay: Overlay  # display grid: 0 background, 1..n lesions L1..Ln, LIVER_VALUE liver
     labels: NDArray[np.integer]  # the active segmentation on the image grid (stored order)
     n_lesions: int
     window: tuple[float, float]  # default (centre, width)
@@ -53,7 +53,7 @@ class LoadedScan:
         return np.ascontiguousarray(plane_slice(self.pixels, k, plane, self.files.date), dtype="<i2").tobytes()
 
     def overlay_bytes(self, k: int, plane: str = "axial") -> bytes:
-        return np.ascontiguousarray(plane_slice(self.overlay, k, plane, self.files.date), dtype="<u2").tobytes()
+        return np.ascontiguousarray(self.overlay.plane(k, plane, self.files.date), dtype="<u2").tobytes()
 
     def _k(self, k: int) -> int:
         plane_slice(self.pixels, k, "axial", self.files.date)
@@ -148,22 +148,71 @@ def plane_slice(display: NDArray[Any], k: int, plane: str, date: str) -> NDArray
     return display[::-1, :, k]
 
 
-def lesion_overlay(labels: NDArray[Any], files: ScanFiles) -> tuple[NDArray[np.uint16], int]:
-    """The overlay (lesions numbered as ``measure_scan`` numbers them, the liver as ``LIVER_VALUE``) and the
-    number of lesions.
+@dataclass(frozen=True, slots=True, eq=False)
+class Overlay:
+    """A label map's overlay, made slice by slice as the browser asks: lesion ``L<n>`` as n, the liver as
+    :data:`LIVER_VALUE`, 0 elsewhere (a lesion voxel shows its lesion even where the label map says liver).
 
-    ``measure_scan`` orders lesions largest first, then by their first voxel in C order; the sizes come from a
-    ``bincount`` (no sort of the volume) and first voxels are looked up only for lesions of equal size.
+    Held as the label map and the lesion numbers, both on the display grid; the numbers are written inside the
+    tumours' bounding box only, on a zero-filled array whose other pages are never touched, so building an overlay
+    costs one comparison over the label map and the tumour box's connected components, not a volume-sized copy.
+    """
+
+    labels: NDArray[np.integer]  # display grid
+    lesions: NDArray[np.uint16]  # display grid: 1..n inside lesions
+    liver_label: int
+
+    def plane(self, k: int, plane: str, date: str) -> NDArray[np.uint16]:
+        """Slice ``k`` of the overlay in a plane (see :func:`plane_slice`)."""
+        labels = plane_slice(self.labels, k, plane, date)
+        lesions = plane_slice(self.lesions, k, plane, date)
+        out = np.where(labels == self.liver_label, np.uint16(LIVER_VALUE), np.uint16(0))
+        np.copyto(out, lesions, where=lesions > 0)
+        return out
+
+    def array(self) -> NDArray[np.uint16]:
+        """The whole overlay on the display grid (for tests)."""
+        out = np.where(self.labels == self.liver_label, np.uint16(LIVER_VALUE), np.uint16(0))
+        np.copyto(out, self.lesions, where=self.lesions > 0)
+        return out
+
+
+def _tumour_box(tumor: NDArray[np.bool_]) -> tuple[slice, slice, slice] | None:
+    """The bounding box of the True voxels (None when there is none), from projections of the mask."""
+    ks = np.flatnonzero(tumor.any(axis=(1, 2)))
+    if ks.size == 0:
+        return None
+    sub = tumor[ks[0] : ks[-1] + 1]
+    rs = np.flatnonzero(sub.any(axis=(0, 2)))
+    cs = np.flatnonzero(sub.any(axis=(0, 1)))
+    return (
+        slice(int(ks[0]), int(ks[-1]) + 1),
+        slice(int(rs[0]), int(rs[-1]) + 1),
+        slice(int(cs[0]), int(cs[-1]) + 1),
+    )
+
+
+def lesion_overlay(labels: NDArray[Any], files: ScanFiles, grid: DisplayGrid) -> tuple[Overlay, int]:
+    """The overlay of a label map (stored order; lesions numbered as ``measure_scan`` numbers them, the liver as
+    ``LIVER_VALUE``) on the display grid, and the number of lesions.
+
+    ``measure_scan`` orders lesions largest first, then by their first voxel in C order; the components are
+    labelled inside the tumours' bounding box (every tumour voxel is in it, so the components and the C order of
+    their voxels are those of the whole volume), the sizes come from a ``bincount`` and first voxels are looked up
+    only for lesions of equal size.
     """
     from hepavol.measurement import connected_components
 
-    out = np.where(labels == files.liver_label, np.uint16(LIVER_VALUE), np.uint16(0))
+    numbers = np.zeros(labels.shape, np.uint16)
+    overlay = Overlay(labels=grid.view(labels), lesions=grid.view(numbers), liver_label=files.liver_label)
     tumors = files.tumor_labels
     tumor = labels == tumors[0] if len(tumors) == 1 else np.isin(labels, np.asarray(tumors))
-    if not tumor.any():
-        return out, 0
-    components = connected_components(tumor, connectivity=26)
-    found = components[tumor]  # the tumour voxels' component numbers, in C order (a small part of the volume)
+    box = _tumour_box(tumor)
+    if box is None:
+        return overlay, 0
+    crop = tumor[box]
+    components = connected_components(crop, connectivity=26)
+    found = components[crop]  # the tumour voxels' component numbers, in C order
     counts = np.bincount(found)
     values = np.flatnonzero(counts[1:]) + 1
     sizes = counts[values]
@@ -174,8 +223,9 @@ def lesion_overlay(labels: NDArray[Any], files: ScanFiles) -> tuple[NDArray[np.u
     order = np.lexsort((first, -sizes))
     lookup = np.zeros(int(values.max()) + 1, np.uint16)
     lookup[values[order]] = np.minimum(np.arange(1, order.size + 1), LIVER_VALUE - 1)
-    out[tumor] = lookup[found]
-    return out, int(values.size)
+    inside = numbers[box]
+    inside[crop] = lookup[found]
+    return overlay, int(values.size)
 
 
 def _default_window(pixels: NDArray[Any], modality: str | None) -> tuple[float, float]:
@@ -215,8 +265,7 @@ def load_scan(files: ScanFiles) -> LoadedScan:
     if pixels.dtype != np.int16:
         clipped = np.clip(np.asarray(pixels, np.float64), -32768, 32767)
         pixels = np.rint(clipped).astype(np.int16)
-    overlay, n_lesions = lesion_overlay(labels, files)
-    overlay = grid.view(overlay)
+    overlay, n_lesions = lesion_overlay(labels, files, grid)
     modality = image.metadata.get("modality")
     return LoadedScan(
         files=files,

@@ -284,7 +284,9 @@ def _read_nifti(p: Path) -> Volume:
             ) from exc
         ijk_shape = _squeeze_to_3d(tuple(int(n) for n in img.shape), p)
         try:
-            data = np.asanyarray(img.dataobj)
+            data = _unscaled_voxels(fh, img.dataobj)
+            if data is None:
+                data = np.asanyarray(img.dataobj)
             if compressed:
                 fh.read()  # read to the end of the gzip stream: gzip checks its CRC-32 and length there
         except Exception as exc:
@@ -306,6 +308,31 @@ def _read_nifti(p: Path) -> Volume:
         raise GeometryError(f"'{p}': {exc}") from exc
     meta = {"format": "nifti", "orientation_code": geometry.orientation_code}
     return Volume(array, geometry, str(p), meta)
+
+
+def _unscaled_voxels(fh: Any, proxy: Any) -> NDArray[Any] | None:
+    """The voxels as stored when the header does not scale them (None otherwise: nibabel scales them).
+
+    What ``np.asanyarray(proxy)`` gives (same dtype, shape and order), read into a numpy buffer rather than
+    nibabel's ``bytearray``: numpy's large allocations use transparent huge pages where the system offers them,
+    which makes the first touch of a 150 MB volume several times cheaper.
+    """
+    slope, inter = float(proxy.slope), float(proxy.inter)
+    if slope != 1.0 or inter != 0.0:
+        return None
+    dtype = np.dtype(proxy.dtype)
+    shape = tuple(int(n) for n in proxy.shape)
+    size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    fh.seek(int(proxy.offset))
+    buffer = np.empty(size, np.uint8)
+    view = buffer.data
+    done = 0
+    while done < size:
+        n = fh.readinto(view[done:])
+        if not n:
+            raise EOFError(f"the voxel data ends after {done} of {size} bytes")
+        done += n
+    return buffer.view(dtype).reshape(shape, order=getattr(proxy, "order", "F"))
 
 
 def _narrow_scaled(data: NDArray[Any]) -> NDArray[Any]:

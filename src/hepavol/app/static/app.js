@@ -205,7 +205,8 @@ async function openPatient(pseudonym, studyPk) {
   $("worklist-view").hidden = true;
   $("patient-view").hidden = false;
   if (!hepavol.patient || hepavol.patient.pseudonym !== pseudonym) {
-    hepavol.patient = await api("/api/patients/" + encodeURIComponent(pseudonym));
+    const open = studyPk ? `?open=${encodeURIComponent(studyPk)}` : "";  // the server starts loading it
+    hepavol.patient = await api("/api/patients/" + encodeURIComponent(pseudonym) + open);
   }
   const p = hepavol.patient;
   const scan = p.scans.find((s) => String(s.study_pk) === String(studyPk)) || p.scans[0];
