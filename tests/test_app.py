@@ -707,3 +707,39 @@ def test_the_overlay_made_by_slice_equals_the_whole_volume_rule() -> None:
             np.testing.assert_array_equal(
                 overlay.plane(k, plane, "x"), plane_slice(grid.view(expected), k, plane, "x")
             )
+
+
+def test_the_3d_brush_erases_a_ball_across_slices(served: tuple[TestClient, AppState]) -> None:
+    """The sphere brush (``shape`` "sphere"): every lesion voxel whose centre is within ``radius_mm`` of the
+    click, on the slices around it too, is erased; counted by hand from the overlay slices and the spacing."""
+    client, state = served
+    csrf = _sign_in(client, state)
+    headers = {"X-CSRF-Token": csrf}
+    row = next(r for r in client.get("/api/worklist").json()["patients"] if r["analysis"] == "up to date")
+    scan = client.get(f"/api/patients/{row['pseudonym']}").json()["scans"][0]
+    url = f"/api/patients/{row['pseudonym']}/scans/{scan['study_pk']}"
+    meta = client.get(url).json()
+    n, rows, cols = meta["shape"]
+    sk, sr, sc = meta["spacing_mm"]
+    line = next(x for x in meta["lines"] if x["value"] == 1)
+    k, centre = line["slice"], [round(v) for v in line["centre"][1:]]
+    radius = 2.5 * sk  # reaches two slices on each side
+    rr, cc = np.mgrid[:rows, :cols]
+    expected, beyond = 0, 0
+    for kk in range(max(k - 3, 0), min(k + 3, n - 1) + 1):
+        ov = np.frombuffer(client.get(f"{url}/overlay/{kk}").content, "<u2").reshape(rows, cols)
+        ball = ((kk - k) * sk) ** 2 + ((rr - centre[0]) * sr) ** 2 + ((cc - centre[1]) * sc) ** 2 <= radius**2
+        lesion = (ov != 0) & (ov != LIVER_VALUE)
+        expected += int((ball & lesion).sum())
+        if kk != k:
+            beyond += int((ball & lesion).sum())
+    assert beyond > 0  # the lesion reaches the neighbouring slices: the ball must too
+    body = {"action": "brush", "mode": "erase lesion", "slice": k, "points": [centre], "radius_mm": radius}
+    disc = client.post(f"{url}/edit", json=body, headers=headers).json()
+    assert disc["changed_voxels"] == expected - beyond  # on the slice only (the default shape)
+    client.post(f"{url}/edit", json={"action": "undo"}, headers=headers)
+    sphere = client.post(f"{url}/edit", json={**body, "shape": "sphere"}, headers=headers).json()
+    assert sphere["changed_voxels"] == expected
+    bad = client.post(f"{url}/edit", json={**body, "shape": "cube"}, headers=headers)
+    assert "brush shape 'cube' is not 'disc' (on the slice) or 'sphere' (3D)" in bad.json()["error"]
+    client.post(f"{url}/edit", json={"action": "discard"}, headers=headers)

@@ -55,28 +55,36 @@ class Draft:
         return self.scan.image.geometry.index_to_lps(stored)
 
     def stroke(self, body: dict[str, Any]) -> NDArray[np.bool_]:
-        """A brush stroke on one display slice: discs of ``radius_mm`` along ``points`` (row, column)."""
+        """A brush stroke through points (row, column) of one display slice: discs of ``radius_mm`` on that slice
+        (``shape`` "disc", the default) or balls of ``radius_mm`` reaching the slices around it ("sphere", the 3D
+        brush); a voxel is painted when its centre is within the radius (mm, on the voxel spacing)."""
         k = int(body.get("slice", -1))
         self.scan._k(k)
         radius = float(body.get("radius_mm", 0))
         if not 0 < radius <= MAX_BRUSH_MM:
             raise InputError(f"brush radius {radius} mm must be above 0 and at most {MAX_BRUSH_MM:g} mm.")
+        shape = body.get("shape", "disc")
+        if shape not in ("disc", "sphere"):
+            raise InputError(f"brush shape {shape!r} is not 'disc' (on the slice) or 'sphere' (3D).")
         points = np.asarray(body.get("points") or [], dtype=float).reshape(-1, 2)
         if not len(points):
             raise InputError("the brush stroke has no points.")
-        _, sr, sc = self.scan.grid.spacing_mm
+        sk, sr, sc = self.scan.grid.spacing_mm
         dense = [points[0]]
         for a, b in itertools.pairwise(points):  # no gaps between discs of a fast stroke
             steps = int(np.ceil(np.hypot((b[0] - a[0]) * sr, (b[1] - a[1]) * sc) / (radius / 2))) or 1
             dense += [a + (b - a) * t for t in np.linspace(0, 1, steps + 1)[1:]]
         stored = np.zeros(self.scan.grid.stored_shape, dtype=bool)
         view = self.scan.grid.view(stored)  # writing into the view writes the stored grid
-        _, rows, cols = self.scan.grid.shape
+        n, rows, cols = self.scan.grid.shape
         rr, cc = np.mgrid[:rows, :cols]
-        plane = np.zeros((rows, cols), dtype=bool)
-        for r, c in dense:
-            plane |= ((rr - r) * sr) ** 2 + ((cc - c) * sc) ** 2 <= radius**2
-        view[k] = plane
+        reach = int(np.floor(radius / sk)) if shape == "sphere" else 0
+        for kk in range(max(k - reach, 0), min(k + reach, n - 1) + 1):
+            left = radius**2 - ((kk - k) * sk) ** 2  # the squared radius of the ball's disc on slice kk
+            plane = np.zeros((rows, cols), dtype=bool)
+            for r, c in dense:
+                plane |= ((rr - r) * sr) ** 2 + ((cc - c) * sc) ** 2 <= left
+            view[kk] = plane
         return stored
 
     def apply(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -692,7 +692,7 @@ function setupEditing() {
       const points = stroke;
       stroke = null;
       sendEdit({ action: "brush", mode: $("tool").value, slice: viewer.index(), points,
-        radius_mm: Number($("brush-mm").value) });
+        radius_mm: Number($("brush-mm").value), shape: $("brush-3d").checked ? "sphere" : "disc" });
     }
   });
   $("undo").addEventListener("click", () => sendEdit({ action: "undo" }));
