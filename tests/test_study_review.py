@@ -233,6 +233,10 @@ def test_a_lesion_relinked_as_new_is_pd_at_the_next_run(
     assert f"'{date}:L2' is not --link DATE:LESION=TRACK" in capsys.readouterr().err
     assert main(["study", "review", pid, "--link", f"2020-01-01:{key}=L1", "--reason", "x", "--study", root]) == 2
     assert f"link on 2020-01-01: {pid} has no scan that day" in capsys.readouterr().err
+    assert main(["study", "review", pid, "--link", f"{date}:L99=new", "--reason", "x", "--study", root]) == 2
+    assert (
+        f"link on {date}: the scan has no lesion L99 (its lesions, as the run measured" in capsys.readouterr().err
+    )
     # auto removes the link: the automatic analysis is stored already, nothing to run
     assert main(["study", "review", pid, "--link", f"{date}:{key}=auto", "--reason", "undo", "--study", root]) == 0
     assert plan_run(study)[0] == []

@@ -287,6 +287,12 @@ def _merged_links(
         scan, problem = scan_input(study)
         if scan is None:
             raise InputError(f"link on {date}: the scan cannot be tracked ({problem}).")
+        known = _measured_lesions(session, scan.study_pk, scan.segmentation_pk)
+        if known is not None and key != "none" and key not in known:
+            raise InputError(
+                f"link on {date}: the scan has no lesion {key} (its lesions, as the run measured its current "
+                f"segmentation: {', '.join(known) or 'none'})."
+            )
         entry = out.get(date)
         if entry is None or entry["segmentation"] != scan.seg_hash:
             entry = out[date] = {"segmentation": scan.seg_hash, "links": {}}
@@ -296,6 +302,27 @@ def _merged_links(
             entry["links"][key] = value
     out = {d: v for d, v in sorted(out.items()) if v["links"]}
     return out or None
+
+
+def _measured_lesions(session: Session, study_pk: int, segmentation_pk: int) -> list[str] | None:
+    """The lesion ids a run measured on this segmentation of the scan (None when it was never measured)."""
+    from hepavol.study.models import LesionMeasurement, ScanMeasurement
+
+    measured = session.scalar(
+        select(ScanMeasurement.id)
+        .where(ScanMeasurement.study_id == study_pk, ScanMeasurement.segmentation_id == segmentation_pk)
+        .order_by(ScanMeasurement.id.desc())
+        .limit(1)
+    )
+    if measured is None:
+        return None
+    return list(
+        session.scalars(
+            select(LesionMeasurement.lesion_id)
+            .where(LesionMeasurement.scan_measurement_id == measured)
+            .order_by(LesionMeasurement.id)
+        )
+    )
 
 
 def lesion_links(value: Any, seg_hashes: dict[str, str]) -> tuple[dict[str, dict[str, str]], list[str]]:
