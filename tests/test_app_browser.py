@@ -381,3 +381,40 @@ def test_a_blinded_reader_sets_own_targets_and_the_study_sees_both(
     assert [cells.nth(i).inner_text() for i in (0, 1, 4)] == ["Dr Blind", "L2", ", ".join(study_targets)]
     assert not page.is_visible("#own-targets-box")
     page.close()
+
+
+def test_the_3d_box_makes_the_eraser_a_ball(browser: Any, server: str) -> None:
+    """The "3D" box beside the brush size: the same eraser stroke reaches the neighbouring slices (the exact counts
+    are checked against the overlay in tests/test_app.py); undo and discard leave the scan as it was."""
+    page = browser.new_page(viewport={"width": 1400, "height": 820})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server)
+    page.wait_for_selector("body[data-ready]")
+    rows = page.evaluate("api('/api/worklist').then(w => w.patients)")
+    pseudonym = next(r["pseudonym"] for r in rows if r["analysis"] == "up to date" and not r["signed_off"])
+    page.evaluate(f"location.hash = '#/patient/{pseudonym}'")
+    page.wait_for_selector("body[data-viewing]")
+    meta = page.evaluate("window.hepavol.viewers[0].meta")
+    line = next(x for x in meta["lines"] if x["value"] == 1)
+    page.evaluate(f"setSlice({line['slice']})")
+    page.wait_for_function(f"document.getElementById('view').dataset.slice == {line['slice']}")
+    page.select_option("#tool", "erase lesion")
+    page.fill("#brush-mm", str(round(2.5 * meta["spacing_mm"][0])))
+    centre = line["centre"][1:]
+    changed = []
+    for three_d in (False, True):
+        page.set_checked("#brush-3d", three_d)
+        done = int(page.get_attribute("body", "data-edit-done") or 0)
+        _drag(page, centre, (centre[0], centre[1] + 0.5))
+        page.wait_for_function(f"Number(document.body.dataset.editDone) > {done}")
+        assert page.inner_text("#message") == ""
+        changed.append(page.evaluate("window.hepavol.editing.changed_voxels"))
+        done = int(page.get_attribute("body", "data-edit-done"))
+        page.click("#undo")
+        page.wait_for_function(f"Number(document.body.dataset.editDone) > {done}")
+    assert 0 < changed[0] < changed[1]
+    page.click("#discard")
+    page.select_option("#tool", "navigate")
+    assert errors == []
+    page.close()
