@@ -205,11 +205,11 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
         else:  # the lesions are read from the database while the scan loads
             from concurrent.futures import ThreadPoolExecutor
 
+            pseudonym, study_pk = request.path_params["pseudonym"], int(request.path_params["study_pk"])
             with ThreadPoolExecutor(max_workers=1) as pool:
-                pending = pool.submit(reading.patient_read, state.ws, request.path_params["pseudonym"])
+                pending = pool.submit(reading.scan_lesions, state.ws, pseudonym, study_pk)
                 scan = _scan(request)
-                read = pending.result()
-            lesions = next((s.lesions for s in read.scans if s.study_pk == scan.files.study_pk), [])
+                lesions = pending.result()
         draft = state.drafts.get(_draft_key(request))
         editing = draft.state() if draft is not None else None
         return {**scan.meta(), "lines": scan.lines(lesions), "editing": editing}

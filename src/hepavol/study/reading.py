@@ -37,6 +37,7 @@ __all__ = [
     "patient_read",
     "registration_matrices",
     "scan_files",
+    "scan_lesions",
     "worklist",
 ]
 
@@ -306,6 +307,18 @@ def patient_read(ws: Workspace, pseudonym: str) -> PatientRead:
             or {"non_target": {}, "new_lesions": {}},
             **_links(session, patient),
         )
+
+
+def scan_lesions(ws: Workspace, pseudonym: str, study_pk: int) -> list[LesionRow]:
+    """One scan's lesions as the current analysis measured them (what :func:`patient_read` gives for that scan,
+    without reading the other scans)."""
+    with ws.db.transaction() as session:
+        patient = _patient(session, pseudonym)
+        analysis = _row(session, ws, patient, latest_eligibility(session))[1]
+        if analysis is None:
+            return []
+        tracks = {t.track_id: t for t in session.scalars(select(Track).where(Track.analysis_id == analysis.id))}
+        return _lesions(session, analysis, study_pk, tracks)[1]
 
 
 def _links(session: Session, patient: Patient) -> dict[str, Any]:
