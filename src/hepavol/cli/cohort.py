@@ -44,6 +44,20 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
         default="bonett-wright",
         help="standard error of the Fisher-z CI of Spearman's rho (default bonett-wright)",
     )
+    p.add_argument(
+        "--pool-modalities",
+        action="store_true",
+        help="head to head: also analyse CT and MR pooled (default: CT and MR separately, as the registry)",
+    )
+    p.add_argument(
+        "--repeatability-cv",
+        type=float,
+        default=None,
+        metavar="PCT",
+        help="within-patient coefficient of variation of a volume measurement in %%: gives every patient's "
+        "volume change and TGR a 95 %% interval and repeats the cut-off analyses without the patients whose "
+        "change is below the smallest detectable change",
+    )
     p.add_argument("--no-pdf", action="store_true", help="do not write report.pdf")
     p.add_argument(
         "--pdf-engine",
@@ -61,7 +75,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.bootstrap < 0:
         raise InputError(f"--bootstrap must be 0 or more, but it is {args.bootstrap}")
+    if args.repeatability_cv is not None and not 0 < args.repeatability_cv < 100:
+        raise InputError(
+            f"--repeatability-cv must be a percentage between 0 and 100 (e.g. 5 for 5 %), but it is "
+            f"{args.repeatability_cv:g}"
+        )
     options = AnalysisOptions(
+        pool_modalities=args.pool_modalities,
+        repeatability_cv_percent=args.repeatability_cv,
         tgr_cutoff_percent_per_month=args.tgr_cutoff,
         bootstrap_resamples=args.bootstrap,
         seed=args.seed,

@@ -68,6 +68,10 @@ def run_cohort(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     patients = derive(tab)
+    if options is not None and options.repeatability_cv_percent is not None:
+        from hepavol.cohort.uncertainty import with_repeatability
+
+        patients = with_repeatability(patients, options.repeatability_cv_percent)
     analysis = analyse_cohort(patients, options=options)
     if tab.warnings:  # from reading the table (dates after today): first in results.json, report and console
         analysis = dataclasses.replace(analysis, warnings=(*tab.warnings, *analysis.warnings))

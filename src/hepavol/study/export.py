@@ -11,6 +11,11 @@ The cohort table has exactly the columns of :data:`hepavol.cohort.table.COLUMNS`
 - ``pfs_event``/``pfs_date``: 1 and the date of RECIST 1.1 progression; else 0 and the date of the last adequate
   scan (the last with an overall response other than NE; the baseline if none).
 - ``ki67_percent``, ``cga_ug_l``, ``extra_abdominal``, ``grade``: from the clinical import (empty if unknown).
+- ``baseline_target_volume_ml``/``early_target_volume_ml``: the RECIST 1.1 target lesions' volumes summed
+  (tracked lesions; a target that disappeared counts 0); ``baseline_three_largest_diameter_sum_mm``/
+  ``early_three_largest_diameter_sum_mm``: the longest axial diameters of the three largest liver metastases at
+  baseline (by longest diameter, all of them when fewer) summed, and the same tracked lesions at the early scan
+  (0 for one that disappeared). The optional columns of :data:`hepavol.cohort.table.OPTIONAL_COLUMNS`.
 
 Patients appear under their pseudonym only. Patients that are eligible but not analysed, or whose inputs changed
 since their analysis, are left out and listed in the returned summary (run ``hepavol study run`` first).
@@ -30,7 +35,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hepavol._atomic import AtomicSet, write_bytes_atomic
-from hepavol.cohort.table import COLUMNS
+from hepavol.cohort.table import COLUMNS, OPTIONAL_COLUMNS
 from hepavol.errors import InputError
 from hepavol.study import audit
 from hepavol.study.models import (
@@ -41,6 +46,7 @@ from hepavol.study.models import (
     Patient,
     ScanMeasurement,
     TimepointAssessment,
+    Track,
 )
 from hepavol.study.runner import _job, current_inputs, latest_eligibility, stored_analysis
 from hepavol.study.workspace import Workspace
@@ -133,6 +139,38 @@ def _current_analyses(ws: Workspace, session: Session) -> tuple[Analysed, list[t
     return rows, left_out
 
 
+#: The cohort table's columns as ``hepavol study export`` writes them: the required ones, then the optional ones.
+COHORT_COLUMNS: tuple[str, ...] = COLUMNS + OPTIONAL_COLUMNS
+
+
+def lesion_sums(session: Session, analysis: Analysis, baseline: Any, early: Any) -> dict[str, float | None]:
+    """The optional cohort columns of one analysis: target-lesion volume and the three largest metastases'
+    diameter sum, at ``baseline`` and ``early`` (dates; ``early`` may be None).
+
+    A tracked lesion with no point on a date after its first has disappeared there (the follow-up pipeline keeps
+    no point for a lesion without voxels) and counts 0, as RECIST 1.1 counts a disappeared target 0 mm.
+    """
+    tracks = session.scalars(select(Track).where(Track.analysis_id == analysis.id).order_by(Track.id)).all()
+    at_base = [(t, {p.study_date: p for p in t.points}) for t in tracks]
+    at_base = [(t, pts) for t, pts in at_base if baseline in pts]
+    out: dict[str, float | None] = dict.fromkeys(OPTIONAL_COLUMNS)
+    targets = [(t, pts) for t, pts in at_base if t.target]
+    if targets:
+        out["baseline_target_volume_ml"] = sum(pts[baseline].volume_ml for _t, pts in targets)
+        if early is not None:
+            out["early_target_volume_ml"] = sum(
+                pts[early].volume_ml if early in pts else 0.0 for _t, pts in targets
+            )
+    if at_base:
+        largest = sorted(at_base, key=lambda item: (-item[1][baseline].long_axis_mm, item[0].track_id))[:3]
+        out["baseline_three_largest_diameter_sum_mm"] = sum(pts[baseline].long_axis_mm for _t, pts in largest)
+        if early is not None:
+            out["early_three_largest_diameter_sum_mm"] = sum(
+                pts[early].long_axis_mm if early in pts else 0.0 for _t, pts in largest
+            )
+    return out
+
+
 def _bool01(value: bool | None) -> int | None:
     return None if value is None else int(value)
 
@@ -185,6 +223,7 @@ def _cohort_rows(session: Session, analysed: Analysed, left_out: list[tuple[str,
                 "cga_ug_l": clinical.cga_ug_l if clinical else None,
                 "extra_abdominal": _bool01(clinical.extra_abdominal) if clinical else None,
                 "grade": clinical.grade if clinical else None,
+                **lesion_sums(session, analysis, base.study_date, None if early is None else early.study_date),
             }
         )
     return out
@@ -308,7 +347,7 @@ def export_tables(
         rows = _cohort_rows(session, analysed, summary.left_out)
         summary.patients = len(rows)
         tables = [
-            (rows, COLUMNS, path),
+            (rows, COHORT_COLUMNS, path),
             (
                 lesion_rows(session, analysed),
                 LESION_COLUMNS,
