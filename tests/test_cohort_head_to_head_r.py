@@ -150,3 +150,44 @@ def test_every_head_to_head_figure_matches_r(run: tuple[dict, dict[str, float | 
         elif ours is None or ours != pytest.approx(r_value, rel=1e-6, abs=1e-9):
             mismatches.append(f"{key}: hepavol {ours!r} vs R {r_value!r}")
     assert not mismatches, "\n".join(mismatches)
+
+
+PROC_SCRIPT = r"""
+suppressMessages(library(pROC))
+d <- read.csv(commandArgs(trailingOnly = TRUE)[1])
+r <- roc(d$case, d$score, levels = c(0, 1), direction = "<", quiet = TRUE)
+ci <- ci.auc(r, method = "delong")
+cat("auc", sprintf("%.12g", as.numeric(r$auc)), "\n")
+cat("ci_low", sprintf("%.12g", ci[1]), "\n"); cat("ci_high", sprintf("%.12g", ci[3]), "\n")
+cat("se", sprintf("%.12g", sqrt(var(r, method = "delong"))), "\n")
+b <- coords(r, "best", best.method = "youden", ret = c("threshold", "sensitivity", "specificity"))
+cat("threshold", sprintf("%.12g", b$threshold[1]), "\n")
+cat("sensitivity", sprintf("%.12g", b$sensitivity[1]), "\n")
+cat("specificity", sprintf("%.12g", b$specificity[1]), "\n")
+"""
+
+
+def test_greponet_roc_delong_and_youden_match_proc(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """hepavol's DeLong AUC, SE and CI and the Youden cut-off against R pROC 1.18 (Debian r-cran-proc), run live,
+    on the 3 ± 1-month diameter TGR of a simulated cohort (with ties between cases and controls)."""
+    import numpy as np
+
+    from hepavol.cohort.greponet import delong_auc, youden_cutoff
+
+    rng = np.random.default_rng(5)
+    case = rng.random(90) < 0.4
+    score = np.round(rng.normal(0.0, 2.0, 90) + 1.5 * case, 1)  # rounded: ties occur
+    path = tmp_path / "roc.csv"
+    path.write_text("score,case\n" + "".join(f"{float(s)!r},{int(c)}\n" for s, c in zip(score, case)))
+    script = tmp_path / "roc.R"
+    script.write_text(PROC_SCRIPT)
+    proc = subprocess.run(
+        [_rscript(), "--vanilla", str(script), str(path)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr + "\n(install the Debian package r-cran-proc)"
+    r = {k: float(v) for k, v in (line.split() for line in proc.stdout.splitlines())}
+    ours = delong_auc(score, case)
+    assert ours.auc == pytest.approx(r["auc"], rel=1e-9)
+    assert ours.se == pytest.approx(r["se"], rel=1e-9)
+    assert ours.ci95 == pytest.approx((r["ci_low"], r["ci_high"]), rel=1e-9)
+    assert youden_cutoff(score, case) == pytest.approx((r["threshold"], r["sensitivity"], r["specificity"]))

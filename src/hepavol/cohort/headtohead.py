@@ -453,7 +453,21 @@ def head_to_head(
     pops = [population_head_to_head([p for p in patients if p.modality == m], m, **kw) for m in ("CT", "MR")]
     if pool_modalities:
         pops.append(population_head_to_head(list(patients), "pooled", **kw))
-    extra: dict[str, Any] = {}
+    from hepavol.cohort.greponet import greponet_population
+
+    extra: dict[str, Any] = {
+        "greponet": {
+            "predictor": "tgr_recist_percent_per_month",
+            "populations": {
+                pop.population: greponet_population(
+                    [p for p in patients if pop.population == "pooled" or p.modality == pop.population],
+                    resamples=resamples,
+                    seed=seed,
+                )
+                for pop in pops
+            },
+        }
+    }
     if repeatability_cv_percent is not None:
         from hepavol.cohort.uncertainty import with_repeatability
 
