@@ -526,6 +526,8 @@ def figure_h2h_forest(analysis: CohortAnalysis, outdir: Path) -> Figure:
             ax.plot(cox.ci95, [y, y], color="#333333", lw=1.4)
             ax.plot(cox.hr, y, "s", color=colour, ms=6)
             txt = f"{cox.hr:.2f} ({cox.ci95[0]:.2f}–{cox.ci95[1]:.2f})  n={c.n_high}/{c.n_low}"
+        elif c.n and (c.n_high == 0 or c.n_low == 0):
+            txt = f"not estimable: all {c.n} on one side of the cut-off"
         else:
             txt = "not estimable"
         ax.text(1.02, y, txt, transform=ax.get_yaxis_transform(), va="center", fontsize=8)
