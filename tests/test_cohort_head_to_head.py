@@ -213,3 +213,40 @@ def test_greponet_section_is_in_results_json(tmp_path: Path) -> None:
     assert g["roc"]["ci95"][0] < g["roc"]["auc"] < g["roc"]["ci95"][1]
     assert g["youden"]["ci95"][0] <= g["youden"]["cutoff"] <= g["youden"]["ci95"][1]
     assert g["published_cutoff"]["cutoff"] == 0.8
+
+
+def test_greponet_on_a_table_worked_by_hand(tmp_path: Path) -> None:
+    """Six CT patients, baseline 2020-01-01. In the 3 ± 1-month window (early scan day 91): P1 (SLD 50 → 55, PD on
+    day 200), P2 (50 → 52, PD day 300), P3 (censored day 200: 12-month status unknown, left out), P4 (50 → 53,
+    PD day 500: no progression within 12 months), P5 (50 → 48, censored day 800). P6's early scan is on day 150
+    (outside). Cases {P1, P2}, controls {P4, P5}; TGR order P5 < P2 < P4 < P1, so 3 of the 4 case-control pairs
+    are concordant: AUC 0.75. DeLong: per-case components (1, ½), per-control (½, 1), each variance 1/8, SE
+    √(1/8·½ + 1/8·½) = 0.3535534. Youden: J = ½ halfway between P5 and P2 (sens 1, spec ½) and between P4 and P1
+    (sens ½, spec 1); the lower threshold is reported. All computed by hand."""
+    import datetime as dt
+
+    from hepavol.cohort.greponet import greponet_population
+    from hepavol.response.growth import tgr_recist
+
+    base = dt.date(2020, 1, 1)
+
+    def day(n: int) -> str:
+        return (base + dt.timedelta(days=n)).isoformat()
+
+    spec = [("P1", 91, 55, 1, 200), ("P2", 91, 52, 1, 300), ("P3", 91, 51, 0, 200), ("P4", 91, 53, 1, 500),
+            ("P5", 91, 48, 0, 800), ("P6", 150, 60, 1, 300)]  # fmt: skip
+    rows = [
+        f"{pid},CT,{day(0)},{day(early)},100,100,50,{sld},3,1500,{event},{day(pfs)},2,100,0,G1"
+        for pid, early, sld, event, pfs in spec
+    ]
+    patients = derive(read_cohort_table(_write(tmp_path, [HEADER, *rows])))
+    g = greponet_population(patients, resamples=200, seed=3)
+    assert (g["with_scan_in_window"], g["censored_before_12_months"], g["n"], g["progressed"]) == (5, 1, 4, 2)
+    assert g["roc"]["auc"] == pytest.approx(0.75)
+    assert g["roc"]["se"] == pytest.approx(0.3535534, abs=1e-7)
+    t2, t5 = tgr_recist(50, 52, 91).percent_per_month, tgr_recist(50, 48, 91).percent_per_month
+    assert g["youden"]["cutoff"] == pytest.approx((t2 + t5) / 2)
+    assert (g["youden"]["sensitivity"], g["youden"]["specificity"]) == (1.0, 0.5)
+    # the published 0.8 %/month: P1, P4 and P2 (TGR ≈ 4, 6 and 10 %/month) are above it, P5 below
+    assert g["published_cutoff"]["sensitivity"] == 1.0
+    assert g["published_cutoff"]["specificity"] == 0.5

@@ -15,7 +15,10 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
             "Analyse a cohort table (one row per patient, the columns of 'hepavol study export': patient_id, "
             "modality, baseline_date, early_date, baseline_volume_ml, early_volume_ml, baseline_sld_mm, "
             "early_sld_mm, lesion_count, liver_volume_ml, pfs_event, pfs_date, ki67_percent, cga_ug_l, "
-            "extra_abdominal, grade). Writes DIR/results.json, DIR/derived.csv, DIR/figures/*.png|svg, "
+            "extra_abdominal, grade; optionally baseline_target_volume_ml, early_target_volume_ml, "
+            "baseline_three_largest_diameter_sum_mm, early_three_largest_diameter_sum_mm). Every early criterion "
+            "is compared head to head on CT and MR separately (results.json 'head_to_head'). "
+            "Writes DIR/results.json, DIR/derived.csv, DIR/figures/*.png|svg, "
             "DIR/report.html and DIR/report.pdf. Dates ISO YYYY-MM-DD; volumes mL; diameters mm."
         ),
     )
