@@ -377,7 +377,7 @@ def _h2h_section(a: CohortAnalysis, figs: dict[str, Figure]) -> str:
         for c in pop.criteria:
             per = c.cox.hr_per(c.hr_units) if c.cox is not None else None
             hr = (
-                f"{per[0]:.2f} ({per[1][0]:.2f}–{per[1][1]:.2f}) per {c.hr_units:g} {c.unit.removeprefix('per ')}"
+                f"{per[0]:.2f} ({per[1][0]:.2f}–{per[1][1]:.2f}) per {c.hr_units:g} {_unit_name(c.unit)}"
                 if per
                 else "–"
             )
@@ -428,6 +428,11 @@ def _h2h_section(a: CohortAnalysis, figs: dict[str, Figure]) -> str:
     if gp:
         out.append(_greponet_html(gp))
     return "\n".join(out)
+
+
+def _unit_name(unit: str) -> str:
+    """'per 1 pp' → 'pp', 'per class' → 'class' (the report prints 'per 10 pp')."""
+    return unit.removeprefix("per 1 ").removeprefix("per ")
 
 
 def _greponet_html(gp: dict[str, Any]) -> str:
