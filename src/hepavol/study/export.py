@@ -144,30 +144,70 @@ COHORT_COLUMNS: tuple[str, ...] = COLUMNS + OPTIONAL_COLUMNS
 
 
 def lesion_sums(session: Session, analysis: Analysis, baseline: Any, early: Any) -> dict[str, float | None]:
-    """The optional cohort columns of one analysis: target-lesion volume and the three largest metastases'
-    diameter sum, at ``baseline`` and ``early`` (dates; ``early`` may be None).
-
-    A tracked lesion with no point on a date after its first has disappeared there (the follow-up pipeline keeps
-    no point for a lesion without voxels) and counts 0, as RECIST 1.1 counts a disappeared target 0 mm.
-    """
+    """The optional cohort columns of one analysis (:func:`lesion_sums_from_tracks` on its stored tracks)."""
     tracks = session.scalars(select(Track).where(Track.analysis_id == analysis.id).order_by(Track.id)).all()
-    at_base = [(t, {p.study_date: p for p in t.points}) for t in tracks]
-    at_base = [(t, pts) for t, pts in at_base if baseline in pts]
+    return lesion_sums_from_tracks(
+        [(t.track_id, t.target, {p.study_date: p for p in t.points}) for t in tracks], baseline, early
+    )
+
+
+def lesion_sums_from_tracks(
+    tracks: Sequence[tuple[str, bool, dict[Any, Any]]], baseline: Any, early: Any
+) -> dict[str, float | None]:
+    """Target-lesion volume and the three largest metastases' diameter sum at ``baseline`` and ``early``.
+
+    ``tracks``: (track id, is target, {date: point}) with points that have ``volume_ml``, ``long_axis_mm``,
+    ``fragments`` and ``merged_into`` (:class:`hepavol.study.models.TrackPoint`). As RECIST 1.1 counts lesions:
+    a tracked lesion with no point on a date has disappeared (0); one merged into a lesion outside the group counts
+    that lesion's value (once per receiving lesion); one merged into a lesion of the group counts 0 (the receiving
+    lesion carries the merged size).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as P
+    >>> b, e = "b", "e"
+    >>> t1 = ("L1", True, {b: P(volume_ml=4.0, long_axis_mm=30.0, fragments=["1"], merged_into=None),
+    ...                    e: P(volume_ml=0.0, long_axis_mm=0.0, fragments=[], merged_into="L3")})
+    >>> t2 = ("L2", True, {b: P(volume_ml=2.0, long_axis_mm=20.0, fragments=["2"], merged_into=None)})
+    >>> t3 = ("L3", False, {b: P(volume_ml=1.0, long_axis_mm=10.0, fragments=["3"], merged_into=None),
+    ...                     e: P(volume_ml=6.0, long_axis_mm=35.0, fragments=["3"], merged_into=None)})
+    >>> r = lesion_sums_from_tracks([t1, t2, t3], b, e)
+    >>> r["baseline_target_volume_ml"], r["early_target_volume_ml"]  # L1 merged into non-target L3; L2 gone
+    (6.0, 6.0)
+    >>> r["baseline_three_largest_diameter_sum_mm"], r["early_three_largest_diameter_sum_mm"]  # L3 once
+    (60.0, 35.0)
+    """
+    at_base = [(tid, target, pts) for tid, target, pts in tracks if baseline in pts]
+    by_id = {tid: pts for tid, _target, pts in tracks}
+
+    def total(group: Sequence[tuple[str, bool, dict[Any, Any]]], date: Any, attr: str) -> float:
+        ids = {tid for tid, _t, _p in group}
+        counted: set[str] = set()
+        value = 0.0
+        for _tid, _target, pts in group:
+            point = pts.get(date)
+            if point is None:
+                continue
+            if point.fragments:
+                value += float(getattr(point, attr))
+                continue
+            into = point.merged_into
+            if into is not None and into not in ids and into not in counted and date in by_id.get(into, {}):
+                counted.add(into)
+                value += float(getattr(by_id[into][date], attr))
+        return value
+
     out: dict[str, float | None] = dict.fromkeys(OPTIONAL_COLUMNS)
-    targets = [(t, pts) for t, pts in at_base if t.target]
+    targets = [item for item in at_base if item[1]]
     if targets:
-        out["baseline_target_volume_ml"] = sum(pts[baseline].volume_ml for _t, pts in targets)
+        out["baseline_target_volume_ml"] = total(targets, baseline, "volume_ml")
         if early is not None:
-            out["early_target_volume_ml"] = sum(
-                pts[early].volume_ml if early in pts else 0.0 for _t, pts in targets
-            )
+            out["early_target_volume_ml"] = total(targets, early, "volume_ml")
     if at_base:
-        largest = sorted(at_base, key=lambda item: (-item[1][baseline].long_axis_mm, item[0].track_id))[:3]
-        out["baseline_three_largest_diameter_sum_mm"] = sum(pts[baseline].long_axis_mm for _t, pts in largest)
+        largest = sorted(at_base, key=lambda item: (-item[2][baseline].long_axis_mm, item[0]))[:3]
+        out["baseline_three_largest_diameter_sum_mm"] = total(largest, baseline, "long_axis_mm")
         if early is not None:
-            out["early_three_largest_diameter_sum_mm"] = sum(
-                pts[early].long_axis_mm if early in pts else 0.0 for _t, pts in largest
-            )
+            out["early_three_largest_diameter_sum_mm"] = total(largest, early, "long_axis_mm")
     return out
 
 
