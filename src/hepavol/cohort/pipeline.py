@@ -156,6 +156,11 @@ def headline(run: CohortRun) -> list[str]:
                 f"head to head {pop.population} ({pop.landmark_n} patients): highest C {best.label} "
                 f"{best.cindex.c:.3f}{vs}"  # type: ignore[union-attr]
             )
+            partial = [c.criterion for c in pop.criteria if c.note and "not estimable" in c.note]
+            if partial:
+                lines.append(
+                    f"head to head {pop.population}: not estimable in part (note in results.json): {', '.join(partial)}"
+                )
     missing = not_estimable(a)
     if missing:
         lines.append(f"not estimable (null in results.json, reason in the warnings): {', '.join(missing)}")
