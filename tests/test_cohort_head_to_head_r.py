@@ -11,6 +11,7 @@ C), ``survfit`` 1 − S(12 months) with its default log CI on each side, and the
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import subprocess
@@ -60,6 +61,29 @@ auc_uno <- function(time, status, score, t) {
   }
   num / (sum(w) * sum(ctrl))
 }
+# --repeatability-cv 10: RC = 1.96·sqrt(2)·sqrt(log(1 + CV^2)) on the log scale (Bland & Altman 1986).
+rc <- qnorm(0.975) * sqrt(2) * sqrt(log1p(0.1^2))
+lr <- log1p(d$volume_change_percent / 100)
+months <- d$interval_days / (365.25 / 12)
+for (i in seq_len(nrow(d))) {
+  key <- paste0("patient.", d$line[i])
+  out(paste0(key, ".volume_change_ci95_low_percent"), 100 * expm1(lr[i] - rc))
+  out(paste0(key, ".volume_change_ci95_high_percent"), 100 * expm1(lr[i] + rc))
+  out(paste0(key, ".tgr_volume_ci95_low_percent_per_month"), 100 * expm1((lr[i] - rc) / months[i]))
+  out(paste0(key, ".tgr_volume_ci95_high_percent_per_month"), 100 * expm1((lr[i] + rc) / months[i]))
+}
+for (pop in c("CT", "MR", "pooled")) {
+  p <- if (pop == "pooled") d else d[d$modality == pop, ]
+  below <- abs(log1p(p$volume_change_percent / 100)) < rc
+  out(paste0("sdc.", pop, ".volume_change_below_sdc"), sum(below))
+  x <- p[!below, ]
+  for (crit in c("total_volume_change_percent", "tgr_volume_percent_per_month")) {
+    x$high <- as.integer(high[[crit]](x[[crit]]))
+    key <- paste0("sdc.", pop, ".", crit)
+    out(paste0(key, ".n"), nrow(x))
+    if (sum(x$high) > 0 && sum(x$high) < nrow(x)) fit(Surv(landmark_days, pfs_event) ~ high, x, paste0(key, ".cox_cutoff"))
+  }
+}
 for (pop in c("CT", "MR", "pooled")) {
   p <- if (pop == "pooled") d else d[d$modality == pop, ]
   for (crit in names(high)) {
@@ -101,9 +125,12 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict[str, float
     tmp = tmp_path_factory.mktemp("h2h_r")
     table = tmp / "cohort.csv"
     write_cohort_table(simulate_table(160, seed=7, true_hr_per_10pct=1.3, sd_log_ratio=0.4), table)
-    argv = ["cohort", str(table), "--out", str(tmp / "out"), "--bootstrap", "20", "--no-pdf", "--pool-modalities"]
+    argv = ["cohort", str(table), "--out", str(tmp / "out"), "--bootstrap", "20", "--no-pdf", "--pool-modalities",
+            "--repeatability-cv", "10"]  # fmt: skip
     assert main(argv) == 0
     results = json.loads((tmp / "out" / "results.json").read_text())
+    with open(tmp / "out" / "derived.csv", newline="") as fh:
+        results["derived"] = {row["line"]: row for row in csv.DictReader(fh)}
     script = tmp / "check.R"
     script.write_text(R_SCRIPT)
     proc = subprocess.run(
@@ -121,6 +148,21 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict[str, float
     return results, r_values
 
 
+def _get_other(results: dict, dotted: str) -> float | None:
+    """``patient.LINE.column`` from derived.csv; ``sdc.POP.…`` from head_to_head.repeatability."""
+    kind, pop, *path = dotted.split(".")
+    if kind == "patient":
+        cell = results["derived"][pop][path[0]]
+        return None if cell == "" else float(cell)
+    entry = results["head_to_head"]["repeatability"]["populations"][pop]
+    if len(path) == 1:
+        return float(entry[path[0]])
+    node = entry["without_below_sdc"][path[0]]
+    for part in path[1:]:
+        node = node[part]
+    return node  # type: ignore[return-value]
+
+
 def _get(h2h: dict, dotted: str) -> float | None:
     pop, crit, *path = dotted.split(".")
     node = h2h["populations"][pop]["criteria"][crit]
@@ -135,15 +177,21 @@ def _get(h2h: dict, dotted: str) -> float | None:
 
 def test_every_head_to_head_figure_matches_r(run: tuple[dict, dict[str, float | None]]) -> None:
     """R coxph, concordance, survfit and the hand-written IPCW AUC agree with results.json to 1e-6; the Cox fits
-    R warns about (monotone likelihood) are null in hepavol."""
+    R warns about (monotone likelihood) are null in hepavol. With --repeatability-cv 10, each landmark patient's
+    95 % intervals (derived.csv), the count below the smallest detectable change and the cut-off Cox models
+    without those patients agree too."""
     results, r_values = run
     h2h = results["head_to_head"]
     assert set(h2h["populations"]) == {"CT", "MR", "pooled"}
     assert len(r_values) > 250
     assert any(v is None for v in r_values.values())  # the test data include a monotone likelihood
+    assert (
+        sum(k.startswith("sdc.") and k.endswith(".cox_cutoff.coef") for k in r_values) == 3
+    )  # TGR_V; -65 % nobody meets
+    assert sum(k.startswith("patient.") for k in r_values) == 4 * results["landmark_n"]
     mismatches = []
     for key, r_value in r_values.items():
-        ours = _get(h2h, key)
+        ours = _get_other(results, key) if key.startswith(("patient.", "sdc.")) else _get(h2h, key)
         if r_value is None:
             if ours is not None:
                 mismatches.append(f"{key}: hepavol {ours!r}, R warns (infinite coefficient)")
