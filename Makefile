@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages used by the tests (reference tools, validators, servers). Installed with apt-get as root.
-APT_PACKAGES ?= r-base-core r-cran-survival r-cran-psych r-cran-vcd chromium dicom3tools dcmtk pixelmed-apps orthanc orthanc-dicomweb postgresql
+APT_PACKAGES ?= openjdk-17-jdk-headless r-base-core r-cran-survival r-cran-proc r-cran-psych r-cran-vcd chromium dicom3tools dcmtk pixelmed-apps orthanc orthanc-dicomweb postgresql
 PYTEST_ARGS ?=
 # OHIF Viewer releases for tests/test_ohif_viewer.py (npm @ohif/app: the current one and the previous minor's
 # latest), unpacked into a cache outside git (scripts/fetch-ohif.sh; skipped with a warning when npm is missing).

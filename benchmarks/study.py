@@ -11,11 +11,14 @@ A simulated DICOM cohort (CT, seed 7; ``--size full`` for clinical 512×512×120
 Printed as a markdown table: wall seconds, seconds per scan, CPU seconds per scan (in one process; a single
 follow-up before issue 20 kept about 1.6 cores busy in ITK's multi-threaded registration) and ratios to the plain
 loop. The pool gives each worker ``cores / workers`` threads. Run on a quiet machine: ``.venv/bin/python benchmarks/study.py [--size full]``.
+The 80-patient clinical cohort of issue 20 takes about 50 min to simulate on this machine: ``--cohort DIR``
+simulates it into DIR once and reuses it on later runs (``--patients 80 --size full --cohort DIR``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import shutil
 import tempfile
@@ -49,20 +52,38 @@ def prepared(cohort: Path, folder: Path) -> Path:
     return folder
 
 
+def simulated(folder: Path, n_patients: int, size: str) -> list[tuple[str, Path]]:
+    """(patient id, manifest) of the simulated CT cohort in ``folder``, simulated first unless already there
+    (a finished cohort has its truth.json; it must have been made with the same patients and size)."""
+    truth = folder / "truth.json"
+    if not truth.exists():
+        t0 = time.perf_counter()
+        simulate_cohort(n_patients, folder, seed=7, modality="ct", size=size, fmt="dicom")
+        print(f"simulated {n_patients} patients ({size}) in {time.perf_counter() - t0:.0f} s")
+    record = json.loads(truth.read_text())
+    made = record["generator"]
+    if (made.get("patients"), made.get("size")) != (n_patients, size):
+        raise SystemExit(
+            f"{folder} holds a cohort of {made.get('patients')} patients ({made.get('size')}), "
+            f"not {n_patients} ({size}): give another --cohort folder"
+        )
+    return [(p["patient_id"], folder / p["manifest"]) for p in record["patients"]]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--patients", type=int, default=6, help="patients (6)")
     parser.add_argument("--size", choices=["small", "full"], default="small")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to time (1 2)")
+    parser.add_argument(
+        "--cohort", type=Path, help="keep the simulated cohort in this folder and reuse it when already there"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        t0 = time.perf_counter()
-        cohort = simulate_cohort(
-            args.patients, root / "cohort", seed=7, modality="ct", size=args.size, fmt="dicom"
-        )
-        print(f"simulated {args.patients} patients ({args.size}) in {time.perf_counter() - t0:.0f} s")
-        study = prepared(root / "cohort", root / "study0")
+        folder = args.cohort or root / "cohort"
+        patients = simulated(folder, args.patients, args.size)
+        study = prepared(folder, root / "study0")
         from hepavol.study.runner import plan_run
         from hepavol.study.workspace import find_workspace
 
@@ -70,15 +91,14 @@ def main() -> None:
         jobs, _ = plan_run(ws)
         ws.close()
         n_scans = sum(len(j.scans) for j in jobs)
-        manifests = [Path(p.manifest) for p in cohort.patients]
         eligible = {j.pseudonym for j in jobs}
         print(f"{len(jobs)} eligible patients, {n_scans} scans")
 
         rows = []
         t0, c0 = time.perf_counter(), _cpu()
         pseudonymiser = find_workspace(study).pseudonymiser()
-        for manifest, p in zip(manifests, cohort.patients):
-            if pseudonymiser.pseudonym(p.patient.patient_id) in eligible:
+        for patient_id, manifest in patients:
+            if pseudonymiser.pseudonym(patient_id) in eligible:
                 run_followup(manifest)
         loop = time.perf_counter() - t0
         rows.append(("plain loop of run_followup (1 process, nothing stored)", loop, _cpu() - c0))

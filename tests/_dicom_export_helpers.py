@@ -12,14 +12,6 @@ import numpy as np
 from hepavol.geometry import Geometry
 from hepavol.volume import Volume
 
-#: PixelMed's SR validator on Java 17 needs the XPath limits lifted (see shared NOTES.md).
-PIXELMED_JAR = Path("/usr/share/java/pixelmed.jar")
-_JAVA_FLAGS = [
-    "-Djdk.xml.xpathExprOpLimit=0",
-    "-Djdk.xml.xpathTotalOpLimit=0",
-    "-Djdk.xml.xpathExprGrpLimit=0",
-]
-
 
 def case_volumes(direction: Any) -> tuple[Volume, Volume]:
     """A 12×40×48 CT (HU) and its label map: liver (1) box, lesion A 5×12×14 voxels (840), lesion B 2×5×4 (40).
@@ -51,15 +43,6 @@ def dciodvfy_errors(path: Path) -> list[str]:
     exe = require("dciodvfy")
     out = subprocess.run([exe, str(path)], capture_output=True, text=True, timeout=60)
     return [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")]
-
-
-def pixelmed_report(path: Path) -> str:
-    """Output of PixelMed's DicomSRValidator (Debian pixelmed-apps) for an SR file."""
-    java = require("java")
-    assert PIXELMED_JAR.exists(), "pixelmed.jar missing: apt-get install pixelmed-apps (in APT_PACKAGES)"
-    cmd = [java, *_JAVA_FLAGS, "-cp", str(PIXELMED_JAR), "com.pixelmed.validate.DicomSRValidator", str(path)]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    return out.stdout + out.stderr
 
 
 def template_of(group: Any) -> str:

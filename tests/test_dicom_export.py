@@ -18,12 +18,12 @@ from scipy import ndimage
 from tests._dicom_export_helpers import (
     case_volumes,
     dciodvfy_errors,
-    pixelmed_report,
     report_containers,
     template_of,
     time_point_content,
 )
 from tests._io_helpers import ORIENTATIONS
+from tests._pixelmed import pixelmed_report
 from tests.validators import check_seg
 
 from hepavol.cli import main

@@ -24,8 +24,9 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
-from tests._dicom_export_helpers import dciodvfy_errors, pixelmed_report, template_of, time_point_content
+from tests._dicom_export_helpers import dciodvfy_errors, template_of, time_point_content
 from tests._followup_helpers import DATES, LESIONS, POSES, PhantomLesion, Pose, render
+from tests._pixelmed import pixelmed_report
 from tests.validators import check_seg, check_sr
 
 from hepavol.cli import main

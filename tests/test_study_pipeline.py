@@ -105,13 +105,19 @@ def _check_against_truth(study: Path, cohort: Path, tables: dict, db: str | None
     names = _pseudonyms(study, db)
     rows = {r["patient_id"]: r for r in tables["cohort"]}
     ws = find_workspace(study, db_url=db)
-    from hepavol.study.models import Patient
+    from sqlalchemy import select
+
+    from hepavol.study.models import Analysis, Patient
     from hepavol.study.runner import latest_eligibility
 
     with ws.db.transaction() as session:
         decisions = {
             session.get(Patient, pk).pseudonym: d
             for pk, d in latest_eligibility(session).items()  # type: ignore[union-attr]
+        }
+        targets = {
+            session.get(Patient, a.patient_id).pseudonym: list(a.targets)  # type: ignore[union-attr]
+            for a in session.scalars(select(Analysis).order_by(Analysis.id))
         }
     ws.close()
     for sim_id, t in truth.items():
@@ -140,9 +146,37 @@ def _check_against_truth(study: Path, cohort: Path, tables: dict, db: str | None
         expected_date = t["progression_date"] or t["scans"][-1]["date"]
         assert row["pfs_date"] == expected_date, sim_id
         assert float(row["ki67_percent"]) == pytest.approx(t["ki67_percent"])
+        # issue 22: the RECIST targets' mask volumes summed, and the three largest lesions' long axes summed
+        # (the same lesions at the early scan, 0 when one has disappeared), from the simulator's truth masks
+        _check_lesion_sums(row, t, base, targets[pid], tables["cohort_lesions"])
     # nothing identifying leaves the workspace: no original id in any exported table
     text = json.dumps(tables)
     assert "SIM-" not in text
+
+
+def _check_lesion_sums(row: dict[str, str], t: dict, base: dict, targets: list[str], lesions: list[dict]) -> None:
+    """The optional cohort columns equal the exported lesion table's values (targets from the analysis) and, at
+    baseline, the truth masks' target volumes."""
+    at = {(r["date"], r["lesion_id"]): r for r in lesions if r["patient_id"] == row["patient_id"]}
+    b0, e0 = row["baseline_date"], row["early_date"]
+    assert float(row["baseline_target_volume_ml"]) == pytest.approx(
+        sum(float(at[b0, i]["volume_ml"]) for i in targets), rel=1e-9
+    )
+    assert float(row["early_target_volume_ml"]) == pytest.approx(
+        sum(float(at[e0, i]["volume_ml"]) if (e0, i) in at else 0.0 for i in targets), rel=1e-9
+    )
+    truth = {les["lesion_id"]: les for les in base["lesions"]}
+    assert float(row["baseline_target_volume_ml"]) == pytest.approx(
+        sum(truth[i]["mask_volume_ml"] for i in t["target_lesion_ids"]), rel=1e-6
+    )
+    baseline_ids = [lid for (d, lid) in at if d == b0]
+    largest = sorted(baseline_ids, key=lambda i: (-float(at[b0, i]["long_axis_mm"]), i))[:3]
+    assert float(row["baseline_three_largest_diameter_sum_mm"]) == pytest.approx(
+        sum(float(at[b0, i]["long_axis_mm"]) for i in largest), rel=1e-9
+    )
+    assert float(row["early_three_largest_diameter_sum_mm"]) == pytest.approx(
+        sum(float(at[e0, i]["long_axis_mm"]) if (e0, i) in at else 0.0 for i in largest), rel=1e-9
+    )
 
 
 def test_end_to_end_matches_truth(tmp_path: Path, cohort: Path) -> None:

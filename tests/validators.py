@@ -6,12 +6,12 @@
   referenced segments, SEG UID and volumes that highdicom reads (and that hepavol reported, when given).
 - highdicom's readers: ``hd.seg.segread`` and ``hd.sr.srread`` with the MeasurementReport accessors.
 - dciodvfy (Debian dicom3tools): no ``Error`` line.
-- PixelMed's DicomSRValidator (Debian pixelmed-apps): no error of a group against its own template (about 20 s
-  per file, so it runs where a test asks for it: :func:`pixelmed_errors`).
+- PixelMed's DicomSRValidator (Debian pixelmed-apps) on every SR: no error of a group against its own template
+  (:func:`pixelmed_errors`; one JVM per test process, tests/_pixelmed.py, about 6 s per file).
 
 ``conftest.py`` calls :func:`validate_written` after every test on each SEG/SR written by hepavol into the
-test's ``tmp_path`` (a file checked once is not checked again); tests with expected values call
-:func:`check_seg` / :func:`check_sr` themselves.
+test's ``tmp_path``, and after every test module on the folders it made with ``tmp_path_factory`` (a file checked
+once is not checked again); tests with expected values call :func:`check_seg` / :func:`check_sr` themselves.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tests._dicom_export_helpers import dciodvfy_errors, pixelmed_report, require, template_of
+from tests._dicom_export_helpers import dciodvfy_errors, require, template_of
+from tests._pixelmed import pixelmed_report
 
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 SR_SOP_CLASSES = {
@@ -172,7 +173,7 @@ def _items(group: Mapping[str, Any]) -> dict[str, float]:
 def check_sr(
     path: Path, *, lesions: Iterable[Mapping[str, Any]] | None = None, seg_uid: str | None = None
 ) -> None:
-    """All validators but PixelMed on one SR; ``lesions`` are what hepavol reported (``SrExport.lesions``)."""
+    """Every validator on one SR; ``lesions`` are what hepavol reported (``SrExport.lesions``)."""
     import highdicom as hd
     import pydicom
     from pydicom.sr.codedict import codes
@@ -219,6 +220,8 @@ def check_sr(
             got = _items(g)
             assert np.isclose(got["Long Axis"], p["long_axis_mm"], rtol=1e-6)
             assert np.isclose(got["Short Axis"], p["short_axis_mm"], rtol=1e-6)
+    errors = pixelmed_errors(path)
+    assert errors == [], f"PixelMed DicomSRValidator errors on {path}:\n" + "\n".join(errors)
     _CHECKED.add(_key(path))
 
 
@@ -234,8 +237,9 @@ def pixelmed_errors(path: Path) -> list[str]:
     report = pixelmed_report(Path(path))
     assert "Root Template Validation Complete" in report, report[-2000:]
     ds = pydicom.dcmread(path)
-    root = next(i for i in ds.ContentSequence if i.ConceptNameCodeSequence[0].CodeValue == "126010")
-    kinds = {f"1.8.{n}": template_of(g) for n, g in enumerate(root.ContentSequence, start=1)}
+    root = next((i for i in ds.ContentSequence if i.ConceptNameCodeSequence[0].CodeValue == "126010"), None)
+    groups = [] if root is None else root.ContentSequence  # none: every lesion gone
+    kinds = {f"1.8.{n}": template_of(g) for n, g in enumerate(groups, start=1)}
     bad = []
     for line in (x for x in report.splitlines() if x.startswith("Error")):
         cross = "Missing conditional content item" in line or "present when condition not satisfied" in line

@@ -15,7 +15,10 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
             "Analyse a cohort table (one row per patient, the columns of 'hepavol study export': patient_id, "
             "modality, baseline_date, early_date, baseline_volume_ml, early_volume_ml, baseline_sld_mm, "
             "early_sld_mm, lesion_count, liver_volume_ml, pfs_event, pfs_date, ki67_percent, cga_ug_l, "
-            "extra_abdominal, grade). Writes DIR/results.json, DIR/derived.csv, DIR/figures/*.png|svg, "
+            "extra_abdominal, grade; optionally baseline_target_volume_ml, early_target_volume_ml, "
+            "baseline_three_largest_diameter_sum_mm, early_three_largest_diameter_sum_mm). Every early criterion "
+            "is compared head to head on CT and MR separately (results.json 'head_to_head'). "
+            "Writes DIR/results.json, DIR/derived.csv, DIR/figures/*.png|svg, "
             "DIR/report.html and DIR/report.pdf. Dates ISO YYYY-MM-DD; volumes mL; diameters mm."
         ),
     )
@@ -44,6 +47,20 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
         default="bonett-wright",
         help="standard error of the Fisher-z CI of Spearman's rho (default bonett-wright)",
     )
+    p.add_argument(
+        "--pool-modalities",
+        action="store_true",
+        help="head to head: also analyse CT and MR pooled (default: CT and MR separately, as the registry)",
+    )
+    p.add_argument(
+        "--repeatability-cv",
+        type=float,
+        default=None,
+        metavar="PCT",
+        help="within-patient coefficient of variation of a volume measurement in %%: gives every patient's "
+        "volume change and TGR a 95 %% interval and repeats the cut-off analyses without the patients whose "
+        "change is below the smallest detectable change",
+    )
     p.add_argument("--no-pdf", action="store_true", help="do not write report.pdf")
     p.add_argument(
         "--pdf-engine",
@@ -61,7 +78,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.bootstrap < 0:
         raise InputError(f"--bootstrap must be 0 or more, but it is {args.bootstrap}")
+    if args.repeatability_cv is not None and not 0 < args.repeatability_cv < 100:
+        raise InputError(
+            f"--repeatability-cv must be a percentage between 0 and 100 (e.g. 5 for 5 %), but it is "
+            f"{args.repeatability_cv:g}"
+        )
     options = AnalysisOptions(
+        pool_modalities=args.pool_modalities,
+        repeatability_cv_percent=args.repeatability_cv,
         tgr_cutoff_percent_per_month=args.tgr_cutoff,
         bootstrap_resamples=args.bootstrap,
         seed=args.seed,

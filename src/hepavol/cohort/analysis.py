@@ -17,6 +17,7 @@ from typing import Any, TypedDict
 import numpy as np
 
 from hepavol.cohort.derive import DerivedPatient
+from hepavol.cohort.headtohead import HeadToHead, head_to_head
 from hepavol.cohort.stats import (
     ConcordanceDifference,
     ConcordanceResult,
@@ -70,6 +71,8 @@ class AnalysisOptions:
     spearman_se: SpearmanSE = "bonett-wright"
     ph_alpha: float = 0.05
     min_events_per_variable: float = 10.0  # Peduzzi 1995
+    pool_modalities: bool = False  # head to head: also CT and MR pooled (the registry keeps them apart)
+    repeatability_cv_percent: float | None = None  # within-patient CV of a volume measurement (issue 22)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,6 +114,7 @@ class CohortAnalysis:
     mannwhitney_baseline_volume_by_extra_abdominal: MannWhitneyResult
     warnings: tuple[str, ...]
     by_modality: tuple[CohortAnalysis, ...] = field(default=())
+    head_to_head: HeadToHead | None = None  # every early criterion on CT and MR (and pooled when asked)
 
     @property
     def landmark_n(self) -> int:
@@ -144,6 +148,8 @@ class CohortAnalysis:
         }
         if self.by_modality:
             out["by_modality"] = {sub.label: sub.results() for sub in self.by_modality}
+        if self.head_to_head is not None:
+            out["head_to_head"] = self.head_to_head.to_dict()
         return out
 
 
@@ -350,7 +356,18 @@ def analyse_cohort(
             analyse_cohort([p for p in pts if p.modality == m], options=opts, label=m, by_modality=False)
             for m in sorted(modalities)
         )
+    h2h = None
+    if label == "all":
+        h2h = head_to_head(
+            pts,
+            pool_modalities=opts.pool_modalities,
+            tgr_cutoff_percent_per_month=cut,
+            resamples=opts.bootstrap_resamples,
+            seed=opts.seed,
+            repeatability_cv_percent=opts.repeatability_cv_percent,
+        )
     return CohortAnalysis(
+        head_to_head=h2h,
         label=label,
         options=opts,
         flow=flow,

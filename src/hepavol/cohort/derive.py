@@ -52,6 +52,8 @@ class DerivedPatient:
     volume_change_percent: float | None
     sld_change_percent: float | None
     sld_change_mm: float | None
+    target_volume_change_percent: float | None  # RECIST target lesions' volumes summed (optional columns)
+    three_largest_diameter_change_percent: float | None  # 3 largest liver metastases' diameters summed
     tgr_volume_percent_per_month: float | None
     tgr_recist_percent_per_month: float | None
     volumetric_response: str | None  # "CR", "PR", "SD", "PD" (total volume, no new-lesion information)
@@ -63,6 +65,14 @@ class DerivedPatient:
     landmark: bool  # in the landmark set: early scan present and pfs_date after early_date
     landmark_days: int | None  # early scan → pfs_date (landmark set only)
     landmark_exclusion: str | None  # why the patient is not in the landmark set
+    # With a repeatability CV (hepavol.cohort.uncertainty.with_repeatability; None otherwise): 95 % intervals
+    # of the true volume change and volumetric TGR, and whether the change is below the smallest detectable one.
+    volume_change_ci95_low_percent: float | None = None
+    volume_change_ci95_high_percent: float | None = None
+    tgr_volume_ci95_low_percent_per_month: float | None = None
+    tgr_volume_ci95_high_percent_per_month: float | None = None
+    volume_change_below_sdc: bool | None = None
+    target_volume_change_below_sdc: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -170,6 +180,10 @@ def derive_patient(
         sld_change_mm=(p.early_sld_mm - p.baseline_sld_mm)
         if p.early_sld_mm is not None and p.baseline_sld_mm is not None
         else None,
+        target_volume_change_percent=_change(p.baseline_target_volume_ml, p.early_target_volume_ml),
+        three_largest_diameter_change_percent=_change(
+            p.baseline_three_largest_diameter_sum_mm, p.early_three_largest_diameter_sum_mm
+        ),
         tgr_volume_percent_per_month=tgr_v,
         tgr_recist_percent_per_month=tgr_r,
         volumetric_response=vresp,

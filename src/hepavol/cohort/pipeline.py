@@ -68,6 +68,10 @@ def run_cohort(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     patients = derive(tab)
+    if options is not None and options.repeatability_cv_percent is not None:
+        from hepavol.cohort.uncertainty import with_repeatability
+
+        patients = with_repeatability(patients, options.repeatability_cv_percent)
     analysis = analyse_cohort(patients, options=options)
     if tab.warnings:  # from reading the table (dates after today): first in results.json, report and console
         analysis = dataclasses.replace(analysis, warnings=(*tab.warnings, *analysis.warnings))
@@ -133,6 +137,30 @@ def headline(run: CohortRun) -> list[str]:
         lines.append(
             f"log-rank volumetric TGR >= {a.options.tgr_cutoff_percent_per_month:g} %/month: chi2 {lv.chisq:.2f}, p {lv.p:.2g} ({lv.n_high} high)"
         )
+    if a.head_to_head is not None:
+        for pop in a.head_to_head.populations:
+            ranked = sorted(
+                (c for c in pop.criteria if c.cindex is not None and c.cindex.c is not None),
+                key=lambda c: -(c.cindex.c or 0.0),  # type: ignore[union-attr]
+            )
+            if not ranked:
+                lines.append(f"head to head {pop.population}: {pop.note or 'no criterion estimable'}")
+                continue
+            best = ranked[0]
+            diff = best.cindex_difference_vs_recist
+            vs = ""
+            if diff is not None and diff.difference is not None:
+                ci = f" (95% CI {diff.ci95[0]:+.3f} to {diff.ci95[1]:+.3f})" if diff.ci95 else ""
+                vs = f", {diff.difference:+.3f} vs RECIST{ci}"
+            lines.append(
+                f"head to head {pop.population} ({pop.landmark_n} patients): highest C {best.label} "
+                f"{best.cindex.c:.3f}{vs}"  # type: ignore[union-attr]
+            )
+            partial = [c.criterion for c in pop.criteria if c.note and "not estimable" in c.note]
+            if partial:
+                lines.append(
+                    f"head to head {pop.population}: not estimable in part (note in results.json): {', '.join(partial)}"
+                )
     missing = not_estimable(a)
     if missing:
         lines.append(f"not estimable (null in results.json, reason in the warnings): {', '.join(missing)}")

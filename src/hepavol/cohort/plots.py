@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -488,6 +489,106 @@ def figure_correlations(analysis: CohortAnalysis, patients: Sequence[DerivedPati
     )
 
 
+def _h2h_rows(analysis: CohortAnalysis) -> list[tuple[str, str, Any]]:
+    """(population, criterion label, CriterionResult) for every population with a landmark set."""
+    h = analysis.head_to_head
+    if h is None:
+        return []
+    return [(pop.population, c.label, c) for pop in h.populations for c in pop.criteria]
+
+
+def _log_axis(ax, lo: float, hi: float) -> None:  # type: ignore[no-untyped-def]
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+    ticks = [v for v in (0.05, 0.1, 0.2, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64) if lo <= v <= hi]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
+
+
+def figure_h2h_forest(analysis: CohortAnalysis, outdir: Path) -> Figure:
+    """Head to head: hazard ratio of the high-risk side of each criterion's cut-off, per population."""
+    plt = _pyplot()
+    rows = _h2h_rows(analysis)
+    fig, ax = plt.subplots(figsize=(10, 0.34 * max(len(rows), 1) + 1.4))
+    ys = np.arange(len(rows))[::-1]
+    finite = [
+        v for _p, _l, c in rows if c.cox_cutoff is not None and c.cox_cutoff.ci95 is not None
+        for v in (c.cox_cutoff.hr, *c.cox_cutoff.ci95)
+    ]  # fmt: skip
+    lo, hi = min([*finite, 0.5]) * 0.8, max([*finite, 2.0]) * 1.25
+    pops = sorted({p for p, _l, _c in rows})
+    for y, (pop, _label, c) in zip(ys, rows):
+        colour = _COLOURS[pops.index(pop) % len(_COLOURS)]
+        cox = c.cox_cutoff
+        if cox is not None and cox.hr is not None and cox.ci95 is not None:
+            ax.plot(cox.ci95, [y, y], color="#333333", lw=1.4)
+            ax.plot(cox.hr, y, "s", color=colour, ms=6)
+            txt = f"{cox.hr:.2f} ({cox.ci95[0]:.2f}–{cox.ci95[1]:.2f})  n={c.n_high}/{c.n_low}"
+        elif c.n and (c.n_high == 0 or c.n_low == 0):
+            txt = f"not estimable: all {c.n} on one side of the cut-off"
+        else:
+            txt = "not estimable"
+        ax.text(1.02, y, txt, transform=ax.get_yaxis_transform(), va="center", fontsize=8)
+    ax.axvline(1.0, color="#777777", ls="--", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlim(lo, hi)
+    _log_axis(ax, lo, hi)
+    ax.set_yticks(ys, [f"{p}: {label} ({c.cutoff})" for p, label, c in rows], fontsize=8)
+    ax.set_xlabel("Hazard ratio, high-risk side of the cut-off vs the other (95 % CI, log scale)")
+    ax.set_title("Every early criterion head to head: landmark PFS (univariable Cox, Efron ties)", loc="left")
+    ax.grid(axis="x", alpha=0.3, which="both")
+    return _save(
+        fig,
+        outdir,
+        "h2h_forest",
+        "Head to head: hazard ratios at each criterion's cut-off",
+        "Univariable Cox models of PFS from the early scan on the high-risk side of each criterion's pre-specified "
+        "cut-off; CT and MR separately (pooled only with --pool-modalities). n = high / low. Wald 95 % CIs.",
+    )
+
+
+def figure_h2h_cindex(analysis: CohortAnalysis, outdir: Path) -> Figure:
+    """Head to head: Harrell's C of every criterion with its bootstrap CI, per population."""
+    plt = _pyplot()
+    rows = _h2h_rows(analysis)
+    fig, ax = plt.subplots(figsize=(10, 0.34 * max(len(rows), 1) + 1.4))
+    ys = np.arange(len(rows))[::-1]
+    pops = sorted({p for p, _l, _c in rows})
+    for y, (pop, _label, c) in zip(ys, rows):
+        colour = _COLOURS[pops.index(pop) % len(_COLOURS)]
+        ci = c.cindex
+        if ci is not None and ci.c is not None:
+            if ci.ci95 is not None:
+                ax.plot(ci.ci95, [y, y], color="#333333", lw=1.4)
+            ax.plot(ci.c, y, "o", color=colour, ms=6)
+            d = c.cindex_difference_vs_recist
+            diff = ""
+            if d is not None and d.difference is not None:
+                diff = f"  Δ vs RECIST {d.difference:+.3f}"
+                if d.ci95 is not None:
+                    diff += f" ({d.ci95[0]:+.3f} to {d.ci95[1]:+.3f})"
+            txt = f"{ci.c:.3f}{diff}"
+        else:
+            txt = "not estimable"
+        ax.text(1.02, y, txt, transform=ax.get_yaxis_transform(), va="center", fontsize=8)
+    ax.axvline(0.5, color="#777777", ls="--", lw=1)
+    ax.set_xlim(0.3, 1.0)
+    ax.set_yticks(ys, [f"{p}: {label}" for p, label, _c in rows], fontsize=8)
+    ax.set_xlabel("Harrell's C (bootstrap 95 % CI); 0.5 = no discrimination")
+    ax.set_title("Every early criterion head to head: discrimination of landmark PFS", loc="left")
+    ax.grid(axis="x", alpha=0.3)
+    return _save(
+        fig,
+        outdir,
+        "h2h_cindex",
+        "Head to head: Harrell's C of every criterion",
+        "Harrell's C of each criterion's score (higher = riskier) with its bootstrap 95 % CI; Δ vs RECIST is "
+        "C(criterion) − C(RECIST 1.1 category) on the patients with both, with its paired bootstrap 95 % CI.",
+    )
+
+
 def make_figures(analysis: CohortAnalysis, patients: Sequence[DerivedPatient], outdir: Path) -> list[Figure]:
     """Write every figure of the report into ``outdir`` (PNG + SVG) and return them in report order."""
     outdir.mkdir(parents=True, exist_ok=True)
@@ -498,4 +599,9 @@ def make_figures(analysis: CohortAnalysis, patients: Sequence[DerivedPatient], o
         figure_cindex(analysis, outdir),
         figure_waterfall(patients, outdir),
         figure_correlations(analysis, patients, outdir),
+        *(
+            [figure_h2h_forest(analysis, outdir), figure_h2h_cindex(analysis, outdir)]
+            if analysis.head_to_head is not None
+            else []
+        ),
     ]

@@ -40,6 +40,7 @@ def simulate_table(
     early_progression_fraction: float = 0.05,
     no_early_scan_fraction: float = 0.03,
     mr_fraction: float = 0.4,
+    target_noise_sd: float = 0.15,
 ) -> CohortTable:
     """Simulate a cohort table of ``n`` patients (deterministic for a given ``seed``).
 
@@ -51,6 +52,10 @@ def simulate_table(
         Seed of NumPy's ``default_rng``.
     true_hr_per_10pct : float
         True hazard ratio of landmark PFS per +10 percentage points of early total-volume change.
+    target_noise_sd : float
+        SD (log scale) of how much the two target lesions' growth differs from the whole liver's; the target
+        volume and the three largest metastases' diameters are drawn from a second generator (seeded
+        ``seed + 1``), so the other columns are the same as without them.
     baseline_hazard_per_day : float
         Hazard (per day) of a patient whose volume did not change.
 
@@ -63,6 +68,7 @@ def simulate_table(
     if n < 1:
         raise ValueError(f"n must be at least 1, but it is {n}")
     rng = np.random.default_rng(seed)
+    rng_targets = np.random.default_rng(seed + 1)
     beta = math.log(true_hr_per_10pct) / 10.0
     start = dt.date(2015, 1, 1)
     patients: list[PatientRecord] = []
@@ -84,6 +90,15 @@ def simulate_table(
         sld0 = d0 * math.exp(float(rng.normal(0, sld_noise_sd)))
         sld1 = d0 * math.exp(log_ratio / 3.0) * math.exp(float(rng.normal(0, sld_noise_sd)))
         change_pp = 100.0 * (math.exp(log_ratio) - 1.0)
+        # Target lesions and the three largest metastases: the liver's growth plus a lesion-level deviation.
+        target_ratio = log_ratio + float(rng_targets.normal(0, target_noise_sd))
+        tv0 = target_fraction * v0
+        tv1 = tv0 * math.exp(target_ratio)
+        three_fraction = min(1.0, target_fraction * float(rng_targets.uniform(1.0, 1.6)))
+        d3_0 = 3.0 * (6.0 * three_fraction * v0 * 1000.0 / 3.0 / math.pi) ** (1.0 / 3.0)  # three equal spheres
+        three_ratio = log_ratio + float(rng_targets.normal(0, target_noise_sd))
+        d3_base = d3_0 * math.exp(float(rng_targets.normal(0, sld_noise_sd)))
+        d3_early = d3_0 * math.exp(three_ratio / 3.0) * math.exp(float(rng_targets.normal(0, sld_noise_sd)))
         if no_early:
             days = max(1, int(rng.integers(30, interval)))
             pfs_date = baseline_date + dt.timedelta(days=days)
@@ -123,6 +138,10 @@ def simulate_table(
                 cga_ug_l=round(cga, 1),
                 extra_abdominal=extra,
                 grade=grade,
+                baseline_target_volume_ml=round(tv0, 3),
+                early_target_volume_ml=None if no_early else round(tv1, 3),
+                baseline_three_largest_diameter_sum_mm=round(d3_base, 1),
+                early_three_largest_diameter_sum_mm=None if no_early else round(d3_early, 1),
             )
         )
     return CohortTable(tuple(patients), f"simulate_table(n={n}, seed={seed})")

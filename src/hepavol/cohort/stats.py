@@ -31,8 +31,10 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 Z975 = 1.959963984540054  # standard normal 97.5 % quantile
-#: Newton–Raphson settings for lifelines' CoxPHFitter that reproduce R ``coxph`` to 6 decimals (SCIENCE.md §5.3).
-COX_FIT_OPTIONS: dict[str, Any] = {"precision": 1e-10, "max_steps": 200}
+#: Newton–Raphson settings for lifelines' CoxPHFitter that reproduce R ``coxph`` to 6 decimals (SCIENCE.md §5.3);
+#: r_precision 1e-14 replaces the relative log-likelihood stop of 1e-9 (R's default eps), which leaves weakly
+#: informative fits (one small group) ~1e-5 short of the maximum (so does a step-norm stop of 1e-10).
+COX_FIT_OPTIONS: dict[str, Any] = {"precision": 1e-12, "r_precision": 1e-14, "max_steps": 200}
 
 
 def _num(v: Any) -> float | None:
@@ -198,7 +200,7 @@ def cox_univariable(
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            # lifelines' default precision (1e-7) leaves coefficients ~1e-5 from R's coxph; 1e-10 matches R.
+            # lifelines' default stops leave weak fits ~1e-5 from the maximum; COX_FIT_OPTIONS reach it (as R, tight eps).
             cph.fit(df, duration_col="T", event_col="E", fit_options=COX_FIT_OPTIONS)
     except ConvergenceError as exc:
         return _with_note(empty, f"not estimable: the Cox model did not converge ({str(exc).splitlines()[0]})")

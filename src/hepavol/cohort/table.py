@@ -43,6 +43,18 @@ COLUMNS: tuple[str, ...] = (
     "grade",
 )
 
+#: Optional columns (issue 22): read when present, missing values when absent, so older tables still work.
+#: ``*_target_volume_ml``: the RECIST 1.1 target lesions' volumes summed (the registry's "volume of the two
+#: RECIST target lesions"); ``*_three_largest_diameter_sum_mm``: the sum of the longest axial diameters of the
+#: three largest liver metastases at baseline (by longest diameter), measured on the same (tracked) lesions at the
+#: early scan, 0 for a lesion that disappeared (the ≥ 10 % size-decrease rule, J Neuroendocrinol 2023;35:e13311).
+OPTIONAL_COLUMNS: tuple[str, ...] = (
+    "baseline_target_volume_ml",
+    "early_target_volume_ml",
+    "baseline_three_largest_diameter_sum_mm",
+    "early_three_largest_diameter_sum_mm",
+)
+
 #: Columns that must have a value on every row (the others may be empty = missing).
 REQUIRED_VALUES: tuple[str, ...] = (
     "patient_id",
@@ -66,6 +78,10 @@ _RANGES: dict[str, tuple[float, float, str, str]] = {
     "liver_volume_ml": (1e-6, 50_000.0, "mL", _VOLUME_HINT),
     "baseline_sld_mm": (1e-3, 5_000.0, "mm", _SLD_HINT),
     "early_sld_mm": (1e-3, 5_000.0, "mm", _SLD_HINT),
+    "baseline_target_volume_ml": (1e-6, 50_000.0, "mL", _VOLUME_HINT),
+    "early_target_volume_ml": (1e-6, 50_000.0, "mL", _VOLUME_HINT),
+    "baseline_three_largest_diameter_sum_mm": (1e-3, 5_000.0, "mm", _SLD_HINT),
+    "early_three_largest_diameter_sum_mm": (1e-3, 5_000.0, "mm", _SLD_HINT),
 }
 _MODALITIES = {"ct": "CT", "mr": "MR", "mri": "MR"}
 _TRUE = {"1", "yes", "y", "true", "t"}
@@ -93,6 +109,10 @@ class PatientRecord:
     cga_ug_l: float | None
     extra_abdominal: bool | None
     grade: str | None
+    baseline_target_volume_ml: float | None = None
+    early_target_volume_ml: float | None = None
+    baseline_three_largest_diameter_sum_mm: float | None = None
+    early_three_largest_diameter_sum_mm: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,11 +210,14 @@ def read_cohort_table(path: str | os.PathLike[str], *, today: dt.date | None = N
             f"table needs the columns {', '.join(COLUMNS)} (the output of 'hepavol study export')."
         )
     index = {name: data.keys.index(name) for name in COLUMNS}
+    optional = {name: data.keys.index(name) for name in OPTIONAL_COLUMNS if name in data.keys}
     patients: list[PatientRecord] = []
     warnings: list[str] = []
     seen: dict[str, int] = {}
     for line, cells in data.rows:
         raw = {name: cells[i] for name, i in index.items()}
+        raw.update({name: cells[i] if i < len(cells) else "" for name, i in optional.items()})
+        raw.update({name: "" for name in OPTIONAL_COLUMNS if name not in optional})
         values: dict[str, Any] = {}
 
         def get(
@@ -228,6 +251,7 @@ def read_cohort_table(path: str | os.PathLike[str], *, today: dt.date | None = N
             "liver_volume_ml",
             "ki67_percent",
             "cga_ug_l",
+            *OPTIONAL_COLUMNS,
         ):
             values[name] = get(name, "float", _parse_float)
             if values[name] is not None and values[name] < 0:
@@ -278,6 +302,25 @@ def read_cohort_table(path: str | os.PathLike[str], *, today: dt.date | None = N
                 warning = future_date_warning(f"{source}, line {line}", name, values[name], today=today)
                 if warning:
                     warnings.append(warning)
+        for base_name, early_name in (
+            ("baseline_target_volume_ml", "early_target_volume_ml"),
+            ("baseline_three_largest_diameter_sum_mm", "early_three_largest_diameter_sum_mm"),
+        ):
+            if values[early_name] is not None and early is None:
+                raise TableError(
+                    f"{_where(source, line, early_name, raw[early_name])}: a value at the early scan needs an "
+                    "'early_date'; fill in the date or empty the cell"
+                )
+            if (
+                base_name == "baseline_target_volume_ml"
+                and values[base_name] is not None
+                and values[base_name] > values["baseline_volume_ml"] * (1 + 1e-6) + 1e-9
+            ):
+                raise TableError(
+                    f"{_where(source, line, base_name, raw[base_name])}: the target lesions' volume is larger "
+                    f"than the total tumour volume ({raw['baseline_volume_ml']} mL); the targets are part of "
+                    "the total"
+                )
         pid = values["patient_id"]
         if pid in seen:
             raise TableError(
@@ -292,15 +335,19 @@ def read_cohort_table(path: str | os.PathLike[str], *, today: dt.date | None = N
 
 
 def write_cohort_table(table: CohortTable, path: str | os.PathLike[str]) -> None:
-    """Write a cohort table as CSV with the :data:`COLUMNS` (atomically); the inverse of :func:`read_cohort_table`."""
+    """Write a cohort table as CSV with the :data:`COLUMNS` and the :data:`OPTIONAL_COLUMNS` that have a value
+    for some patient (atomically); the inverse of :func:`read_cohort_table`."""
     from hepavol._atomic import atomic_open
 
     with atomic_open(Path(path)) as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(COLUMNS)
+        columns = COLUMNS + tuple(
+            c for c in OPTIONAL_COLUMNS if any(getattr(p, c) is not None for p in table.patients)
+        )
+        writer.writerow(columns)
         for p in table.patients:
             row: list[str] = []
-            for name in COLUMNS:
+            for name in columns:
                 v = getattr(p, name)
                 if v is None:
                     row.append("")

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from hepavol._atomic import write_text_atomic
+from hepavol.followup._crop_image import LONG_AXIS_RGB, SHORT_AXIS_RGB, crop_picture
 from hepavol.followup.pipeline import NON_TARGET_PD_PERCENT, FollowUpResult, LesionTrackResult
 
 __all__ = ["render_report", "write_report"]
@@ -83,7 +84,7 @@ def _curves(result: FollowUpResult) -> str:
             if tp.overall_response == "PD":
                 ax.axvline(tp.date, color="#b00", alpha=0.25, lw=6)
     fig.tight_layout()
-    return _png(fig)
+    return _png(fig, tight=False)
 
 
 def _spider(result: FollowUpResult) -> str:
@@ -111,9 +112,10 @@ def _spider(result: FollowUpResult) -> str:
     return _png(fig)
 
 
-def _crop(result: FollowUpResult, lesion: LesionTrackResult, t: int) -> str:
-    """Axial crop of target ``lesion`` on scan ``t``: lesion outline, long (red) and short (yellow) axes."""
-    import matplotlib.pyplot as plt
+def _crop(result: FollowUpResult, lesion: LesionTrackResult, t: int) -> tuple[str, str]:
+    """Axial crop of target ``lesion`` on scan ``t`` (lesion outline, long and short axes) as a PNG data URL, and
+    its caption (HTML)."""
+    from matplotlib.image import imsave
 
     scan = result.scans[t]
     tp = result.timepoints[t]
@@ -121,14 +123,13 @@ def _crop(result: FollowUpResult, lesion: LesionTrackResult, t: int) -> str:
     geometry = scan.image.geometry
     by_key = {m.lesion_id: m for m in scan.measurement.lesions}
     parts = [by_key[k] for k in track.keys[t]]
-    fig, ax = plt.subplots(figsize=(2.6, 2.6))
     if parts:
         main = max(parts, key=lambda p: p.volume_ml)
         z = main.slice_index
         ends = geometry.lps_to_index(np.array(main.long_axis_endpoints_mm))
         centre = ends.mean(axis=0)[1:]
         half_mm = max(main.long_axis_mm, 10.0) * 0.5 + 15.0
-        title = f"{tp.date.isoformat()}\nLD {lesion_ld(lesion, t)} mm, SA {main.short_axis_mm:.1f} mm"
+        caption = f"{tp.date.isoformat()}<br>LD {lesion_ld(lesion, t)} mm, SA {main.short_axis_mm:.1f} mm"
     else:
         ref = next((p.centroid_mm for p in reversed(lesion.points[: t + 1]) if p.centroid_mm is not None), None)
         ref = ref or lesion.points[0].centroid_mm
@@ -137,7 +138,7 @@ def _crop(result: FollowUpResult, lesion: LesionTrackResult, t: int) -> str:
         centre = index[1:]
         half_mm = 25.0
         parts_text = "merged" if track.merged_into[t] else "not seen"
-        title = f"{tp.date.isoformat()}\n{parts_text} (expected position)"
+        caption = f"{tp.date.isoformat()}<br>{parts_text} (expected position)"
     sy, sx = geometry.spacing_mm[1], geometry.spacing_mm[2]
     r0 = int(max(round(centre[0] - half_mm / sy), 0))
     r1 = int(min(round(centre[0] + half_mm / sy) + 1, geometry.shape[1]))
@@ -145,30 +146,28 @@ def _crop(result: FollowUpResult, lesion: LesionTrackResult, t: int) -> str:
     c1 = int(min(round(centre[1] + half_mm / sx) + 1, geometry.shape[2]))
     image = np.asarray(scan.image.array[z, r0:r1, c0:c1], dtype=float)
     mask = np.isin(scan.lesion_map.array[z, r0:r1, c0:c1], [int(k[1:]) for k in track.keys[t]])
-    lo, hi = np.percentile(image, [1, 99]) if image.size else (0.0, 1.0)
-    extent = (c0 - 0.5, c1 - 0.5, r1 - 0.5, r0 - 0.5)
-    ax.imshow(image, cmap="gray", vmin=lo, vmax=hi, extent=extent, aspect=sy / sx, interpolation="nearest")
-    if mask.any():
-        ax.contour(
-            np.arange(c0, c1), np.arange(r0, r1), mask.astype(float), levels=[0.5], colors="#00c8ff", linewidths=1
+    axes = [
+        (geometry.lps_to_index(np.array(seg))[:, 1:], colour)
+        for part in parts
+        if part.slice_index == z
+        for seg, colour in (
+            (part.long_axis_endpoints_mm, LONG_AXIS_RGB),
+            (part.short_axis_endpoints_mm, SHORT_AXIS_RGB),
         )
-    for part in parts:
-        if part.slice_index != z:
-            continue
-        for seg, colour in ((part.long_axis_endpoints_mm, "#ff3030"), (part.short_axis_endpoints_mm, "#ffd000")):
-            idx = geometry.lps_to_index(np.array(seg))
-            ax.plot(idx[:, 2], idx[:, 1], "-", color=colour, lw=1.5)
-    # Radiological display: patient's right on the viewer's left, anterior up.
+    ]
     d = np.array(geometry.direction)
-    if d[0, 2] < 0:
-        ax.invert_xaxis()
-    if d[1, 1] < 0:
-        ax.invert_yaxis()
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title(title, fontsize=8)
-    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.84)  # room for the two-line title
-    return _png(fig, tight=False)
+    picture = crop_picture(
+        image,
+        mask,
+        origin_index=(r0, c0),
+        spacing_mm=(sy, sx),
+        flip_rows=bool(d[1, 1] < 0),  # anterior up
+        flip_columns=bool(d[0, 2] < 0),  # the patient's right on the viewer's left
+        axes=axes,
+    )
+    buf = io.BytesIO()
+    imsave(buf, picture, format="png")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii"), caption
 
 
 def lesion_ld(lesion: LesionTrackResult, t: int) -> str:
@@ -253,7 +252,8 @@ def render_report(result: FollowUpResult) -> str:
             out.append(f"<h3>{lesion.lesion_id}</h3><div class='grid'>")
             for t in range(lesion.first_index, len(result.timepoints)):
                 alt = f"{lesion.lesion_id} on {result.timepoints[t].date.isoformat()}"
-                out.append(f"<figure>{_img(_crop(result, lesion, t), alt, 240)}</figure>")
+                src, caption = _crop(result, lesion, t)
+                out.append(f"<figure>{_img(src, alt, 240)}<figcaption>{caption}</figcaption></figure>")
             out.append("</div>")
     out.append("<h2>Registration to baseline</h2><table><tr><th class='l'>date</th><th>kind</th>")
     out.append(

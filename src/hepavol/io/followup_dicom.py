@@ -46,9 +46,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hepavol._atomic import write_bytes_atomic
 from hepavol.errors import InputError
-from hepavol.io.seg_write import SegExport, build_segmentation, dataset_bytes, load_source_datasets
+from hepavol.io.seg_write import SegExport, build_segmentation, load_source_datasets, write_dataset
 from hepavol.io.sr_write import AbsentLesion, LesionFinding, TimePoint, TimePointAssessment, build_report
 from hepavol.tracking import MAX_DISTANCE_MM
 
@@ -278,11 +277,6 @@ def write_followup_dicom(
     out.mkdir(parents=True, exist_ok=True)
     for done, seg, sr in built:
         assert done.seg.path is not None
-        if deidentify is not None:
-            from hepavol.io.deidentify import deidentify_dataset
-
-            deidentify_dataset(seg, deidentify)
-            deidentify_dataset(sr, deidentify)
-        write_bytes_atomic(done.seg.path, dataset_bytes(seg))
-        write_bytes_atomic(done.sr_path, dataset_bytes(sr))
+        write_dataset(seg, done.seg.path, deidentify=deidentify)
+        write_dataset(sr, done.sr_path, deidentify=deidentify)
     return FollowUpDicom(result=result, timepoints=tuple(done for done, _, _ in built))

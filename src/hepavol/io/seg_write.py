@@ -529,14 +529,7 @@ def write_dicom_seg(
         series_description=series_description,
         algorithm_name=algorithm_name,
     )
-    out = None
-    if path is not None:
-        out = Path(path)
-        if deidentify is not None:
-            from hepavol.io.deidentify import deidentify_dataset
-
-            deidentify_dataset(seg, deidentify)
-        write_bytes_atomic(out, dataset_bytes(seg))
+    out = None if path is None else write_dataset(seg, path, deidentify=deidentify)
     return SegExport(
         path=out,
         sop_instance_uid=str(seg.SOPInstanceUID),
@@ -551,3 +544,15 @@ def dataset_bytes(ds: Any) -> bytes:
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)
     return buf.getvalue()
+
+
+def write_dataset(ds: Any, path: str | os.PathLike[str], *, deidentify: str | None = None) -> Path:
+    """Write ``ds`` as a DICOM Part 10 file, atomically; with ``deidentify`` (a pseudonym) de-identified first
+    (:func:`hepavol.io.deidentify.deidentify_dataset`, in place). Return the path."""
+    out = Path(path)
+    if deidentify is not None:
+        from hepavol.io.deidentify import deidentify_dataset
+
+        deidentify_dataset(ds, deidentify)
+    write_bytes_atomic(out, dataset_bytes(ds))
+    return out

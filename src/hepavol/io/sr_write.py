@@ -62,10 +62,9 @@ from typing import Any
 
 import numpy as np
 
-from hepavol._atomic import write_bytes_atomic
 from hepavol._version import __version__
 from hepavol.errors import InputError
-from hepavol.io.seg_write import LESION_CATEGORY, LESION_TYPE, LIVER_TYPE, dataset_bytes, load_source_datasets
+from hepavol.io.seg_write import LESION_CATEGORY, LESION_TYPE, LIVER_TYPE, load_source_datasets, write_dataset
 from hepavol.measurement import LesionMeasurement
 from hepavol.volume import Volume
 
@@ -763,14 +762,7 @@ def write_dicom_sr(
         recist_response=recist_response,
         volumetric_response=volumetric_response,
     )
-    out = None
-    if path is not None:
-        out = Path(path)
-        if deidentify is not None:
-            from hepavol.io.deidentify import deidentify_dataset
-
-            deidentify_dataset(sr, deidentify)
-        write_bytes_atomic(out, dataset_bytes(sr))
+    out = None if path is None else write_dataset(sr, path, deidentify=deidentify)
     return SrExport(
         path=out,
         sop_instance_uid=str(sr.SOPInstanceUID),

@@ -11,6 +11,11 @@ The cohort table has exactly the columns of :data:`hepavol.cohort.table.COLUMNS`
 - ``pfs_event``/``pfs_date``: 1 and the date of RECIST 1.1 progression; else 0 and the date of the last adequate
   scan (the last with an overall response other than NE; the baseline if none).
 - ``ki67_percent``, ``cga_ug_l``, ``extra_abdominal``, ``grade``: from the clinical import (empty if unknown).
+- ``baseline_target_volume_ml``/``early_target_volume_ml``: the RECIST 1.1 target lesions' volumes summed
+  (tracked lesions; a target that disappeared counts 0); ``baseline_three_largest_diameter_sum_mm``/
+  ``early_three_largest_diameter_sum_mm``: the longest axial diameters of the three largest liver metastases at
+  baseline (by longest diameter, all of them when fewer) summed, and the same tracked lesions at the early scan
+  (0 for one that disappeared). The optional columns of :data:`hepavol.cohort.table.OPTIONAL_COLUMNS`.
 
 Patients appear under their pseudonym only. Patients that are eligible but not analysed, or whose inputs changed
 since their analysis, are left out and listed in the returned summary (run ``hepavol study run`` first).
@@ -30,7 +35,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hepavol._atomic import AtomicSet, write_bytes_atomic
-from hepavol.cohort.table import COLUMNS
+from hepavol.cohort.table import COLUMNS, OPTIONAL_COLUMNS
 from hepavol.errors import InputError
 from hepavol.study import audit
 from hepavol.study.models import (
@@ -41,6 +46,7 @@ from hepavol.study.models import (
     Patient,
     ScanMeasurement,
     TimepointAssessment,
+    Track,
 )
 from hepavol.study.runner import _job, current_inputs, latest_eligibility, stored_analysis
 from hepavol.study.workspace import Workspace
@@ -133,6 +139,78 @@ def _current_analyses(ws: Workspace, session: Session) -> tuple[Analysed, list[t
     return rows, left_out
 
 
+#: The cohort table's columns as ``hepavol study export`` writes them: the required ones, then the optional ones.
+COHORT_COLUMNS: tuple[str, ...] = COLUMNS + OPTIONAL_COLUMNS
+
+
+def lesion_sums(session: Session, analysis: Analysis, baseline: Any, early: Any) -> dict[str, float | None]:
+    """The optional cohort columns of one analysis (:func:`lesion_sums_from_tracks` on its stored tracks)."""
+    tracks = session.scalars(select(Track).where(Track.analysis_id == analysis.id).order_by(Track.id)).all()
+    return lesion_sums_from_tracks(
+        [(t.track_id, t.target, {p.study_date: p for p in t.points}) for t in tracks], baseline, early
+    )
+
+
+def lesion_sums_from_tracks(
+    tracks: Sequence[tuple[str, bool, dict[Any, Any]]], baseline: Any, early: Any
+) -> dict[str, float | None]:
+    """Target-lesion volume and the three largest metastases' diameter sum at ``baseline`` and ``early``.
+
+    ``tracks``: (track id, is target, {date: point}) with points that have ``volume_ml``, ``long_axis_mm``,
+    ``fragments`` and ``merged_into`` (:class:`hepavol.study.models.TrackPoint`). As RECIST 1.1 counts lesions:
+    a tracked lesion with no point on a date has disappeared (0); one merged into a lesion outside the group counts
+    that lesion's value (once per receiving lesion); one merged into a lesion of the group counts 0 (the receiving
+    lesion carries the merged size).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as P
+    >>> b, e = "b", "e"
+    >>> t1 = ("L1", True, {b: P(volume_ml=4.0, long_axis_mm=30.0, fragments=["1"], merged_into=None),
+    ...                    e: P(volume_ml=0.0, long_axis_mm=0.0, fragments=[], merged_into="L3")})
+    >>> t2 = ("L2", True, {b: P(volume_ml=2.0, long_axis_mm=20.0, fragments=["2"], merged_into=None)})
+    >>> t3 = ("L3", False, {b: P(volume_ml=1.0, long_axis_mm=10.0, fragments=["3"], merged_into=None),
+    ...                     e: P(volume_ml=6.0, long_axis_mm=35.0, fragments=["3"], merged_into=None)})
+    >>> r = lesion_sums_from_tracks([t1, t2, t3], b, e)
+    >>> r["baseline_target_volume_ml"], r["early_target_volume_ml"]  # L1 merged into non-target L3; L2 gone
+    (6.0, 6.0)
+    >>> r["baseline_three_largest_diameter_sum_mm"], r["early_three_largest_diameter_sum_mm"]  # L3 once
+    (60.0, 35.0)
+    """
+    at_base = [(tid, target, pts) for tid, target, pts in tracks if baseline in pts]
+    by_id = {tid: pts for tid, _target, pts in tracks}
+
+    def total(group: Sequence[tuple[str, bool, dict[Any, Any]]], date: Any, attr: str) -> float:
+        ids = {tid for tid, _t, _p in group}
+        counted: set[str] = set()
+        value = 0.0
+        for _tid, _target, pts in group:
+            point = pts.get(date)
+            if point is None:
+                continue
+            if point.fragments:
+                value += float(getattr(point, attr))
+                continue
+            into = point.merged_into
+            if into is not None and into not in ids and into not in counted and date in by_id.get(into, {}):
+                counted.add(into)
+                value += float(getattr(by_id[into][date], attr))
+        return value
+
+    out: dict[str, float | None] = dict.fromkeys(OPTIONAL_COLUMNS)
+    targets = [item for item in at_base if item[1]]
+    if targets:
+        out["baseline_target_volume_ml"] = total(targets, baseline, "volume_ml")
+        if early is not None:
+            out["early_target_volume_ml"] = total(targets, early, "volume_ml")
+    if at_base:
+        largest = sorted(at_base, key=lambda item: (-item[2][baseline].long_axis_mm, item[0]))[:3]
+        out["baseline_three_largest_diameter_sum_mm"] = total(largest, baseline, "long_axis_mm")
+        if early is not None:
+            out["early_three_largest_diameter_sum_mm"] = total(largest, early, "long_axis_mm")
+    return out
+
+
 def _bool01(value: bool | None) -> int | None:
     return None if value is None else int(value)
 
@@ -185,6 +263,7 @@ def _cohort_rows(session: Session, analysed: Analysed, left_out: list[tuple[str,
                 "cga_ug_l": clinical.cga_ug_l if clinical else None,
                 "extra_abdominal": _bool01(clinical.extra_abdominal) if clinical else None,
                 "grade": clinical.grade if clinical else None,
+                **lesion_sums(session, analysis, base.study_date, None if early is None else early.study_date),
             }
         )
     return out
@@ -308,7 +387,7 @@ def export_tables(
         rows = _cohort_rows(session, analysed, summary.left_out)
         summary.patients = len(rows)
         tables = [
-            (rows, COLUMNS, path),
+            (rows, COHORT_COLUMNS, path),
             (
                 lesion_rows(session, analysed),
                 LESION_COLUMNS,
