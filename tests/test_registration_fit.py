@@ -12,7 +12,7 @@ import SimpleITK as sitk
 
 from hepavol.errors import InputError
 from hepavol.followup._rigid_fit import euler_matrix
-from hepavol.followup.registration import register_to_baseline
+from hepavol.followup.registration import prepare_baseline, register_to_baseline
 from hepavol.geometry import Geometry
 from hepavol.volume import Volume
 
@@ -81,6 +81,11 @@ def test_a_known_pose_is_recovered_on_anisotropic_grids() -> None:
     assert reg.dice_before < 0.8  # the pose moves the liver by ~28 mm and ~11°
     assert reg.dice_after > 0.95
     assert reg.warnings == ()
+    # the baseline prepared once for several follow-ups (what run_followup does) gives the same registration
+    prepared = prepare_baseline(base)
+    assert register_to_baseline(prepared, fu) == reg
+    with pytest.raises(InputError, match=r"prepared baseline was made for a 4.0 mm work grid, not 3.0 mm"):
+        register_to_baseline(prepared, fu, work_spacing_mm=3.0)
 
 
 def test_an_empty_mask_is_a_clear_error() -> None:

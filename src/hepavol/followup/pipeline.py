@@ -45,7 +45,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hepavol.errors import InputError, TimelineError
-from hepavol.followup.registration import Registration, register_to_baseline
+from hepavol.followup.registration import PreparedBaseline, Registration, prepare_baseline, register_to_baseline
 from hepavol.geometry import Geometry
 from hepavol.measurement import LesionMapCrop, LesionMeasurement, ScanMeasurement, _measure_scan
 from hepavol.table import future_date_warning, read_table
@@ -500,6 +500,7 @@ def run_followup(
     observations: list[list[LesionObservation]] = []
     registrations: list[Registration] = []
     baseline_liver: Volume | None = None
+    prepared_baseline: PreparedBaseline | None = None
     baseline_seg: Volume | None = None
     for t, row in enumerate(m.rows):
         image = read_image(row.image, series_uid=row.series_uid)
@@ -528,7 +529,9 @@ def run_followup(
         else:
             assert baseline_liver is not None
             assert baseline_seg is not None
-            registration = register_to_baseline(baseline_liver, liver_volume, affine=affine)
+            if prepared_baseline is None:  # once for every follow-up
+                prepared_baseline = prepare_baseline(baseline_liver)
+            registration = register_to_baseline(prepared_baseline, liver_volume, affine=affine)
             warnings += [f"{row.date.isoformat()}: {w}" for w in registration.warnings]
             on_baseline = (
                 None if crop is None else _on_baseline(crop, seg.geometry, baseline_seg.geometry, registration)

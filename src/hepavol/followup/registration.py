@@ -37,7 +37,7 @@ from hepavol.volume import Volume
 if TYPE_CHECKING:
     import SimpleITK as sitk
 
-__all__ = ["MIN_DICE", "Registration", "register_to_baseline"]
+__all__ = ["MIN_DICE", "PreparedBaseline", "Registration", "prepare_baseline", "register_to_baseline"]
 
 #: Liver-mask Dice after registration below which the alignment is reported as poor.
 MIN_DICE = 0.8
@@ -351,8 +351,33 @@ def _dice(base: _Mask, fu: _Mask, matrix: NDArray[np.float64], transform: Any) -
     return 2.0 * float(np.count_nonzero(a & b)) / denom if denom else 0.0
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class PreparedBaseline:
+    """A baseline liver mask made ready for :func:`register_to_baseline` once for all its follow-ups: its crop
+    and centre of mass, and its distance map on the work grid (what each registration would otherwise redo)."""
+
+    mask: _Mask
+    distance_map: sitk.Image
+    work_spacing_mm: float
+
+
+def prepare_baseline(baseline_liver: Volume, *, work_spacing_mm: float = 4.0) -> PreparedBaseline:
+    """Prepare the baseline liver mask once (see :class:`PreparedBaseline`); raises InputError if it is empty."""
+    import SimpleITK as sitk
+
+    if work_spacing_mm <= 0:
+        raise InputError(f"work_spacing_mm must be > 0, but it is {work_spacing_mm}")
+    base = _prepare(baseline_liver)
+    if base is None:
+        raise InputError(
+            f"The baseline liver mask {baseline_liver.source or ''} is empty; registration needs the liver."
+        )
+    fixed = _distance_map(sitk.Cast(base.crop, sitk.sitkFloat32), base.geometry, work_spacing_mm, crop_pad_mm=20.0)
+    return PreparedBaseline(mask=base, distance_map=fixed, work_spacing_mm=work_spacing_mm)
+
+
 def register_to_baseline(
-    baseline_liver: Volume,
+    baseline_liver: Volume | PreparedBaseline,
     followup_liver: Volume,
     *,
     affine: bool = False,
@@ -366,7 +391,8 @@ def register_to_baseline(
     Parameters
     ----------
     baseline_liver, followup_liver : Volume
-        Boolean (or 0/1) whole-liver masks, each on its own scan's grid.
+        Boolean (or 0/1) whole-liver masks, each on its own scan's grid; the baseline may be given prepared
+        (:func:`prepare_baseline`, with the same ``work_spacing_mm``) when it serves several follow-ups.
     affine : bool
         Add the affine stage after the rigid one.
     work_spacing_mm : float
@@ -390,17 +416,22 @@ def register_to_baseline(
     """
     import SimpleITK as sitk
 
-    if work_spacing_mm <= 0:
-        raise InputError(f"work_spacing_mm must be > 0, but it is {work_spacing_mm}")
-    prepared = []
-    for name, mask in (("baseline", baseline_liver), ("follow-up", followup_liver)):
-        p = _prepare(mask)
-        if p is None:
-            raise InputError(f"The {name} liver mask {mask.source or ''} is empty; registration needs the liver.")
-        prepared.append(p)
-    base, fu = prepared
+    if isinstance(baseline_liver, PreparedBaseline):
+        if baseline_liver.work_spacing_mm != work_spacing_mm:
+            raise InputError(
+                f"the prepared baseline was made for a {baseline_liver.work_spacing_mm} mm work grid, not "
+                f"{work_spacing_mm} mm: prepare it with the same work_spacing_mm"
+            )
+        prepared_base = baseline_liver
+    else:
+        prepared_base = prepare_baseline(baseline_liver, work_spacing_mm=work_spacing_mm)
+    base, fixed = prepared_base.mask, prepared_base.distance_map
+    fu = _prepare(followup_liver)
+    if fu is None:
+        raise InputError(
+            f"The follow-up liver mask {followup_liver.source or ''} is empty; registration needs the liver."
+        )
     margin_vox = math.ceil(fov_margin_mm / work_spacing_mm)
-    fixed = _distance_map(sitk.Cast(base.crop, sitk.sitkFloat32), base.geometry, work_spacing_mm, crop_pad_mm=20.0)
     moving = _distance_map(sitk.Cast(fu.crop, sitk.sitkFloat32), fu.geometry, work_spacing_mm, crop_pad_mm=40.0)
     # Start: rotation about the baseline centre of mass, translation between the centres of mass.
     angles, translation = fit_rigid(
