@@ -272,8 +272,8 @@ CASES: dict[str, tuple[Callable[[Path], tuple[list[str], str]], int, str]] = {
     ),
     "truncated .nii": (
         truncated_nii, 2,
-        rf"error: '{P}' is truncated or corrupt: its voxel data cannot be read completely \(Expected 12960 bytes, "
-        rf"got \d+ bytes from {P}\n - could the file be damaged\?\)\. Replace it with a complete copy\.",
+        rf"error: '{P}' is truncated or corrupt: its voxel data cannot be read completely \(the voxel data ends "
+        r"after \d+ of 12960 bytes\)\. Replace it with a complete copy\.",
     ),
     ".nii cut inside its header": (
         nii_cut_in_header, 2,
