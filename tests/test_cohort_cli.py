@@ -202,7 +202,7 @@ def test_end_to_end_recovers_the_true_effect(e2e: tuple[Path, dict, str]) -> Non
 
 def test_results_json_has_exactly_the_issue_keys(e2e: tuple[Path, dict, str]) -> None:
     _, results, _ = e2e
-    assert list(results) == [*RESULT_KEYS, "warnings", "by_modality", "head_to_head"]  # head_to_head: issue 22
+    assert list(results) == [*RESULT_KEYS, "warnings", "by_modality", "head_to_head", "time_points"]  # issue 22
     for key in RESULT_KEYS[2:]:
         assert isinstance(results[key], dict), key
     for key in ("cox_volume_change", "cox_sld_change", "cox_log2_baseline_volume_ttp"):
@@ -345,7 +345,7 @@ def test_missing_secondary_columns_and_single_modality(tmp_path: Path) -> None:
         == 0
     )
     results = json.loads((tmp_path / "o" / "results.json").read_text())
-    assert list(results) == [*RESULT_KEYS, "warnings", "head_to_head"]
+    assert list(results) == [*RESULT_KEYS, "warnings", "head_to_head", "time_points"]
     assert results["cindex_volume_change"]["n"] == results["landmark_n"]
     assert results["cindex_volume_change"]["c"] is not None
     assert results["cindex_sld_change"]["c"] is None

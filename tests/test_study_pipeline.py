@@ -120,6 +120,7 @@ def _check_against_truth(study: Path, cohort: Path, tables: dict, db: str | None
             for a in session.scalars(select(Analysis).order_by(Analysis.id))
         }
     ws.close()
+    filled = 0
     for sim_id, t in truth.items():
         if subset is not None and sim_id not in subset:
             continue
@@ -149,6 +150,9 @@ def _check_against_truth(study: Path, cohort: Path, tables: dict, db: str | None
         # issue 22: the RECIST targets' mask volumes summed, and the three largest lesions' long axes summed
         # (the same lesions at the early scan, 0 when one has disappeared), from the simulator's truth masks
         _check_lesion_sums(row, t, base, targets[pid], tables["cohort_lesions"])
+        filled += _check_yearly(row, scans, targets[pid], tables)
+    # the yearly columns are exercised: some patients have a 12-month scan
+    assert subset is not None or filled > 0
     # nothing identifying leaves the workspace: no original id in any exported table
     text = json.dumps(tables)
     assert "SIM-" not in text
@@ -179,6 +183,36 @@ def _check_lesion_sums(row: dict[str, str], t: dict, base: dict, targets: list[s
     )
 
 
+def _check_yearly(row: dict[str, str], scans: dict[str, dict], targets: list[str], tables: dict) -> int:
+    """The month12/24/36 columns, worked by hand from the exported scans: the scan nearest to 365.25·k days after
+    the baseline within ± 91.3125 days (12 ± 3 months, months = days / 30.4375), its truth-mask volume, and the
+    time-point and lesion tables' values of that scan. Returns how many yearly time points are filled."""
+    import datetime as dt
+
+    pid = row["patient_id"]
+    tps = {r["date"]: r for r in tables["cohort_timepoints"] if r["patient_id"] == pid}
+    at = {(r["date"], r["lesion_id"]): r for r in tables["cohort_lesions"] if r["patient_id"] == pid}
+    b0 = dt.date.fromisoformat(row["baseline_date"])
+    filled = 0
+    for k in (1, 2, 3):
+        prefix = f"month{12 * k}_"
+        offsets = {d: abs((dt.date.fromisoformat(d) - b0).days - 365.25 * k) for d in tps}
+        inside = sorted((off, d) for d, off in offsets.items() if off <= 91.3125)
+        if not inside:
+            assert all(row[prefix + f] == "" for f in ("date", "volume_ml", "lesion_count", "recist_response"))
+            continue
+        filled += 1
+        d = inside[0][1]
+        assert row[prefix + "date"] == d
+        assert float(row[prefix + "volume_ml"]) == pytest.approx(scans[d]["mask_total_tumour_volume_ml"], rel=1e-9)
+        assert float(row[prefix + "lesion_count"]) == float(tps[d]["lesion_count"])
+        assert row[prefix + "recist_response"] == tps[d]["overall_response"]
+        assert float(row[prefix + "target_volume_ml"]) == pytest.approx(
+            sum(float(at[d, i]["volume_ml"]) if (d, i) in at else 0.0 for i in targets), rel=1e-9
+        )
+    return filled
+
+
 def test_end_to_end_matches_truth(tmp_path: Path, cohort: Path) -> None:
     study = _prepared(tmp_path, cohort)
     assert main(["study", "run", "--workers", "2", "--study", str(study), "--no-progress"]) == 0
@@ -198,7 +232,12 @@ def test_end_to_end_matches_truth(tmp_path: Path, cohort: Path) -> None:
     # the exported table is a valid `hepavol cohort` input
     from hepavol.cohort.table import read_cohort_table
 
-    assert len(read_cohort_table(study / "export" / "cohort.csv")) == len(tables["cohort"])
+    table = read_cohort_table(study / "export" / "cohort.csv")
+    assert len(table) == len(tables["cohort"])
+    # ... and its yearly time points are read back (issue 22)
+    assert [p.yearly.get("month12_volume_ml") for p in table.patients] == [
+        pytest.approx(float(r["month12_volume_ml"])) if r["month12_volume_ml"] else None for r in tables["cohort"]
+    ]
 
 
 def test_end_to_end_on_postgresql(tmp_path: Path, cohort: Path, db_url: str | None) -> None:  # noqa: F811

@@ -52,7 +52,8 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
         action="store_true",
         help="head to head: also analyse CT and MR pooled (default: CT and MR separately, as the registry)",
     )
-    p.add_argument(
+    rep = p.add_mutually_exclusive_group()
+    rep.add_argument(
         "--repeatability-cv",
         type=float,
         default=None,
@@ -60,6 +61,13 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
         help="within-patient coefficient of variation of a volume measurement in %%: gives every patient's "
         "volume change and TGR a 95 %% interval and repeats the cut-off analyses without the patients whose "
         "change is below the smallest detectable change",
+    )
+    rep.add_argument(
+        "--repeatability-from",
+        default=None,
+        metavar="AGREEMENT_DIR/results.json",
+        help="as --repeatability-cv, with the within-patient CV of total_tumor_volume_ml from a 'hepavol agreement' "
+        "results.json (the source is recorded in results.json)",
     )
     p.add_argument("--no-pdf", action="store_true", help="do not write report.pdf")
     p.add_argument(
@@ -83,16 +91,26 @@ def run(args: argparse.Namespace) -> int:
             f"--repeatability-cv must be a percentage between 0 and 100 (e.g. 5 for 5 %), but it is "
             f"{args.repeatability_cv:g}"
         )
+    cv, source = args.repeatability_cv, None
+    if args.repeatability_from is not None:
+        from hepavol.cohort.uncertainty import repeatability_from_agreement
+
+        cv, source = repeatability_from_agreement(args.repeatability_from)
     options = AnalysisOptions(
         pool_modalities=args.pool_modalities,
-        repeatability_cv_percent=args.repeatability_cv,
+        repeatability_cv_percent=cv,
         tgr_cutoff_percent_per_month=args.tgr_cutoff,
         bootstrap_resamples=args.bootstrap,
         seed=args.seed,
         spearman_se=args.spearman_se,
     )
     result = run_cohort(
-        args.table, args.out, options=options, pdf=not args.no_pdf, use_chromium=args.pdf_engine == "auto"
+        args.table,
+        args.out,
+        options=options,
+        pdf=not args.no_pdf,
+        use_chromium=args.pdf_engine == "auto",
+        repeatability_source=source,
     )
     analysis = result.analysis
     for warning in (*analysis.warnings, *(w for sub in analysis.by_modality for w in sub.warnings)):

@@ -115,6 +115,8 @@ class CohortAnalysis:
     warnings: tuple[str, ...]
     by_modality: tuple[CohortAnalysis, ...] = field(default=())
     head_to_head: HeadToHead | None = None  # every early criterion on CT and MR (and pooled when asked)
+    time_points: dict[str, Any] | None = None  # the registry's time points (hepavol.cohort.describe.time_points)
+    repeatability_source: dict[str, Any] | None = None  # where the repeatability CV came from
 
     @property
     def landmark_n(self) -> int:
@@ -150,6 +152,10 @@ class CohortAnalysis:
             out["by_modality"] = {sub.label: sub.results() for sub in self.by_modality}
         if self.head_to_head is not None:
             out["head_to_head"] = self.head_to_head.to_dict()
+            if self.repeatability_source is not None and "repeatability" in out["head_to_head"]:
+                out["head_to_head"]["repeatability"]["source"] = self.repeatability_source
+        if self.time_points is not None:
+            out["time_points"] = self.time_points
         return out
 
 

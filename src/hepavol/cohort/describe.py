@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from hepavol.cohort.derive import HTB_CLASS_LABELS, DerivedPatient
+from hepavol.cohort.table import RECIST_CATEGORIES, YEARLY_FIELDS, YEARLY_MONTHS, PatientRecord
 
 
 def median_iqr(values: Sequence[float | None], *, digits: int = 1) -> str:
@@ -85,3 +87,95 @@ def baseline_characteristics(
     ]
     rows = [(label, [fn(ps) for _, ps in groups]) for label, fn in spec]
     return headers, rows
+
+
+#: The time points the registry records and how each is taken from the cohort table.
+TIME_POINT_RULE = (
+    "baseline = first scan; early = first scan 3-6 months later; month12/24/36 = the scan nearest to 12, 24, 36 "
+    "months after the baseline within ± 3 months (months = days / 30.4375; the month*_ columns of the table)"
+)
+
+
+def _quartiles(values: Sequence[float | None]) -> dict[str, Any]:
+    """``n``, ``median``, ``q1``, ``q3`` of the non-missing values (numpy linear quantiles, R type 7)."""
+    v = np.array([x for x in values if x is not None], dtype=float)
+    if v.size == 0:
+        return {"n": 0, "median": None, "q1": None, "q3": None}
+    q1, med, q3 = np.percentile(v, [25, 50, 75])
+    return {"n": int(v.size), "median": float(med), "q1": float(q1), "q3": float(q3)}
+
+
+def _time_point_values(p: PatientRecord, point: str) -> dict[str, Any] | None:
+    """(date, total volume, target volume, lesion count, RECIST) of one patient at one time point, or None."""
+    if point == "baseline":
+        return {
+            "date": p.baseline_date,
+            "volume_ml": p.baseline_volume_ml,
+            "target_volume_ml": p.baseline_target_volume_ml,
+            "lesion_count": p.lesion_count,
+            "recist_response": None,
+        }
+    if point == "early":
+        if p.early_date is None:
+            return None
+        return {
+            "date": p.early_date,
+            "volume_ml": p.early_volume_ml,
+            "target_volume_ml": p.early_target_volume_ml,
+            "lesion_count": None,
+            "recist_response": None,
+        }
+    months = int(point.removeprefix("month"))
+    date = p.at_month(months, "date")
+    if date is None:
+        return None
+    return {name: p.at_month(months, name) for name in YEARLY_FIELDS}
+
+
+def time_points(patients: Sequence[PatientRecord]) -> dict[str, Any]:
+    """The registry's time points described: per population (``All``, then each modality when both are present)
+    and time point (``baseline``, ``early``, ``month12``...), the number of patients with a scan, median [IQR] of
+    the days from baseline, total tumour volume, target-lesion volume and lesion count, and the RECIST 1.1
+    categories counted (the results.json ``time_points`` section).
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> from hepavol.cohort.table import PatientRecord
+    >>> b = dt.date(2020, 1, 1)
+    >>> def rec(i, v12, r12):
+    ...     return PatientRecord(line=i, patient_id=str(i), modality="CT", baseline_date=b, early_date=None,
+    ...         baseline_volume_ml=10.0 * i, early_volume_ml=None, baseline_sld_mm=None, early_sld_mm=None,
+    ...         lesion_count=None, liver_volume_ml=None, pfs_event=False, pfs_date=dt.date(2022, 1, 1),
+    ...         ki67_percent=None, cga_ug_l=None, extra_abdominal=None, grade=None,
+    ...         yearly={"month12_date": dt.date(2021, 1, 1), "month12_volume_ml": v12, "month12_recist_response": r12})
+    >>> tp = time_points([rec(1, 4.0, "PR"), rec(2, 8.0, "SD"), rec(3, 20.0, "SD")])["populations"]["All"]
+    >>> tp["baseline"]["volume_ml"]["median"], tp["month12"]["volume_ml"]
+    (20.0, {'n': 3, 'median': 8.0, 'q1': 6.0, 'q3': 14.0})
+    >>> tp["month12"]["days_from_baseline"]["median"], tp["month12"]["recist_response"], tp["month24"]["n"]
+    (366.0, {'PR': 1, 'SD': 2}, 0)
+    """
+    groups: list[tuple[str, list[PatientRecord]]] = [("All", list(patients))]
+    modalities = sorted({p.modality for p in patients})
+    if len(modalities) > 1:
+        groups += [(m, [p for p in patients if p.modality == m]) for m in modalities]
+    points = ("baseline", "early", *(f"month{k}" for k in YEARLY_MONTHS))
+    populations: dict[str, Any] = {}
+    for label, ps in groups:
+        entry: dict[str, Any] = {}
+        for point in points:
+            values = [v for v in (_time_point_values(p, point) for p in ps) if v is not None]
+            starts = [p.baseline_date for p in ps if _time_point_values(p, point) is not None]
+            counts = Counter(v["recist_response"] for v in values if v["recist_response"] is not None)
+            entry[point] = {
+                "n": len(values),
+                "days_from_baseline": _quartiles(
+                    [(v["date"] - s).days for v, s in zip(values, starts, strict=True)]
+                ),
+                "volume_ml": _quartiles([v["volume_ml"] for v in values]),
+                "target_volume_ml": _quartiles([v["target_volume_ml"] for v in values]),
+                "lesion_count": _quartiles([v["lesion_count"] for v in values]),
+                "recist_response": {k: counts[k] for k in RECIST_CATEGORIES if counts.get(k)},
+            }
+        populations[label] = entry
+    return {"rule": TIME_POINT_RULE, "populations": populations}

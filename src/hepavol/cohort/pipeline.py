@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hepavol.cohort.analysis import AnalysisOptions, CohortAnalysis, analyse_cohort
 from hepavol.cohort.derive import DERIVED_COLUMNS, DerivedPatient, derive
@@ -38,6 +39,7 @@ def run_cohort(
     pdf: bool = True,
     use_chromium: bool = True,
     generated: dt.datetime | None = None,
+    repeatability_source: dict[str, Any] | None = None,
 ) -> CohortRun:
     """Analyse a cohort table and write ``results.json``, ``derived.csv``, the figures, ``report.html``/``.pdf``.
 
@@ -53,6 +55,9 @@ def run_cohort(
         Also write ``report.pdf``.
     use_chromium : bool
         Print the PDF with headless Chromium when it is installed (else matplotlib).
+    repeatability_source : dict, optional
+        Where ``options.repeatability_cv_percent`` came from (results.json ``head_to_head.repeatability.source``);
+        default: given on the command line (``--repeatability-cv``).
 
     Raises
     ------
@@ -73,6 +78,12 @@ def run_cohort(
 
         patients = with_repeatability(patients, options.repeatability_cv_percent)
     analysis = analyse_cohort(patients, options=options)
+    from hepavol.cohort.describe import time_points
+
+    source = None
+    if options is not None and options.repeatability_cv_percent is not None:
+        source = repeatability_source or {"kind": "given", "option": "--repeatability-cv"}
+    analysis = dataclasses.replace(analysis, time_points=time_points(tab.patients), repeatability_source=source)
     if tab.warnings:  # from reading the table (dates after today): first in results.json, report and console
         analysis = dataclasses.replace(analysis, warnings=(*tab.warnings, *analysis.warnings))
     # The outputs are one set: written into a staging folder inside OUT, then moved into place together; a

@@ -413,7 +413,7 @@ def _h2h_section(a: CohortAnalysis, figs: dict[str, Figure]) -> str:
             f"coefficient of a volume ratio 1.96·√2·σ = {rep['rc_log']:.3f} on the log scale: an early volume "
             f"change between {rep['sdc_decrease_percent']:.1f} % and +{rep['sdc_increase_percent']:.1f} % is "
             "below the smallest detectable change. Each patient's 95 % intervals of volume change and volumetric "
-            "TGR are in derived.csv.</p>"
+            "TGR are in derived.csv.</p>" + _repeatability_source_html(a.repeatability_source)
         )
         rrows = []
         for pop, e in rep["populations"].items():
@@ -428,6 +428,20 @@ def _h2h_section(a: CohortAnalysis, figs: dict[str, Figure]) -> str:
     if gp:
         out.append(_greponet_html(gp))
     return "\n".join(out)
+
+
+def _repeatability_source_html(source: dict[str, Any] | None) -> str:
+    if not source:
+        return ""
+    if source.get("kind") == "agreement":
+        readers = source.get("readers") or {}
+        who = f" (readers {readers.get('first')} and {readers.get('second')})" if readers else ""
+        return (
+            f"<p>CV source: the {_e(source.get('design') or 'reader')} agreement analysis "
+            f"{_e(Path(str(source['file'])).name)}{_e(who)}, wCV of the total tumour volume over "
+            f"{_e(source.get('n'))} scans.</p>"
+        )
+    return "<p>CV source: given with --repeatability-cv.</p>"
 
 
 def _unit_name(unit: str) -> str:
@@ -526,6 +540,7 @@ def render_html(
         _flow_html(a),
         "<h2>2. Baseline characteristics</h2><p>Median [IQR] with the number of patients with a value, or count (%).</p>",
         _table(["Characteristic", *headers], [[label, *cells] for label, cells in rows], nowrap=False),
+        _time_points_html(a.time_points),
         "<h2>3. Primary endpoint: early change and landmark PFS</h2>",
         _table(_COX_HEADERS, _cox_rows(primary)),
         _cox_na(primary),
@@ -583,6 +598,60 @@ def render_html(
         "</body></html>",
     ]
     return "\n".join(p for p in parts if p)
+
+
+_TIME_POINT_LABELS = {"baseline": "Baseline", "early": "Early (3-6 months)"}
+
+
+def _quartiles_text(q: dict[str, Any], digits: int = 1) -> str:
+    if not q or q.get("median") is None:
+        return "–"
+    return f"{q['median']:.{digits}f} [{q['q1']:.{digits}f}–{q['q3']:.{digits}f}], n={q['n']}"
+
+
+def time_point_rows(tp: dict[str, Any]) -> list[tuple[str, list[list[str]]]]:
+    """Per population, the rows of the time-point table (one per time point with at least one scan)."""
+    out = []
+    for population, points in tp["populations"].items():
+        rows = []
+        for point, d in points.items():
+            if not d["n"]:
+                continue
+            label = _TIME_POINT_LABELS.get(point, f"{point.removeprefix('month')} months")
+            recist = "; ".join(f"{k}: {v}" for k, v in d["recist_response"].items()) or "–"
+            rows.append(
+                [
+                    label,
+                    str(d["n"]),
+                    _quartiles_text(d["days_from_baseline"], 0),
+                    _quartiles_text(d["volume_ml"]),
+                    _quartiles_text(d["target_volume_ml"]),
+                    _quartiles_text(d["lesion_count"], 0),
+                    recist,
+                ]
+            )
+        out.append((population, rows))
+    return out
+
+
+def _time_points_html(tp: dict[str, Any] | None) -> str:
+    if tp is None:
+        return ""
+    headers = [
+        "Time point",
+        "patients",
+        "days from baseline",
+        "total tumour volume, mL",
+        "target-lesion volume, mL",
+        "liver lesions",
+        "RECIST 1.1 (overall)",
+    ]
+    parts = [
+        f"<h3>Time points of the registry</h3><p>Median [IQR], n = patients with a value; {_e(tp['rule'])}.</p>"
+    ]
+    for population, rows in time_point_rows(tp):
+        parts.append(f"<h4>{_e(population)}</h4>" + _table(headers, rows, nowrap=False))
+    return "".join(parts)
 
 
 def find_chromium() -> str | None:

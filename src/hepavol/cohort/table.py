@@ -16,7 +16,7 @@ import datetime as dt
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,18 @@ OPTIONAL_COLUMNS: tuple[str, ...] = (
     "baseline_three_largest_diameter_sum_mm",
     "early_three_largest_diameter_sum_mm",
 )
+
+#: The registry's yearly time points (NCT03689231: baseline, 3-6 months, then yearly): months after the baseline
+#: scan, and the half-width of the window in which the nearest scan is taken (12 ± 3, 24 ± 3, 36 ± 3 months;
+#: months = days / 30.4375, both ends inclusive, the earlier of two equally near scans).
+YEARLY_MONTHS: tuple[int, ...] = (12, 24, 36)
+YEARLY_WINDOW_MONTHS = 3.0
+#: Per yearly time point: ``month{k}_date``, the total liver tumour volume (mL), the RECIST target lesions'
+#: volumes summed (mL), the number of liver lesions and the RECIST 1.1 overall response of that scan. Optional
+#: columns, empty when the patient had no scan in the window.
+YEARLY_FIELDS: tuple[str, ...] = ("date", "volume_ml", "target_volume_ml", "lesion_count", "recist_response")
+YEARLY_COLUMNS: tuple[str, ...] = tuple(f"month{k}_{f}" for k in YEARLY_MONTHS for f in YEARLY_FIELDS)
+RECIST_CATEGORIES: tuple[str, ...] = ("CR", "PR", "SD", "PD", "NE")
 
 #: Columns that must have a value on every row (the others may be empty = missing).
 REQUIRED_VALUES: tuple[str, ...] = (
@@ -113,6 +125,13 @@ class PatientRecord:
     early_target_volume_ml: float | None = None
     baseline_three_largest_diameter_sum_mm: float | None = None
     early_three_largest_diameter_sum_mm: float | None = None
+    #: The yearly time points (:data:`YEARLY_COLUMNS`): column name → value (date, float or category);
+    #: only the columns with a value.
+    yearly: dict[str, Any] = field(default_factory=dict)
+
+    def at_month(self, months: int, name: str) -> Any:
+        """The value of ``month{months}_{name}`` (``None`` when missing)."""
+        return self.yearly.get(f"month{months}_{name}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +156,11 @@ class CohortTable:
 
     def to_rows(self) -> list[dict[str, Any]]:
         """The records as dicts (field name → value), e.g. for ``pandas.DataFrame``."""
-        return [{f.name: getattr(p, f.name) for f in fields(PatientRecord)} for p in self.patients]
+        return [
+            {f.name: getattr(p, f.name) for f in fields(PatientRecord) if f.name != "yearly"}
+            | {c: p.yearly.get(c) for c in YEARLY_COLUMNS}
+            for p in self.patients
+        ]
 
 
 def _where(source: str, line: int, column: str, raw: str) -> str:
@@ -176,7 +199,15 @@ _EXPECTED: dict[str, str] = {
     "date": "an ISO date YYYY-MM-DD",
     "bool": "0/1 (or yes/no, true/false)",
     "modality": "CT or MR (MRI is read as MR)",
+    "recist": "a RECIST 1.1 category (CR, PR, SD, PD or NE)",
 }
+
+
+def _parse_recist(raw: str) -> str:
+    value = raw.strip().upper()
+    if value not in RECIST_CATEGORIES:
+        raise ValueError("not a RECIST category")
+    return value
 
 
 def read_cohort_table(path: str | os.PathLike[str], *, today: dt.date | None = None) -> CohortTable:
@@ -210,14 +241,14 @@ def read_cohort_table(path: str | os.PathLike[str], *, today: dt.date | None = N
             f"table needs the columns {', '.join(COLUMNS)} (the output of 'hepavol study export')."
         )
     index = {name: data.keys.index(name) for name in COLUMNS}
-    optional = {name: data.keys.index(name) for name in OPTIONAL_COLUMNS if name in data.keys}
+    optional = {name: data.keys.index(name) for name in (*OPTIONAL_COLUMNS, *YEARLY_COLUMNS) if name in data.keys}
     patients: list[PatientRecord] = []
     warnings: list[str] = []
     seen: dict[str, int] = {}
     for line, cells in data.rows:
         raw = {name: cells[i] for name, i in index.items()}
         raw.update({name: cells[i] if i < len(cells) else "" for name, i in optional.items()})
-        raw.update({name: "" for name in OPTIONAL_COLUMNS if name not in optional})
+        raw.update({name: "" for name in (*OPTIONAL_COLUMNS, *YEARLY_COLUMNS) if name not in optional})
         values: dict[str, Any] = {}
 
         def get(
@@ -321,6 +352,7 @@ def read_cohort_table(path: str | os.PathLike[str], *, today: dt.date | None = N
                     f"than the total tumour volume ({raw['baseline_volume_ml']} mL); the targets are part of "
                     "the total"
                 )
+        values["yearly"] = _yearly_values(raw, get, source, line, baseline)
         pid = values["patient_id"]
         if pid in seen:
             raise TableError(
@@ -334,6 +366,57 @@ def read_cohort_table(path: str | os.PathLike[str], *, today: dt.date | None = N
     return CohortTable(tuple(patients), source, tuple(warnings))
 
 
+def _yearly_values(
+    raw: dict[str, str], get: Callable[..., Any], source: str, line: int, baseline: dt.date
+) -> dict[str, Any]:
+    """The yearly time points of one row (:data:`YEARLY_COLUMNS`), validated; only the cells with a value."""
+    out: dict[str, Any] = {}
+    for months in YEARLY_MONTHS:
+        prefix = f"month{months}_"
+        date = get(prefix + "date", "date", _parse_date)
+        measured = {f: raw[prefix + f] for f in YEARLY_FIELDS[1:] if raw[prefix + f].lower() not in _MISSING}
+        if date is None and measured:
+            name = prefix + next(iter(measured))
+            raise TableError(
+                f"{_where(source, line, name, raw[name])}: a value at the {months}-month scan needs "
+                f"'{prefix}date'; fill in the date or empty the cell"
+            )
+        if date is None:
+            continue
+        if date <= baseline:
+            raise TableError(
+                f"{_where(source, line, prefix + 'date', raw[prefix + 'date'])}: the {months}-month scan must be "
+                f"after the baseline scan ({baseline.isoformat()}); correct the date"
+            )
+        out[prefix + "date"] = date
+        for name in ("volume_ml", "target_volume_ml", "lesion_count"):
+            value = get(prefix + name, "float", _parse_float)
+            if value is None:
+                continue
+            if value < 0:
+                raise TableError(
+                    f"{_where(source, line, prefix + name, raw[prefix + name])}: '{prefix + name}' cannot be "
+                    "negative; correct the cell"
+                )
+            if name != "lesion_count" and (value > 50_000.0 or 0 < value < 1e-6):
+                raise TableError(
+                    f"{_where(source, line, prefix + name, raw[prefix + name])}: outside the plausible range "
+                    f"(0, or 1e-06 to 50000 mL); {_VOLUME_HINT}"
+                )
+            out[prefix + name] = value
+        response = get(prefix + "recist_response", "recist", _parse_recist)
+        if response is not None:
+            out[prefix + "recist_response"] = response
+        total, target = out.get(prefix + "volume_ml"), out.get(prefix + "target_volume_ml")
+        if total is not None and target is not None and target > total * (1 + 1e-6) + 1e-9:
+            name = prefix + "target_volume_ml"
+            raise TableError(
+                f"{_where(source, line, name, raw[name])}: the target lesions' volume is larger than the total "
+                f"tumour volume ({raw[prefix + 'volume_ml']} mL); the targets are part of the total"
+            )
+    return out
+
+
 def write_cohort_table(table: CohortTable, path: str | os.PathLike[str]) -> None:
     """Write a cohort table as CSV with the :data:`COLUMNS` and the :data:`OPTIONAL_COLUMNS` that have a value
     for some patient (atomically); the inverse of :func:`read_cohort_table`."""
@@ -341,14 +424,16 @@ def write_cohort_table(table: CohortTable, path: str | os.PathLike[str]) -> None
 
     with atomic_open(Path(path)) as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        columns = COLUMNS + tuple(
-            c for c in OPTIONAL_COLUMNS if any(getattr(p, c) is not None for p in table.patients)
+        columns = (
+            COLUMNS
+            + tuple(c for c in OPTIONAL_COLUMNS if any(getattr(p, c) is not None for p in table.patients))
+            + tuple(c for c in YEARLY_COLUMNS if any(c in p.yearly for p in table.patients))
         )
         writer.writerow(columns)
         for p in table.patients:
             row: list[str] = []
             for name in columns:
-                v = getattr(p, name)
+                v = p.yearly.get(name) if name in YEARLY_COLUMNS else getattr(p, name)
                 if v is None:
                     row.append("")
                 elif isinstance(v, bool):

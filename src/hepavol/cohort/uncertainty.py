@@ -12,15 +12,19 @@ measurements V₁/V₀ has SD √2·σ on the log scale. The repeatability coeff
 - the change is **below the smallest detectable change** when |L| < RC, i.e. between 100·(exp(−RC) − 1) %
   and 100·(exp(RC) − 1) %: it cannot be told apart from measurement noise at the 95 % level.
 
-The CV is that of a volume; the diameter-based criteria are left as they are.
+The CV is that of a volume; the diameter-based criteria are left as they are. :func:`repeatability_from_agreement`
+reads it from a ``hepavol agreement`` result (``--repeatability-from``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from hepavol.cohort.derive import DerivedPatient
 from hepavol.cohort.stats import Z975
@@ -96,3 +100,70 @@ def with_repeatability(patients: Sequence[DerivedPatient], cv_percent: float) ->
             values["target_volume_change_below_sdc"] = abs(tr) < r.rc_log
         out.append(dataclasses.replace(p, **values))  # type: ignore[arg-type]
     return tuple(out)
+
+
+def repeatability_from_agreement(path: str | os.PathLike[str]) -> tuple[float, dict[str, Any]]:
+    """The within-patient CV of the total tumour volume from a ``hepavol agreement`` ``results.json``.
+
+    Returns the CV in % (``total_tumor_volume_ml.wcv.value``) and the source as ``results.json`` records it
+    (file, design, readers, number of scans).
+
+    Raises
+    ------
+    InputError
+        If the file cannot be read, is not JSON, is not the output of ``hepavol agreement``, or its wCV of
+        ``total_tumor_volume_ml`` is missing or null (with the agreement analysis's reason).
+    """
+    import json
+
+    from hepavol.errors import InputError
+
+    where = f"--repeatability-from '{path}'"
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{where}: no such file; give the results.json that 'hepavol agreement' wrote") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{where}: cannot be read ({exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{where}: not a JSON file ({exc.msg}, line {exc.lineno}); give the results.json that "
+            "'hepavol agreement' wrote"
+        ) from None
+    fmt = data.get("format") if isinstance(data, dict) else None
+    if fmt != "hepavol-agreement":
+        raise InputError(
+            f"{where}: not the result of a reader-agreement analysis ('format' is {fmt!r}, expected "
+            "'hepavol-agreement'); run 'hepavol agreement READS.csv --out DIR' and give DIR/results.json"
+        )
+    ttv = data.get("total_tumor_volume_ml")
+    wcv = ttv.get("wcv") if isinstance(ttv, dict) else None
+    if not isinstance(wcv, dict) or "value" not in wcv:
+        raise InputError(
+            f"{where}: has no 'total_tumor_volume_ml.wcv' (an agreement result of another hepavol version?); "
+            "run 'hepavol agreement' again or give the CV with --repeatability-cv PCT"
+        )
+    value = wcv["value"]
+    if value is None:
+        reason = wcv.get("reason") or "no reason recorded"
+        raise InputError(
+            f"{where}: the within-patient CV of total_tumor_volume_ml is null ({reason}); the agreement analysis "
+            "needs more scans read by both readers, or give the CV with --repeatability-cv PCT"
+        )
+    if not isinstance(value, int | float) or not 0 < value < 100:
+        raise InputError(
+            f"{where}: the within-patient CV of total_tumor_volume_ml must be between 0 and 100 %, but it is "
+            f"{value!r}; give the CV with --repeatability-cv PCT"
+        )
+    source = {
+        "kind": "agreement",
+        "file": str(path),
+        "quantity": "total_tumor_volume_ml",
+        "wcv_percent": float(value),
+        "design": data.get("design"),
+        "readers": data.get("readers"),
+        "n": ttv.get("n") if isinstance(ttv, dict) else None,
+    }
+    return float(value), source

@@ -16,6 +16,11 @@ The cohort table has exactly the columns of :data:`hepavol.cohort.table.COLUMNS`
   ``early_three_largest_diameter_sum_mm``: the longest axial diameters of the three largest liver metastases at
   baseline (by longest diameter, all of them when fewer) summed, and the same tracked lesions at the early scan
   (0 for one that disappeared). The optional columns of :data:`hepavol.cohort.table.OPTIONAL_COLUMNS`.
+- ``month12_*``, ``month24_*``, ``month36_*`` (:data:`hepavol.cohort.table.YEARLY_COLUMNS`): the registry's yearly
+  time points. The scan nearest to 12, 24 and 36 months after the baseline within ± 3 months (months = days /
+  30.4375, both ends inclusive; the earlier of two equally near scans; :func:`yearly_scan`): its date, total
+  liver tumour volume, target-lesion volume (as above), lesion count and RECIST 1.1 overall response. Empty when
+  the patient had no scan in the window.
 
 Patients appear under their pseudonym only. Patients that are eligible but not analysed, or whose inputs changed
 since their analysis, are left out and listed in the returned summary (run ``hepavol study run`` first).
@@ -24,6 +29,7 @@ Tables are written atomically as CSV or Parquet (by the file suffix).
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import os
 from collections.abc import Sequence
@@ -35,8 +41,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hepavol._atomic import AtomicSet, write_bytes_atomic
-from hepavol.cohort.table import COLUMNS, OPTIONAL_COLUMNS
+from hepavol.cohort.table import (
+    COLUMNS,
+    OPTIONAL_COLUMNS,
+    YEARLY_COLUMNS,
+    YEARLY_MONTHS,
+    YEARLY_WINDOW_MONTHS,
+)
 from hepavol.errors import InputError
+from hepavol.response.growth import DAYS_PER_MONTH
 from hepavol.study import audit
 from hepavol.study.models import (
     Analysis,
@@ -140,15 +153,62 @@ def _current_analyses(ws: Workspace, session: Session) -> tuple[Analysed, list[t
 
 
 #: The cohort table's columns as ``hepavol study export`` writes them: the required ones, then the optional ones.
-COHORT_COLUMNS: tuple[str, ...] = COLUMNS + OPTIONAL_COLUMNS
+COHORT_COLUMNS: tuple[str, ...] = COLUMNS + OPTIONAL_COLUMNS + YEARLY_COLUMNS
+
+
+def _tracks(session: Session, analysis: Analysis) -> list[tuple[str, bool, dict[Any, Any]]]:
+    tracks = session.scalars(select(Track).where(Track.analysis_id == analysis.id).order_by(Track.id)).all()
+    return [(t.track_id, t.target, {p.study_date: p for p in t.points}) for t in tracks]
 
 
 def lesion_sums(session: Session, analysis: Analysis, baseline: Any, early: Any) -> dict[str, float | None]:
     """The optional cohort columns of one analysis (:func:`lesion_sums_from_tracks` on its stored tracks)."""
-    tracks = session.scalars(select(Track).where(Track.analysis_id == analysis.id).order_by(Track.id)).all()
-    return lesion_sums_from_tracks(
-        [(t.track_id, t.target, {p.study_date: p for p in t.points}) for t in tracks], baseline, early
-    )
+    return lesion_sums_from_tracks(_tracks(session, analysis), baseline, early)
+
+
+def yearly_scan(
+    dates: Sequence[dt.date], baseline: dt.date, months: float, *, window_months: float = YEARLY_WINDOW_MONTHS
+) -> dt.date | None:
+    """The scan nearest to ``months`` after ``baseline`` within ± ``window_months`` (months = days / 30.4375,
+    both ends inclusive; the earlier of two equally near scans), or ``None``.
+
+    Examples
+    --------
+    12 months = 365.25 days, ± 3 months = ± 91.3125 days (274 to 456 days after the baseline):
+
+    >>> b = dt.date(2020, 1, 1)
+    >>> days = lambda *ds: [b + dt.timedelta(days=d) for d in ds]
+    >>> yearly_scan(days(120, 300, 400), b, 12)  # 65.25 and 34.75 days off: the second
+    datetime.date(2021, 2, 4)
+    >>> yearly_scan(days(120, 273, 457), b, 12) is None  # 92.25 and 91.75 days off: outside
+    True
+    >>> yearly_scan(days(355, 375), b, 12)  # 10.25 and 9.75 days off
+    datetime.date(2021, 1, 10)
+    """
+    target, half = months * DAYS_PER_MONTH, window_months * DAYS_PER_MONTH
+    near = [(abs((d - baseline).days - target), d) for d in dates if abs((d - baseline).days - target) <= half]
+    return min(near)[1] if near else None
+
+
+def yearly_values(
+    tps: dict[dt.date, Any], tracks: Sequence[tuple[str, bool, dict[Any, Any]]], baseline: dt.date
+) -> dict[str, Any]:
+    """The yearly columns (:data:`~hepavol.cohort.table.YEARLY_COLUMNS`) of one patient from its assessed scans
+    (``tps``: date → :class:`~hepavol.study.models.TimepointAssessment`) and tracks."""
+    out: dict[str, Any] = dict.fromkeys(YEARLY_COLUMNS)
+    for months in YEARLY_MONTHS:
+        date = yearly_scan(sorted(d for d in tps if d > baseline), baseline, months)
+        if date is None:
+            continue
+        tp, prefix = tps[date], f"month{months}_"
+        out[prefix + "date"] = date.isoformat()
+        out[prefix + "volume_ml"] = tp.total_tumor_volume_ml
+        out[prefix + "target_volume_ml"] = lesion_sums_from_tracks(tracks, baseline, date)[
+            "early_target_volume_ml"
+        ]
+        out[prefix + "lesion_count"] = tp.lesion_count
+        out[prefix + "recist_response"] = tp.overall_response
+    return out
 
 
 def lesion_sums_from_tracks(
@@ -242,6 +302,7 @@ def _cohort_rows(session: Session, analysed: Analysed, left_out: list[tuple[str,
                 d for d, tp in tps.items() if d == base.study_date or tp.overall_response not in (None, "NE")
             ]
             event, pfs_date = 0, max(adequate)
+        tracks = _tracks(session, analysis)
         clinical = session.scalar(select(ClinicalRecord).where(ClinicalRecord.patient_id == patient.id))
         study = session.scalar(select(ImagingStudy).where(ImagingStudy.id == base.study_id))
         modality = study.modality if study is not None else None
@@ -263,7 +324,8 @@ def _cohort_rows(session: Session, analysed: Analysed, left_out: list[tuple[str,
                 "cga_ug_l": clinical.cga_ug_l if clinical else None,
                 "extra_abdominal": _bool01(clinical.extra_abdominal) if clinical else None,
                 "grade": clinical.grade if clinical else None,
-                **lesion_sums(session, analysis, base.study_date, None if early is None else early.study_date),
+                **lesion_sums_from_tracks(tracks, base.study_date, None if early is None else early.study_date),
+                **yearly_values(tps, tracks, base.study_date),
             }
         )
     return out
