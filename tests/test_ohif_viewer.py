@@ -159,8 +159,9 @@ def test_ohif_shows_the_sr_axes_and_the_seg_segments(
             _wait_for_all_images(page)
 
             # the SR: L1's axes on its slice, then L2's through the viewport's arrows
-            for _attempt in range(2):  # on a loaded machine OHIF 3.12 can miss the first double click
+            for _attempt in range(3):  # on a loaded machine OHIF 3.12 can miss a double click
                 sr_thumbnail.dblclick()
+                _wait_for_all_images(page)
                 deadline = (
                     time.monotonic() + 30
                 )  # the labels are SVG text over the viewport (not in its pane in 3.12)

@@ -416,6 +416,18 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
             second_read_targets(state.ws, pseudonym, r).to_dict() for r in second_read_readers(state.ws, pseudonym)
         ]
 
+    def accept_segmentation(request: Request, body: Any) -> dict[str, Any]:
+        """The reader accepts the segmentation ``study segment`` proposed for this scan (``study review
+        --accept-segmentation``): ``{"reason": "..."}`` (optional)."""
+        from hepavol.study.proposals import accept_segmentation as accept
+
+        _blinded_refusal("accepting a proposed segmentation")
+        pseudonym = request.path_params["pseudonym"]
+        reason = body.get("reason") if isinstance(body, dict) and isinstance(body.get("reason"), str) else None
+        accept(state.ws, pseudonym, "", study_pk=int(request.path_params["study_pk"]), reader=state.reader,
+               reason=reason)  # fmt: skip
+        return _patient_view(pseudonym)
+
     patient_path = "/api/patients/{pseudonym:str}"
     scan_path = patient_path + "/scans/{study_pk:int}"
     routes = [
@@ -436,6 +448,7 @@ def create_app(state: AppState, *, allowed_hosts: list[str] | None = None) -> St
         Route(patient_path + "/lesion-links", guarded(lesion_links, change=True), methods=["POST"]),
         Route(scan_path + "/edit", guarded(edit, change=True), methods=["POST"]),
         Route(scan_path + "/save", guarded(save, change=True), methods=["POST"]),
+        Route(scan_path + "/accept-segmentation", guarded(accept_segmentation, change=True), methods=["POST"]),
         Route(scan_path + "/versions", guarded(versions)),
         Route(patient_path + "/second-reads", guarded(disagreements)),
         Route(patient_path + "/second-read-targets", guarded(second_targets)),

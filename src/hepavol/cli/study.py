@@ -23,6 +23,7 @@ Typical use:
   hepavol study import --pacs http://pacs/dicom-web --patients patients.csv   # or pull them from the PACS
   hepavol study import-scans cohort/*/manifest.csv  # or NIfTI/NRRD/MHA scans listed in manifests
   hepavol study import-clinical clinical.csv --treatments treatments.csv
+  hepavol study segment --workers 2                 # no masks yet: hepavol proposes them (liver, seeds)
   hepavol study eligibility                         # NCT03689231's criteria, flow table
   hepavol study run --workers 2                     # measure, track, assess (resumable)
   hepavol study export cohort.csv                   # + cohort_lesions.csv, cohort_timepoints.csv
@@ -146,9 +147,51 @@ def register(
     )
     s.add_argument("--patient", action="append", metavar="PSEUDONYM", help="only these patients (repeatable)")
     s.add_argument("--force", action="store_true", help="recompute patients whose inputs have not changed")
+    s.add_argument(
+        "--accept-proposed",
+        action="store_true",
+        help="also measure scans whose segmentation is only proposed by hepavol study segment (not yet accepted "
+        "by a reader); the run says how many, and each analysis records it",
+    )
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     _common(s)
     s.set_defaults(func=run_run)
+
+    s = sub.add_parser(
+        "import-seeds",
+        parents=parents,
+        help="import lesion seeds (RECIST lines or points) for study segment from a CSV",
+        description="Import the RECIST lines a site already has, for hepavol study segment: a CSV with "
+        "patient_id,date (the original id and the scan's date) and either x1,y1,z1,x2,y2,z2 (the line's two ends in "
+        "the scan's DICOM patient frame, LPS mm) or slice1,row1,column1,slice2,row2,column2 (0-based voxel indices "
+        "of the scan's measured series); leave the second point empty for a seed point; optional lesion_id (rows "
+        "with the same id on a scan are one lesion). DICOM SR TID 1500 linear measurements in a DICOM tree are "
+        "picked up by hepavol study import.",
+    )
+    s.add_argument("table", metavar="SEEDS_CSV")
+    _common(s)
+    s.set_defaults(func=run_import_seeds)
+
+    s = sub.add_parser(
+        "segment",
+        parents=parents,
+        help="propose a segmentation for every scan without an accepted one (liver, lesions from seeds, carried "
+        "forward)",
+        description="For every imported scan without an accepted segmentation: the liver automatically (as "
+        "hepavol segment liver), a lesion from each seed (RECIST lines from DICOM SR or study import-seeds), and "
+        "every lesion accepted on an earlier scan of the patient carried forward through the registration. Each "
+        "result is stored as a proposed segmentation with its method, parameters and seeds, until a reader accepts "
+        "it (study review --accept-segmentation, or the review app). Resumable like study run: a stopped run "
+        "resumes; scans whose inputs have not changed are skipped.",
+    )
+    s.add_argument("--patients", nargs="+", metavar="P-...", help="only these patients (pseudonyms)")
+    s.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes on this machine (1)")
+    s.add_argument(
+        "--scheduler", metavar="ADDRESS", help="run on a Dask distributed cluster (e.g. tcp://10.0.0.5:8786)"
+    )
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _common(s)
+    s.set_defaults(func=run_segment)
 
     s = sub.add_parser(
         "review",
@@ -211,7 +254,15 @@ def register(
         help="with --targets: the targets of NAME's blinded second read (lesion ids of NAME's own baseline "
         "segmentation), kept apart from the study's targets and never used by study run",
     )
-    s.add_argument("--reason", metavar="TEXT", help="why (required with a decision, optional to sign off)")
+    s.add_argument(
+        "--accept-segmentation",
+        metavar="DATE|all",
+        help="accept the segmentation hepavol study segment proposed for the scan of DATE (or of every scan): it "
+        "becomes an accepted segmentation, measured by study run",
+    )
+    s.add_argument(
+        "--reason", metavar="TEXT", help="why (required with a decision, optional to sign off or to accept)"
+    )
     _common(s)
     s.set_defaults(func=run_review)
 
@@ -392,14 +443,22 @@ def run_run(args: argparse.Namespace) -> int:
         bar.advance()
 
     try:
-        jobs, _ = plan_run(ws, patients=args.patient, force=args.force)
+        jobs, planned = plan_run(ws, patients=args.patient, force=args.force, accept_proposed=args.accept_proposed)
         print(f"{len(jobs)} patient(s) to analyse", file=sys.stderr)
+        if jobs:
+            proposed = (
+                f"{planned.scans_proposed} on segmentations proposed by hepavol study segment (--accept-proposed)"
+                if args.accept_proposed
+                else "none on proposed segmentations (give --accept-proposed to measure those)"
+            )
+            print(f"segmentations: {planned.scans_accepted} scan(s) on accepted segmentations, {proposed}")
         summary = run_study(
             ws,
             workers=args.workers,
             scheduler=args.scheduler,
             patients=args.patient,
             force=args.force,
+            accept_proposed=args.accept_proposed,
             progress=progress,
         )
     finally:
@@ -417,6 +476,58 @@ def run_run(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
+def run_import_seeds(args: argparse.Namespace) -> int:
+    from hepavol.study.seeds import import_seed_table
+
+    ws = _workspace(args)
+    try:
+        summary = import_seed_table(ws, args.table)
+    finally:
+        ws.close()
+    print(f"imported: {summary.describe()}")
+    return 0
+
+
+def run_segment(args: argparse.Namespace) -> int:
+    from hepavol.pacs._progress import Progress
+    from hepavol.study.segmenting import plan_segment, segment_study
+
+    ws = _workspace(args)
+    bar: Progress | None = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = Progress(total, "study segment", enabled=not args.no_progress and sys.stderr.isatty())
+        bar.advance()
+
+    try:
+        jobs, _ = plan_segment(ws, patients=args.patients)
+        print(f"{sum(len(j.scans) for j in jobs)} scan(s) of {len(jobs)} patient(s) to segment", file=sys.stderr)
+        summary = segment_study(
+            ws, patients=args.patients, workers=args.workers, scheduler=args.scheduler, progress=progress
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+        ws.close()
+    for pseudonym, day, reason in summary.refused_seeds:
+        print(f"seed refused: {pseudonym} {day}: {reason}", file=sys.stderr)
+    for pseudonym, error in summary.failed:
+        print(f"failed: {pseudonym}: {error}", file=sys.stderr)
+    print(
+        f"scans: {summary.proposed} proposed now, {summary.up_to_date} already proposed on the same inputs, "
+        f"{summary.accepted} with an accepted segmentation (left alone), {len(summary.failed)} failed; lesions: "
+        f"{summary.lesions_from_seeds} from seeds, {summary.lesions_carried_forward} carried forward, "
+        f"{summary.disappeared} proposed as disappeared, {summary.candidates} candidate(s) listed for the reader; "
+        f"{len(summary.refused_seeds)} seed(s) refused"
+    )
+    if summary.proposed:
+        print("accept them after review: hepavol study review PSEUDONYM --accept-segmentation DATE|all (or in the "
+              "review app), or measure them as they are: hepavol study run --accept-proposed")  # fmt: skip
+    return 1 if summary.failed else 0
+
+
 def run_review(args: argparse.Namespace) -> int:
     from hepavol.cli._output import format_table
     from hepavol.study.review import record_review, review_history
@@ -425,6 +536,11 @@ def run_review(args: argparse.Namespace) -> int:
     try:
         if args.second_reader is not None:
             return _second_read_targets(ws, args)
+        if args.accept_segmentation is not None:
+            from hepavol.study.proposals import accept_segmentation
+
+            for done in accept_segmentation(ws, args.patient, args.accept_segmentation, reason=args.reason):
+                print(f"{args.patient}: segmentation of {done.date} accepted")
         decisions = (args.targets, args.eligibility, args.sign_off)
         if any(v is not None for v in decisions) or args.non_target or args.new_lesion or args.link:
             rows = record_review(

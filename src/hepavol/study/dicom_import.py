@@ -21,7 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from hepavol.study import audit
-from hepavol.study.dicom_tree import SegFound, SelectionRules, SeriesFound, StudyFound, TreeScan, scan_dicom_tree
+from hepavol.study.dicom_tree import (
+    ReportFound,
+    ReportLine,
+    SegFound,
+    SelectionRules,
+    SeriesFound,
+    StudyFound,
+    TreeScan,
+    scan_dicom_tree,
+)
 from hepavol.study.hashing import hash_files, hash_json, hash_path
 from hepavol.study.importer import (
     ImportSummary,
@@ -32,9 +41,10 @@ from hepavol.study.importer import (
     study_for,
 )
 from hepavol.study.redact import PathRedactor
+from hepavol.study.seeds import add_seed
 from hepavol.study.workspace import Workspace
 
-__all__ = ["import_dicom_tree", "measured_series"]
+__all__ = ["import_dicom_tree", "measured_series", "report_seeds"]
 
 
 def measured_series(study: StudyFound) -> tuple[SeriesFound | None, str]:
@@ -52,6 +62,111 @@ def measured_series(study: StudyFound) -> tuple[SeriesFound | None, str]:
             f"study segments; {rule} ({reason}), which has no segmentation"
         )
     return chosen, reason
+
+
+def _line_seed(
+    report: ReportFound, line: ReportLine, study: StudyFound, chosen: SeriesFound | None
+) -> dict[str, Any]:
+    """The seed of one SR line (``add_seed`` arguments); ``problem`` says why it cannot be used."""
+    import pydicom
+
+    from hepavol.io.sr_read import image_points_to_lps
+
+    m = line.measurement
+    value = f" {m.value_mm:.1f} mm" if m.value_mm is not None else ""
+    if report.kind == "gsps":
+        origin = f"GSPS {report.sop_instance_uid}, graphic annotation {m.group} ({m.concept})"
+        what = "graphic annotation names no single image (ReferencedImageSequence)"
+    else:
+        origin = f"SR {report.sop_instance_uid}, measurement group {m.group} ({m.concept}{value})"
+        what = "SCOORD names no image (no SELECTED FROM IMAGE reference)"
+    seed: dict[str, Any] = {
+        "source": "gsps" if report.kind == "gsps" else "dicom-sr",
+        "origin": origin,
+        "kind": "line",
+        "coordinates": "lps",
+        "points": [],
+        "lesion_ref": m.tracking_uid or m.tracking_id,
+        "referenced_series_uid": line.referenced_series_uid,
+        "frame_of_reference_uid": m.frame_of_reference_uid or line.referenced_frame_of_reference_uid,
+        "problem": None,
+    }
+
+    def refuse(problem: str) -> dict[str, Any]:
+        return {**seed, "problem": problem}
+
+    if chosen is None:
+        return refuse("the study has no series to measure, so its lines cannot be used")
+    labels = {s.series_uid: s.label() for s in study.series}
+    if m.is_3d:
+        seed["points"] = [list(p) for p in m.points]
+        frame = m.frame_of_reference_uid
+    elif m.referenced_sop_uid is None:
+        return refuse(
+            f"its {what}, so the line cannot be placed in the patient frame. Export it with its image "
+            "references, or give the line in a seed CSV (hepavol study import-seeds)."
+        )
+    elif line.referenced_path is None:
+        return refuse(
+            f"it was drawn on image {m.referenced_sop_uid}, which is not in the export: export that image's series "
+            "with the SR."
+        )
+    else:
+        try:
+            ds = pydicom.dcmread(line.referenced_path, stop_before_pixels=True)
+            position = [float(v) for v in ds.ImagePositionPatient]
+            orientation = [float(v) for v in ds.ImageOrientationPatient]
+            spacing = [float(v) for v in ds.PixelSpacing]
+            rows, columns = int(ds.Rows), int(ds.Columns)
+        except (AttributeError, OSError, ValueError, TypeError, pydicom.errors.InvalidDicomError):
+            return refuse(
+                f"its image {m.referenced_sop_uid} has no readable ImagePositionPatient, ImageOrientationPatient, "
+                "PixelSpacing, Rows and Columns, so the line cannot be placed in the patient frame"
+            )
+        outside = [p for p in m.points if not (0.0 <= p[0] <= columns and 0.0 <= p[1] <= rows)]
+        if outside:
+            c, r = outside[0]
+            return refuse(
+                f"the line lies outside the image it was drawn on: (column, row) ({c:.1f}, {r:.1f}), but the image "
+                f"has {columns} columns and {rows} rows. Check the measurement in the viewer that made it."
+            )
+        seed["points"] = image_points_to_lps(m.points, position=position, orientation=orientation,
+                                             pixel_spacing=spacing)  # fmt: skip
+        frame = line.referenced_frame_of_reference_uid
+    if line.referenced_series_uid not in (None, chosen.series_uid):
+        where = labels.get(line.referenced_series_uid or "", f"series {line.referenced_series_uid}")
+        if frame and frame == chosen.frame_of_reference_uid:
+            seed["origin"] = (
+                f"{origin}; drawn on {where}, mapped to the measured series {chosen.label()} through their shared "
+                "frame of reference"
+            )
+        else:
+            return refuse(
+                f"it was drawn on {where} (FrameOfReferenceUID {frame or 'missing'}), not on the measured series "
+                f"{chosen.label()} (FrameOfReferenceUID {chosen.frame_of_reference_uid or 'missing'}): the two series "
+                "share no frame of reference, so the line cannot be mapped. Measure the lesion on the measured series, "
+                "or have the rules choose that series (study.toml [series_selection])."
+            )
+    elif m.is_3d and frame != chosen.frame_of_reference_uid:
+        return refuse(
+            f"its 3D coordinates are in FrameOfReferenceUID {frame or 'missing'}, not in that of the measured series "
+            f"{chosen.label()} ({chosen.frame_of_reference_uid or 'missing'}): they cannot be mapped"
+        )
+    return seed
+
+
+def report_seeds(study: StudyFound, chosen: SeriesFound | None) -> list[dict[str, Any]]:
+    """The seeds (``add_seed`` arguments) of a study's reports: one per measurement group's line (its long axis;
+    a short axis is the same lesion), each with the reason it cannot be used, if any."""
+    seeds = []
+    for report in study.reports:
+        long_groups = {ln.measurement.group for ln in report.lines if not ln.measurement.short_axis}
+        for line in report.lines:
+            m = line.measurement
+            if m.short_axis and m.group in long_groups and m.group != 0:
+                continue
+            seeds.append(_line_seed(report, line, study, chosen))
+    return seeds
 
 
 def _light_hash(series: SeriesFound) -> str:
@@ -121,14 +236,32 @@ def import_dicom_tree(
     summary.warnings += [f"{n} file(s) skipped: {reason}" for reason, n in tree.skipped_counts]
     summary.warnings += unreadable_warnings(tree, pseudonymiser)
     for patient_found in tree.patients:
-        prepared: list[tuple[StudyFound, SeriesFound | None, str, str | None, Sequence[tuple[SegFound, str]]]] = []
+        prepared: list[
+            tuple[
+                StudyFound,
+                SeriesFound | None,
+                str,
+                str | None,
+                Sequence[tuple[SegFound, str]],
+                list[dict[str, Any]],
+            ]
+        ] = []
         for study in patient_found.studies:  # hash outside the transaction
             series, reason = measured_series(study)
             content = None if series is None else hash_files(series.files, root=series.folder)
             own = (
                 [] if series is None else [s for s in study.segs if series.series_uid in s.referenced_series_uids]
             )
-            prepared.append((study, series, reason, content, [(s, hash_path(s.path)) for s in own]))
+            prepared.append(
+                (
+                    study,
+                    series,
+                    reason,
+                    content,
+                    [(s, hash_path(s.path)) for s in own],
+                    report_seeds(study, series),
+                )
+            )
             for seg in study.segs:
                 if series is None or series.series_uid not in seg.referenced_series_uids:
                     summary.warnings.append(
@@ -137,7 +270,7 @@ def import_dicom_tree(
                     )
         with ws.db.transaction() as session:
             patient = patient_for(session, pseudonymiser, patient_found.original_id, summary)
-            for study, chosen, reason, content, segs in prepared:
+            for study, chosen, reason, content, segs, seeds in prepared:
                 row = study_for(
                     session,
                     patient,
@@ -180,6 +313,14 @@ def import_dicom_tree(
                             sop_instance_uid=seg.sop_instance_uid,
                             summary=summary,
                             pseudonym=patient.pseudonym,
+                        )
+                for seed in seeds:
+                    _row, new = add_seed(session, row, **seed)
+                    summary.seeds_new += int(new)
+                    if new and seed["problem"]:
+                        summary.warnings.append(
+                            f"{patient.pseudonym}, study of {study.date.isoformat()}: {seed['origin']}: "
+                            f"{seed['problem']}; not used as a seed"
                         )
                 if chosen is None:
                     summary.warnings.append(

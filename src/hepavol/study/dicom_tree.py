@@ -11,7 +11,11 @@ What is read and what is skipped (each skipped file is listed in :attr:`TreeScan
 
 * Files without the ``DICM`` prefix of a DICOM Part 10 file (notes, thumbnails, ``.DS_Store``), DICOMDIR files,
   files that pydicom cannot parse, and files without SOP Class UID are skipped.
-* Objects that are neither images nor DICOM SEG (structured reports, key objects, presentation states, RT objects,
+* DICOM SR with linear measurements (TID 1500 RECIST lines, :func:`hepavol.io.sr_read.read_linear_measurements`)
+  and presentation states (GSPS) with polyline or ellipse annotations
+  (:func:`hepavol.io.sr_read.read_presentation_state_lines`) are listed with their study (:attr:`StudyFound.reports`; an SR in a study of its own goes to the study of the
+  images its lines were drawn on): they are the seeds of ``hepavol study segment``.
+* Objects that are neither images nor DICOM SEG (other structured reports, key objects, presentation states, RT objects,
   registrations, encapsulated PDF; the list of :mod:`hepavol.io.dicom_series`) are skipped.
 * Image and SEG files that end within the part of the header that is read (up to group 0028: truncated copies)
   are skipped.
@@ -73,6 +77,13 @@ from typing import Any
 
 from hepavol.errors import InputError
 from hepavol.io.dicom_series import _NON_IMAGE_MODALITIES, _NON_IMAGE_SOP_PREFIXES, _RawReader
+from hepavol.io.sr_read import (
+    GSPS_SOP_CLASS_UID,
+    SR_SOP_CLASS_UIDS,
+    LinearMeasurement,
+    read_linear_measurements,
+    read_presentation_state_lines,
+)
 
 __all__ = [
     "CONTRAST_PHASES",
@@ -80,6 +91,8 @@ __all__ = [
     "ORIENTATIONS",
     "SEG_SOP_CLASS_UID",
     "PatientFound",
+    "ReportFound",
+    "ReportLine",
     "SegFound",
     "SelectionRules",
     "SeriesFound",
@@ -247,6 +260,33 @@ class SegFound:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ReportLine:
+    """A linear measurement of a report, with the image it was drawn on when the tree holds it."""
+
+    measurement: LinearMeasurement
+    referenced_series_uid: (
+        str | None
+    )  # the series of the referenced image (None: not in the tree, or no reference)
+    referenced_path: Path | None  # the referenced image's file
+    referenced_frame_of_reference_uid: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportFound:
+    """A DICOM SR (TID 1500 Measurement Report) with linear measurements: the RECIST lines a site already has,
+    the seeds of ``hepavol study segment``; or a Grayscale Softcopy Presentation State with polyline/ellipse
+    annotations (``kind`` ``"gsps"``)."""
+
+    kind: str  # "sr" or "gsps"
+    sop_instance_uid: str
+    study_uid: str
+    series_uid: str
+    path: Path
+    description: str
+    lines: tuple[ReportLine, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StudyFound:
     """One study (one scan date) of a patient.
 
@@ -284,6 +324,7 @@ class StudyFound:
     segs: tuple[SegFound, ...] = field(repr=False)
     chosen: SeriesFound | None = field(repr=False)
     choice_reason: str
+    reports: tuple[ReportFound, ...] = field(default=(), repr=False)  # SR with linear measurements
 
     def segs_referencing(self, series_uid: str) -> tuple[SegFound, ...]:
         """The SEG objects of this study that reference the series ``series_uid``."""
@@ -1328,11 +1369,25 @@ def scan_dicom_tree(
     seen: dict[str, Path] = {}
     images: list[_Header] = []
     segs: list[_Header] = []
+    reports: list[tuple[_Header, list[LinearMeasurement]]] = []
     for path, result in zip(files, results):
         if isinstance(result, _Skip):
             skip(path, result.category, result.detail)
             continue
         h = result
+        if h.sop_class_uid in (*SR_SOP_CLASS_UIDS, GSPS_SOP_CLASS_UID) and h.patient_id and h.study_uid:
+            reader = (
+                read_presentation_state_lines
+                if h.sop_class_uid == GSPS_SOP_CLASS_UID
+                else read_linear_measurements
+            )
+            try:
+                lines = reader(path)
+            except Exception:  # a broken SR or GSPS is skipped like any object that is not an image
+                lines = []
+            if lines:
+                reports.append((h, lines))
+                continue
         if h.sop_class_uid != SEG_SOP_CLASS_UID and _non_image(h):
             skip(path, f"{h.modality or 'non-image'} object, not an image or SEG")
             continue
@@ -1371,6 +1426,7 @@ def scan_dicom_tree(
         placed[h.patient_id][h.study_uid].append(h)
 
     sop_to_series = {h.sop_instance_uid: h.series_uid for h in images if h.sop_instance_uid}
+    image_of = {h.sop_instance_uid: h for h in images if h.sop_instance_uid}
     for patient_id in placed:
         _attach_lone_segs(placed[patient_id], sop_to_series)
     patients: list[PatientFound] = []
@@ -1400,6 +1456,12 @@ def scan_dicom_tree(
                 _build_seg(h, sop_to_series) for h in headers if h.sop_class_uid == SEG_SOP_CLASS_UID
             )
             chosen, reason = choose_series(series, rules)
+            study_reports = tuple(
+                _build_report(h, lines, image_of)
+                for h, lines in reports
+                if h.patient_id == patient_id
+                and _report_study(h, lines, image_of, placed[patient_id]) == study_uid
+            )
             if chosen is not None:
                 modality = chosen.modality
             else:
@@ -1416,6 +1478,7 @@ def scan_dicom_tree(
                     segs=seg_found,
                     chosen=chosen,
                     choice_reason=reason,
+                    reports=study_reports,
                 )
             )
         if studies:
@@ -1423,6 +1486,11 @@ def scan_dicom_tree(
             patients.append(
                 PatientFound(original_id=patient_id, original_name=_most_common(names, ""), studies=tuple(studies))
             )
+    attached = {r.path for patient in patients for study in patient.studies for r in study.reports}
+    for h, _lines in reports:
+        if h.path not in attached:
+            skip(h.path, "SR with RECIST lines whose study is not in the export",
+                 f"StudyInstanceUID {h.study_uid}: no images of that study, nor the images its lines were drawn on")  # fmt: skip
     if not patients:
         summary = "; ".join(f"{n} × {r}" for r, n in counts.most_common(6))
         raise InputError(
@@ -1468,6 +1536,40 @@ def _attach_lone_segs(studies: dict[str, list[_Header]], sop_to_series: Mapping[
             studies[uid] = keep
         else:
             del studies[uid]
+
+
+def _report_study(
+    h: _Header, lines: Sequence[LinearMeasurement], image_of: Mapping[str, _Header], studies: Mapping[str, Any]
+) -> str:
+    """The study a report belongs to: its own, or (an SR stored in a study of its own, as some tools do) the
+    study of the images its lines were drawn on."""
+    if h.study_uid in studies:
+        return h.study_uid
+    referenced = {image_of[uid].study_uid for m in lines if (uid := m.referenced_sop_uid or "") in image_of}
+    return next(iter(referenced)) if len(referenced) == 1 else h.study_uid
+
+
+def _build_report(h: _Header, lines: Sequence[LinearMeasurement], image_of: Mapping[str, _Header]) -> ReportFound:
+    found = []
+    for m in lines:
+        image = image_of.get(m.referenced_sop_uid or "")
+        found.append(
+            ReportLine(
+                measurement=m,
+                referenced_series_uid=image.series_uid if image is not None else None,
+                referenced_path=image.path if image is not None else None,
+                referenced_frame_of_reference_uid=image.frame_of_reference_uid if image is not None else None,
+            )
+        )
+    return ReportFound(
+        kind="gsps" if h.sop_class_uid == GSPS_SOP_CLASS_UID else "sr",
+        sop_instance_uid=h.sop_instance_uid,
+        study_uid=h.study_uid,
+        series_uid=h.series_uid,
+        path=h.path,
+        description=h.series_description,
+        lines=tuple(found),
+    )
 
 
 def _build_seg(h: _Header, sop_to_series: Mapping[str, str]) -> SegFound:

@@ -54,13 +54,15 @@ class ImportSummary:
     series_new: int = 0
     series_changed: int = 0
     segmentations_new: int = 0
+    seeds_new: int = 0  # RECIST lines of DICOM SR (seeds of study segment)
     warnings: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
+        seeds = f", {self.seeds_new} new lesion seed(s) from DICOM SR" if self.seeds_new else ""
         return (
             f"{len(self.patients_seen)} patient(s) ({self.patients_new} new), {self.studies_new} new scan(s), "
             f"{self.series_new} new series, {self.series_changed} changed, "
-            f"{self.segmentations_new} new segmentation(s)"
+            f"{self.segmentations_new} new segmentation(s){seeds}"
         )
 
 

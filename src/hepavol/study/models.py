@@ -9,6 +9,8 @@ Tables and what they hold:
 - ``patients``, ``identities``: pseudonym, and the original id it was derived from (never exported).
 - ``imaging_studies`` (one per scan date: a time point), ``series`` (every series found, the chosen one flagged
   with the reason), ``segmentations`` (source: imported file, DICOM SEG, hepavol's segmenter; content hash).
+- ``lesion_seeds``: RECIST lines and points the site already has (DICOM SR, CSV), the seeds of ``study segment``;
+  a segmentation is ``proposed`` (made by hepavol) or ``accepted`` (imported, or accepted by a reader).
 - ``clinical_records``, ``treatments``: clinical variables (Ki-67, grade, CgA, ...) and dated treatments.
 - ``eligibility_decisions``: every decision with its reasons (append-only history; the latest is current).
 - ``analyses``: one per patient and set of inputs (``input_hash``): the follow-up run with its provenance.
@@ -50,6 +52,7 @@ __all__ = [
     "Identity",
     "ImagingStudy",
     "LesionMeasurement",
+    "LesionSeed",
     "Patient",
     "ReviewDecision",
     "RunFailure",
@@ -182,8 +185,42 @@ class Segmentation(Base):
     note: Mapped[str | None] = mapped_column(Text, default=None)
     # a blinded second reader's version: never active (the study measures its own read), the reader's name here
     read_by: Mapped[str | None] = mapped_column(String(128), default=None)
+    # "proposed" (made by hepavol study segment, until a reader accepts it) or "accepted" (imported expert masks,
+    # a reader's saved version, or a proposal a reader accepted: accepted_by / accepted_at)
+    state: Mapped[str] = mapped_column(String(16), default="accepted", server_default="accepted")
+    # how a proposal was made: method, parameters, the seeds used, the input hash of its task (None for imports)
+    provenance: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    accepted_by: Mapped[str | None] = mapped_column(String(128), default=None)
+    accepted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
     series: Mapped[Series] = relationship(back_populates="segmentations")
+
+
+PROPOSED, ACCEPTED = "proposed", "accepted"
+SEGMENTATION_STATES = (PROPOSED, ACCEPTED)
+
+
+class LesionSeed(Base):
+    """A lesion seed a site already has: a RECIST line (two LPS points) or a point, from a DICOM SR TID 1500
+    linear measurement, a CSV, or a presentation state; ``problem`` says why it cannot be used (None if it can)."""
+
+    __tablename__ = "lesion_seeds"
+    __table_args__ = (UniqueConstraint("study_id", "seed_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("imaging_studies.id"), index=True)
+    source: Mapped[str] = mapped_column(String(16))  # "dicom-sr", "csv" or "gsps"
+    origin: Mapped[str] = mapped_column(Text)  # "SR <uid>, measurement group 2", "seeds.csv, line 3" (no paths)
+    lesion_ref: Mapped[str | None] = mapped_column(String(128))  # tracking id / lesion id given by the source
+    kind: Mapped[str] = mapped_column(String(8))  # "line" or "point"
+    coordinates: Mapped[str] = mapped_column(String(8))  # "lps" (mm) or "index" (slice, row, column)
+    points_lps_mm: Mapped[list[Any]] = mapped_column(JSON)  # [[x, y, z], [x, y, z]] or [[x, y, z]] (or indices)
+    referenced_series_uid: Mapped[str | None] = mapped_column(String(64))
+    frame_of_reference_uid: Mapped[str | None] = mapped_column(String(64))
+    problem: Mapped[str | None] = mapped_column(Text)
+    seed_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = _created()
 
 
 class ClinicalRecord(Base):

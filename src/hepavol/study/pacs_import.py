@@ -10,7 +10,7 @@ and each patient's folder is imported with :func:`hepavol.study.dicom_import.imp
 ``hepavol study import DICOM_ROOT`` (series choice, DICOM SEG, pseudonyms).
 
 **What is pulled.** Every DICOM SEG series of a study (they are small, and the series choice depends on what
-they segment), and of the CT/MR image series by default only the one the workspace's selection rules
+they segment), every SR series (small too: TID 1500 RECIST lines are the seeds of ``study segment``), and of the CT/MR image series by default only the one the workspace's selection rules
 (``study.toml [series_selection]``) would measure. The rules need per-image attributes (orientation, slice
 thickness, contrast agent, image type, echo and repetition times) that the series level of QIDO-RS and C-FIND does
 not carry, so the headers are asked for first: WADO-RS series metadata (DICOMweb: every header, no pixel data) or
@@ -478,6 +478,10 @@ def _pull_study(
         for s in segs:
             files = pull(study.study_instance_uid, s.series_instance_uid, stage / s.series_instance_uid)
             seg_files += files
+            result.series += 1
+            result.instances += len(files)
+        for s in (s for s in series if s.modality.upper() == "SR"):  # RECIST lines: the seeds of study segment
+            files = pull(study.study_instance_uid, s.series_instance_uid, stage / s.series_instance_uid)
             result.series += 1
             result.instances += len(files)
         wanted = list(images)

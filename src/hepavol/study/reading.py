@@ -105,6 +105,8 @@ class ScanRow:
     total_tumor_volume_ml: float | None = None
     tumor_burden_percent: float | None = None
     lesions: list[LesionRow] = field(default_factory=list)
+    #: "proposed" (made by hepavol study segment, not yet accepted by a reader), "accepted", or None (none)
+    segmentation_state: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,7 +148,7 @@ def _row(
 ) -> tuple[WorklistRow, Analysis | None]:
     decision = decisions.get(patient.id)
     studies = list(patient.studies)
-    inputs = [scan_input(s)[0] for s in studies]
+    inputs = [scan_input(s, accept_proposed=True)[0] for s in studies]
     segmented = sum(1 for s in inputs if s is not None)
     reviewed = (
         session.scalar(
@@ -176,7 +178,7 @@ def _row(
         row = WorklistRow(**base, eligibility="excluded", analysis=NOT_ELIGIBLE, failed=None, not_ready=None,
                           best_overall_response=None)  # fmt: skip
         return row, None
-    scans, problems = current_inputs(session, patient, decision.baseline_date)
+    scans, problems = current_inputs(session, patient, decision.baseline_date, accept_proposed=True)
     if problems:
         row = WorklistRow(**base, eligibility="eligible", analysis=NOT_READY, failed=None,
                           not_ready="; ".join(problems), best_overall_response=None)  # fmt: skip
@@ -272,7 +274,7 @@ def patient_read(ws: Workspace, pseudonym: str) -> PatientRead:
         for study in session.scalars(
             select(ImagingStudy).where(ImagingStudy.patient_id == patient.id).order_by(ImagingStudy.study_date)
         ):
-            scan, problem = scan_input(study)
+            scan, problem = scan_input(study, accept_proposed=True)
             chosen = next((s for s in study.series if s.chosen), None)
             measured: ScanMeasurement | None = None
             lesions: list[LesionRow] = []
@@ -291,6 +293,7 @@ def patient_read(ws: Workspace, pseudonym: str) -> PatientRead:
                     total_tumor_volume_ml=measured.total_tumor_volume_ml if measured is not None else None,
                     tumor_burden_percent=measured.tumor_burden_percent if measured is not None else None,
                     lesions=lesions,
+                    segmentation_state=scan.segmentation_state if scan is not None else None,
                 )
             )
         assessments: list[dict[str, Any]] = []

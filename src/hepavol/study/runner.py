@@ -34,6 +34,8 @@ from hepavol.study.execution import open_executor, run_tasks, worker_name
 from hepavol.study.hashing import hash_json
 from hepavol.study.leases import Leases
 from hepavol.study.models import (
+    ACCEPTED,
+    PROPOSED,
     Analysis,
     EligibilityDecision,
     ImagingStudy,
@@ -74,14 +76,25 @@ class ScanInput:
     seg: str
     image_hash: str
     seg_hash: str
+    segmentation_state: str = ACCEPTED  # "accepted", or "proposed" (study run --accept-proposed)
 
     def key(self) -> dict[str, Any]:
-        return {
+        """What the scan's measurement depends on (its part of the input hash). A proposed segmentation adds its
+        state, so that a patient run on proposals is recomputed once a reader accepts them (the provenance then
+        says accepted); accepted ones hash as before."""
+        key = {
             "date": self.date.isoformat(),
             "series_uid": self.series_uid,
             "image_hash": self.image_hash,
             "seg_hash": self.seg_hash,
         }
+        if self.segmentation_state != ACCEPTED:
+            key["segmentation_state"] = self.segmentation_state
+        return key
+
+    def provenance(self) -> dict[str, Any]:
+        """The scan's inputs as stored with an analysis: :meth:`key` with the segmentation's state."""
+        return {**self.key(), "segmentation_state": self.segmentation_state}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,6 +118,8 @@ class RunSummary:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (pseudonym, error)
     not_ready: list[tuple[str, str]] = field(default_factory=list)  # (pseudonym, reason)
     elsewhere: int = 0  # leased by another run, or stored by it first
+    scans_accepted: int = 0  # scans of the patients to analyse measured on accepted segmentations
+    scans_proposed: int = 0  # ... on hepavol's proposals (--accept-proposed)
     interrupted: bool = False
     error: str | None = None  # why the run as a whole stopped (not one patient's failure)
 
@@ -121,10 +136,12 @@ def latest_eligibility(session: Session) -> dict[int, EligibilityDecision]:
     return latest
 
 
-def scan_input(study: ImagingStudy) -> tuple[ScanInput | None, str | None]:
+def scan_input(study: ImagingStudy, *, accept_proposed: bool = False) -> tuple[ScanInput | None, str | None]:
     """The input a study is measured on: its chosen series with the active segmentation (latest imported).
 
-    Returns the input, or None and why the study cannot be measured.
+    A segmentation proposed by ``study segment`` and not accepted by a reader is used only with
+    ``accept_proposed`` (``study run --accept-proposed``). Returns the input, or None and why the study cannot be
+    measured.
     """
     chosen = [s for s in study.series if s.chosen]
     if not chosen:
@@ -132,8 +149,16 @@ def scan_input(study: ImagingStudy) -> tuple[ScanInput | None, str | None]:
     series = chosen[0]
     active = [g for g in series.segmentations if g.active]
     if not active:
-        return None, "no segmentation (import one with hepavol study import-seg)"
+        return None, (
+            "no segmentation (make one with hepavol study segment, or import one with hepavol study import-seg)"
+        )
     seg = active[-1]
+    if seg.state == PROPOSED and not accept_proposed:
+        return None, (
+            "its segmentation is proposed by hepavol study segment and not accepted by a reader: accept it "
+            f"(hepavol study review PSEUDONYM --accept-segmentation {study.study_date.isoformat()}, or in the "
+            "review app), or run with --accept-proposed"
+        )
     return ScanInput(
         date=study.study_date,
         study_pk=study.id,
@@ -144,11 +169,15 @@ def scan_input(study: ImagingStudy) -> tuple[ScanInput | None, str | None]:
         seg=seg.path,
         image_hash=series.content_hash,
         seg_hash=seg.content_hash,
+        segmentation_state=seg.state,
     ), None
 
 
-def current_inputs(session: Session, patient: Patient, since: dt.date | None) -> tuple[list[ScanInput], list[str]]:
-    """The scans of a patient from ``since`` on, each with its chosen series and active segmentation.
+def current_inputs(
+    session: Session, patient: Patient, since: dt.date | None, *, accept_proposed: bool = False
+) -> tuple[list[ScanInput], list[str]]:
+    """The scans of a patient from ``since`` on, each with its chosen series and active segmentation
+    (proposed segmentations only with ``accept_proposed``: :func:`scan_input`).
 
     Returns the inputs and the reasons the patient cannot be run (empty when it can).
     """
@@ -162,7 +191,7 @@ def current_inputs(session: Session, patient: Patient, since: dt.date | None) ->
         if since is not None and study.study_date < since:
             continue
         day = study.study_date.isoformat()
-        scan, problem = scan_input(study)
+        scan, problem = scan_input(study, accept_proposed=accept_proposed)
         chosen_uid = next((s.series_uid for s in study.series if s.chosen), None)
         if chosen_uid is None:
             problems.append(f"scan {day}: {problem}")
@@ -215,9 +244,10 @@ def stored_analysis(session: Session, job: PatientJob) -> Analysis | None:
 
 
 def plan_run(
-    ws: Workspace, *, patients: Sequence[str] | None = None, force: bool = False
+    ws: Workspace, *, patients: Sequence[str] | None = None, force: bool = False, accept_proposed: bool = False
 ) -> tuple[list[PatientJob], RunSummary]:
-    """The tasks of a run: eligible patients whose inputs are ready and not yet analysed."""
+    """The tasks of a run: eligible patients whose inputs are ready and not yet analysed (on accepted
+    segmentations, or also on proposed ones with ``accept_proposed``)."""
     summary = RunSummary()
     jobs: list[PatientJob] = []
     with ws.db.transaction() as session:
@@ -239,7 +269,9 @@ def plan_run(
             if not decision.eligible:
                 continue
             summary.eligible += 1
-            scans, problems = current_inputs(session, patient, decision.baseline_date)
+            scans, problems = current_inputs(
+                session, patient, decision.baseline_date, accept_proposed=accept_proposed
+            )
             if problems:
                 summary.not_ready.append((patient.pseudonym, "; ".join(problems)))
                 continue
@@ -248,6 +280,8 @@ def plan_run(
                 summary.up_to_date += 1
                 continue
             jobs.append(job)
+            summary.scans_proposed += sum(1 for s in scans if s.segmentation_state == PROPOSED)
+            summary.scans_accepted += sum(1 for s in scans if s.segmentation_state != PROPOSED)
     return jobs, summary
 
 
@@ -435,7 +469,7 @@ def store_result(session: Session, job: PatientJob, result: dict[str, Any], *, r
     analysis = Analysis(
         patient_id=job.patient_pk,
         input_hash=job.input_hash,
-        inputs=[s.key() for s in job.scans],
+        inputs=[s.provenance() for s in job.scans],
         parameters=job.parameters,
         hepavol_version=__version__,
         worker=result["worker"],
@@ -519,6 +553,7 @@ def store_result(session: Session, job: PatientJob, result: dict[str, Any], *, r
             "analysis": analysis.id,
             "input_hash": job.input_hash,
             "scans": len(job.scans),
+            "proposed_segmentations": sum(1 for s in job.scans if s.segmentation_state == PROPOSED),
             "best_overall_response": analysis.best_overall_response,
             "worker": analysis.worker,
         },
@@ -559,15 +594,17 @@ def run_study(
     scheduler: str | None = None,
     patients: Sequence[str] | None = None,
     force: bool = False,
+    accept_proposed: bool = False,
     progress: Callable[[int, int], None] | None = None,
     task: Callable[[PatientJob], dict[str, Any]] = analyse_patient,
 ) -> RunSummary:
-    """Analyse every eligible patient that needs it (see the module docstring).
+    """Analyse every eligible patient that needs it (see the module docstring), on accepted segmentations, or
+    also on the proposals of ``study segment`` with ``accept_proposed``.
 
     ``progress(done, total)`` is called after each patient. ``task`` is the function run per patient (tests
     replace it to inject failures).
     """
-    jobs, summary = plan_run(ws, patients=patients, force=force)
+    jobs, summary = plan_run(ws, patients=patients, force=force, accept_proposed=accept_proposed)
     leases = Leases(ws.db)
 
     def redactor(job: PatientJob) -> PathRedactor:
@@ -622,7 +659,15 @@ def run_study(
         audit.record(
             session,
             "run-start",
-            details={"patients": total, "workers": workers, "scheduler": scheduler, "force": force},
+            details={
+                "patients": total,
+                "workers": workers,
+                "scheduler": scheduler,
+                "force": force,
+                "accept_proposed": accept_proposed,
+                "scans_accepted": summary.scans_accepted,
+                "scans_proposed": summary.scans_proposed,
+            },
         )
     try:
         with _signals_as_exit(), open_executor(workers=workers, scheduler=scheduler) as (executor, slots):

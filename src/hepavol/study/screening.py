@@ -115,12 +115,14 @@ class EligibilityRun:
 
 
 def _baseline_input(patient: Patient) -> tuple[ImagingStudy | None, ScanInput | None]:
-    """The baseline study (first CT or MR) and, when it has a chosen series with a segmentation, its input."""
+    """The baseline study (first CT or MR) and, when it has a chosen series with a segmentation, its input (a
+    proposal of ``study segment`` too: eligibility is screened on it, ``study run`` waits for its acceptance
+    unless run with ``--accept-proposed``)."""
     studies = [s for s in patient.studies if (s.modality or "").upper() in ("CT", "MR")]
     if not studies:
         return None, None
     study = min(studies, key=lambda s: s.study_date)
-    return study, scan_input(study)[0]
+    return study, scan_input(study, accept_proposed=True)[0]
 
 
 def _decision_key(d: EligibilityDecision, eligible: bool, reasons: list[dict[str, Any]]) -> dict[str, Any]:

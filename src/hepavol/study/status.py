@@ -15,6 +15,7 @@ from hepavol.study.models import (
     Segmentation,
     Series,
 )
+from hepavol.study.proposals import SCAN_STATES, segmentation_state_counts
 from hepavol.study.redact import scan_labels
 from hepavol.study.runner import latest_eligibility
 from hepavol.study.workspace import Workspace
@@ -38,6 +39,8 @@ def study_status(ws: Workspace) -> str:
             f"patients {n_patients}; scans {n_studies} ({n_series} series, {n_chosen} chosen, {n_segs} with a "
             f"segmentation); clinical records {n_clinical}"
         )
+        states = segmentation_state_counts(session)
+        lines.append("segmentations: " + ", ".join(f"{states[k]} {k}" for k in SCAN_STATES) + " (scans)")
         lines.append(
             f"eligibility: {len(decisions)} assessed, {len(eligible)} eligible, "
             f"{len(decisions) - len(eligible)} excluded, {n_patients - len(decisions)} not assessed"
