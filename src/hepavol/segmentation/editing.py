@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -34,6 +35,9 @@ from scipy import ndimage
 
 from hepavol.errors import InputError
 from hepavol.volume import Volume
+
+if TYPE_CHECKING:
+    from hepavol.segmentation.litemedsam import LiteMedSAM
 
 #: Margin (mm) beyond the liver's outline that a liver lesion may occupy.
 LIVER_MARGIN_MM = 3.0
@@ -93,6 +97,12 @@ HIST_BINS = 48
 CLICK_WEIGHT = 0.3
 #: Weight of the exclude balls in the background model of their own part of the box, relative to the lesion's.
 EXCLUDE_WEIGHT = 0.5
+
+#: A correction changes the previous mask near its own click only (1), instead of recomputing the mask from the
+#: starting mask and the set of all clicks (0, order-independent, but a new click can undo an earlier gain).
+INCREMENTAL = 1
+#: Move the learned first result's border too (as the classical one's, :data:`EDGE_FRACTION`).
+LEARNED_REFINE = 0
 
 Index = tuple[int, int, int]
 
@@ -166,6 +176,58 @@ def _convex_hull(mask: NDArray[np.bool_], spacing: tuple[float, float, float]) -
     return out
 
 
+class _LiverZone:
+    """The liver dilated by ``margin_mm``, computed on demand on the boxes asked for (a whole-liver distance
+    transform costs seconds on a 512x512 CT; a lesion's work needs a box around it). Exact: each box is computed
+    on itself padded by the margin, so a liver voxel within the margin of the box is seen."""
+
+    def __init__(self, liver: NDArray[np.bool_], spacing: tuple[float, float, float], margin_mm: float) -> None:
+        self.liver = liver
+        self.spacing = spacing
+        self.margin_mm = margin_mm
+        self.shape = liver.shape
+        self._box: tuple[slice, slice, slice] | None = None
+        self._zone: NDArray[np.bool_] | None = None
+
+    def _covers(self, box: tuple[slice, ...]) -> bool:
+        return self._box is not None and all(
+            c.start <= b.start and b.stop <= c.stop for b, c in zip(box, self._box, strict=True)
+        )
+
+    def __getitem__(self, box_in: tuple[slice, ...]) -> NDArray[np.bool_]:
+        box = tuple(slice(*sl.indices(n)[:2]) for sl, n in zip(box_in, self.shape, strict=True))
+        if not self._covers(box):
+            if self._box is not None:  # grow the computed box to hold both (corrections move around the lesion)
+                box_all = tuple(
+                    slice(min(a.start, b.start), max(a.stop, b.stop)) for a, b in zip(box, self._box, strict=True)
+                )
+            else:
+                box_all = box
+            reach = [math.ceil(self.margin_mm / h) + 1 for h in self.spacing]
+            big = tuple(
+                slice(max(b.start - r, 0), min(b.stop + r, n))
+                for b, r, n in zip(box_all, reach, self.shape, strict=True)
+            )
+            sub = self.liver[big]
+            if sub.all():
+                zone = np.ones(sub.shape, dtype=bool)
+            elif not sub.any():
+                zone = np.zeros(sub.shape, dtype=bool)
+            else:
+                zone = ndimage.distance_transform_edt(~sub, sampling=self.spacing) <= self.margin_mm + 1e-6
+            inner = tuple(slice(b.start - g.start, b.stop - g.start) for b, g in zip(box_all, big, strict=True))
+            self._box = (box_all[0], box_all[1], box_all[2])
+            self._zone = np.asarray(zone[inner], dtype=bool)
+        assert self._box is not None
+        assert self._zone is not None
+        rel = tuple(slice(b.start - c.start, b.stop - c.start) for b, c in zip(box, self._box, strict=True))
+        return self._zone[rel]
+
+    def full(self) -> NDArray[np.bool_]:
+        """The zone on the whole image grid."""
+        return self[(slice(None), slice(None), slice(None))].copy()
+
+
 def _fmt(point: ArrayLike) -> str:
     return str(np.round(np.asarray(point, dtype=float), 1).tolist())
 
@@ -215,12 +277,12 @@ class LesionEditSession:
         self.voxel_ml = float(np.prod(self.spacing)) / 1000.0
         self.max_diameter_mm = float(max_diameter_mm)
         self._raw = np.asarray(image.array)
-        self.liver_zone: NDArray[np.bool_] | None = None
+        self.liver_zone: _LiverZone | None = None
         if liver_mask is not None:
             liver = self._grid_mask(liver_mask, "liver_mask")
             if not liver.any():
                 raise InputError("The liver mask is empty; pass the liver label map (label 1) or omit the liver.")
-            self.liver_zone = self._dilate_mm(liver, LIVER_MARGIN_MM)
+            self.liver_zone = _LiverZone(liver, self.spacing, LIVER_MARGIN_MM)
         self.others = np.zeros(self.shape, dtype=bool)
         self._other_list = [self._grid_mask(m, "other_lesions") for m in other_lesions]
         for m in self._other_list:
@@ -238,6 +300,7 @@ class LesionEditSession:
         self._model: tuple[float, float] | None = None
         self._outside: float | None = None
         self._line: tuple[Index, Index] | None = None
+        self._last_roi: tuple[slice, slice, slice] = (slice(0, 0), slice(0, 0), slice(0, 0))
 
     # ------------------------------------------------------------------------------------------ construction
     @classmethod
@@ -269,8 +332,10 @@ class LesionEditSession:
         liver_mask: ArrayLike | None = None,
         other_lesions: Sequence[ArrayLike] = (),
         max_diameter_mm: float = 120.0,
+        model: LiteMedSAM | None = None,
     ) -> LesionEditSession:
-        """Start from a RECIST line (end points in LPS mm, on one slice), segmented by :func:`segment_lesion`."""
+        """Start from a RECIST line (end points in LPS mm, on one slice), segmented by :func:`segment_lesion`,
+        or by LiteMedSAM when a ``model`` is given (:mod:`hepavol.segmentation.litemedsam`)."""
         from hepavol.segmentation.lesion import segment_lesion
 
         session = cls(image, liver_mask=liver_mask, other_lesions=other_lesions, max_diameter_mm=max_diameter_mm)
@@ -280,6 +345,17 @@ class LesionEditSession:
         session._index(b, "RECIST end point")
         anchor = session._index(0.5 * (a + b), "RECIST midpoint")
         session._line = (session._index(a, "RECIST end point"), session._index(b, "RECIST end point"))
+        if model is not None:
+            from hepavol.segmentation.litemedsam import segment_recist_litemedsam
+
+            allowed = ~session.others
+            if session.liver_zone is not None:
+                allowed &= session.liver_zone.full()
+            first = segment_recist_litemedsam(model, session._raw, session.spacing, session._line, allowed=allowed)
+            if LEARNED_REFINE:
+                first = session._refine_border(first, anchor)
+            session._start(first, anchor, ())
+            return session
         seg = segment_lesion(image, recist_lps_mm=(a, b), max_diameter_mm=max_diameter_mm)
         session._start(session._refine_border(np.asarray(seg.mask, dtype=bool), anchor), anchor, seg.warnings)
         return session
@@ -487,10 +563,18 @@ class LesionEditSession:
         out[grown] = dist <= radius_mm + 1e-6
         return out
 
-    def _constrain(self, mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
-        out = mask & ~self.others
+    def _constrain(
+        self, mask: NDArray[np.bool_], box: tuple[slice, slice, slice] | None = None
+    ) -> NDArray[np.bool_]:
+        """``mask`` outside other lesions and within the liver zone; ``box`` holds all of ``mask`` when given."""
+        box = _bbox(mask) if box is None else box
+        out = np.zeros(self.shape, dtype=bool)
+        if box is None:
+            return out
+        sub = mask[box] & ~self.others[box]
         if self.liver_zone is not None:
-            out &= self.liver_zone
+            sub &= self.liver_zone[box]
+        out[box] = sub
         return out
 
     def _deepest(self, mask: NDArray[np.bool_]) -> Index:
@@ -619,7 +703,17 @@ class LesionEditSession:
         excludes: tuple[Index, ...],
         warnings: tuple[str, ...] = (),
     ) -> EditResult:
-        mask, notes = self._compute(base, anchor, includes, excludes)
+        new = None
+        notes: tuple[str, ...] = ()
+        if base is prev.base:
+            added = (set(includes) - set(prev.includes)) | (set(excludes) - set(prev.excludes))
+            new = next(iter(added)) if len(added) == 1 else None
+        if base is prev.base and includes == prev.includes and excludes == prev.excludes:
+            mask = prev.mask.copy()
+        else:
+            mask, notes = self._compute(
+                base, anchor, includes, excludes, prev=prev if new is not None else None, new=new
+            )
         self._history.append(_State(base, anchor, includes, excludes, mask))
         return self._diff(prev.mask, mask, (*warnings, *notes))
 
@@ -637,15 +731,27 @@ class LesionEditSession:
         )
 
     def _compute(
-        self, base: NDArray[np.bool_], anchor: Index, includes: tuple[Index, ...], excludes: tuple[Index, ...]
+        self,
+        base: NDArray[np.bool_],
+        anchor: Index,
+        includes: tuple[Index, ...],
+        excludes: tuple[Index, ...],
+        *,
+        prev: _State | None = None,
+        new: Index | None = None,
     ) -> tuple[NDArray[np.bool_], tuple[str, ...]]:
-        """The mask from the starting mask and the set of clicks (independent of their order)."""
+        """The mask from the starting mask and the set of clicks; with :data:`INCREMENTAL` and a ``prev`` state
+        that lacks only the click ``new``, the previous mask changed near ``new`` only (the solve still takes
+        every click as a seed)."""
         if not includes and not excludes:
             return base.copy(), ()
-        mask = self._solve(base, anchor, includes, excludes)
-        mask = self._constrain(mask)
+        if INCREMENTAL and prev is not None and new is not None and prev.mask.any():
+            mask = self._solve(prev.mask, anchor, includes, excludes, only=new)
+        else:
+            mask = self._solve(base, anchor, includes, excludes)
+        mask = self._constrain(mask, self._last_roi)  # the solve's result lies in its box
         notes: list[str] = []
-        if not mask.any():
+        if not mask[self._last_roi].any():
             notes.append("the corrections removed the whole lesion; undo or add an include")
         return mask, tuple(notes)
 
@@ -657,6 +763,7 @@ class LesionEditSession:
         excludes: tuple[Index, ...],
         *,
         start: bool = False,
+        only: Index | None = None,
     ) -> NDArray[np.bool_]:
         """Re-solve the whole lesion on a box around it from all clicks so far (a random walker with a prior,
         :mod:`hepavol.segmentation._walker`).
@@ -869,8 +976,12 @@ class LesionEditSession:
         )
         xf = upsample(x, f, rshape)
         self._debug = {"x": x, "prior": prior, "roi": roi, "f": f, "g": g}
+        self._last_roi = roi
         sub = (xf > 0.5) & allowed
         if not start:
+            if only is not None:
+                inc_r = {p: r for p, r in inc_r.items() if p == only}
+                ex_r = {p: r for p, r in ex_r.items() if p == only}
             sub = self._local_change(base[roi], sub, roi, inc_r, ex_r, radius)
         sub = self._keep_components(sub, fg_pts, roi)
         sub = ndimage.binary_fill_holes(sub) & allowed
