@@ -13,12 +13,11 @@ published asymptotic SE, and ``tests/test_agreement_stats.py`` checks it against
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 from tests._agreement_helpers import write_reads_table
+from tests._r_helpers import parse_r_values, run_r
 
 from hepavol.cli import main
 from hepavol.simulate.readers import default_reads
@@ -83,15 +82,6 @@ out("progression_date_changes.volumetric.ci_low", b[1]); out("progression_date_c
 """
 
 
-def _rscript() -> str:
-    path = shutil.which("Rscript")
-    if path is None:
-        pytest.fail(
-            "Rscript is missing: install the Debian packages r-base-core r-cran-psych r-cran-vcd (make test does)"
-        )
-    return path
-
-
 @pytest.fixture(scope="module")
 def agreement_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict[str, float]]:
     tmp = tmp_path_factory.mktemp("agreement_r")
@@ -99,23 +89,11 @@ def agreement_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict[
     out = tmp / "out"
     assert main(["agreement", str(table), "--out", str(out), "--no-pdf"]) == 0
     results = json.loads((out / "results.json").read_text())
-    script = tmp / "check.R"
-    script.write_text(R_SCRIPT)
     pc = results["progression_date_changes"]
     counts = [str(pc[c][f]) for c in ("recist", "volumetric") for f in ("count", "n")]
-    proc = subprocess.run(
-        [_rscript(), "--vanilla", str(script), str(out / "pairs.csv"), str(out / "categories.csv"), *counts],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    r_values = {}
-    for line in proc.stdout.splitlines():
-        key, value = line.split()
-        r_values[key] = float(value)
-    return results, r_values
+    stdout = run_r(R_SCRIPT, tmp, str(out / "pairs.csv"), str(out / "categories.csv"), *counts,
+                   packages="r-cran-psych r-cran-vcd")  # fmt: skip
+    return results, parse_r_values(stdout)
 
 
 def _get(results: dict, dotted: str) -> float:
@@ -172,16 +150,15 @@ def test_shrout_fleiss_example_in_r(tmp_path: Path) -> None:
     from hepavol.agreement.stats import icc
 
     sf = [[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9], [6, 2, 4, 7]]
-    script = tmp_path / "sf.R"
-    script.write_text(
+    stdout = run_r(
         "suppressMessages(library(psych))\n"
         "x <- matrix(c(" + ",".join(str(v) for row in sf for v in row) + "), 6, byrow = TRUE)\n"
         "r <- ICC(x, lmer = FALSE)$results\n"
-        'cat(sprintf("%.12g", unlist(r[c(2, 3), c("ICC", "lower bound", "upper bound")])), "\\n")\n'
+        'cat(sprintf("%.12g", unlist(r[c(2, 3), c("ICC", "lower bound", "upper bound")])), "\\n")\n',
+        tmp_path,
+        packages="r-cran-psych",
     )
-    proc = subprocess.run([_rscript(), "--vanilla", str(script)], capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, proc.stderr
-    i2, i3, l2, l3, u2, u3 = (float(v) for v in proc.stdout.split())
+    i2, i3, l2, l3, u2, u3 = (float(v) for v in stdout.split())
     ours = icc(sf)
     assert ours.icc_2_1.value == pytest.approx(i2, rel=1e-9)
     assert ours.icc_3_1.value == pytest.approx(i3, rel=1e-9)
@@ -197,16 +174,15 @@ def test_weighted_kappa_se_equals_vcd(tmp_path: Path) -> None:
     from hepavol.agreement.stats import cohen_kappa
 
     table = [[20, 5, 2, 1], [4, 15, 6, 2], [1, 5, 18, 4], [0, 2, 3, 12]]
-    script = tmp_path / "vcd.R"
-    script.write_text(
+    stdout = run_r(
         "suppressMessages(library(vcd))\n"
         "t <- matrix(c(" + ",".join(str(v) for row in table for v in row) + "), 4, byrow = TRUE)\n"
         'q <- Kappa(t, weights = "Fleiss-Cohen"); l <- Kappa(t, weights = "Equal-Spacing")\n'
-        'cat(sprintf("%.12g", c(q$Unweighted, q$Weighted, l$Weighted)), "\\n")\n'
+        'cat(sprintf("%.12g", c(q$Unweighted, q$Weighted, l$Weighted)), "\\n")\n',
+        tmp_path,
+        packages="r-cran-vcd",
     )
-    proc = subprocess.run([_rscript(), "--vanilla", str(script)], capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, proc.stderr
-    k, k_se, qk, q_se, lk, l_se = (float(v) for v in proc.stdout.split())
+    k, k_se, qk, q_se, lk, l_se = (float(v) for v in stdout.split())
     cats = ["a", "b", "c", "d"]
     first = [cats[i] for i in range(4) for j in range(4) for _ in range(table[i][j])]
     second = [cats[j] for i in range(4) for j in range(4) for _ in range(table[i][j])]

@@ -93,6 +93,16 @@ def _drag(page: Any, start: Any, end: Any) -> None:
     page.mouse.up()
 
 
+def _open_app(browser: Any, url: str) -> tuple[Any, list[str], list[dict[str, Any]]]:
+    """A new page on the app, ready, with its page errors collected and the worklist's patients."""
+    page = browser.new_page(viewport={"width": 1400, "height": 820})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    page.wait_for_selector("body[data-ready]")
+    return page, errors, page.evaluate("api('/api/worklist').then(w => w.patients)")
+
+
 def _shot(page: Any, name: str) -> None:
     folder = os.environ.get("HEPAVOL_SCREENSHOTS")
     if folder:
@@ -294,12 +304,7 @@ def test_a_reader_relinks_a_lesion_in_the_lesion_table(browser: Any, server: str
     from hepavol.study.review import review_history
     from hepavol.study.workspace import find_workspace
 
-    page = browser.new_page(viewport={"width": 1400, "height": 820})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(server)
-    page.wait_for_selector("body[data-ready]")
-    rows = page.evaluate("api('/api/worklist').then(w => w.patients)")
+    page, errors, rows = _open_app(browser, server)
     pseudonym = next(r["pseudonym"] for r in rows if r["analysis"] == "up to date" and not r["signed_off"])
     patient = page.evaluate(f"api('/api/patients/{pseudonym}')")
     index, scan = next((i, s) for i, s in enumerate(patient["scans"]) if i > 0 and s["lesions"])
@@ -348,12 +353,7 @@ def test_a_blinded_reader_sets_own_targets_and_the_study_sees_both(
 ) -> None:
     """In a blinded read the page lists the reader's own baseline lesions and takes their targets; the study's
     page then shows them beside its own targets (the study's targets are not changed)."""
-    page = browser.new_page(viewport={"width": 1400, "height": 820})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(blinded_server)
-    page.wait_for_selector("body[data-ready]")
-    rows = page.evaluate("api('/api/worklist').then(w => w.patients)")
+    page, errors, rows = _open_app(browser, blinded_server)
     pseudonym = next(r["pseudonym"] for r in rows if r["eligibility"] == "eligible")
     page.evaluate(f"location.hash = '#/patient/{pseudonym}'")
     page.wait_for_selector("body[data-viewing]")
@@ -386,12 +386,7 @@ def test_a_blinded_reader_sets_own_targets_and_the_study_sees_both(
 def test_the_3d_box_makes_the_eraser_a_ball(browser: Any, server: str) -> None:
     """The "3D" box beside the brush size: the same eraser stroke reaches the neighbouring slices (the exact counts
     are checked against the overlay in tests/test_app.py); undo and discard leave the scan as it was."""
-    page = browser.new_page(viewport={"width": 1400, "height": 820})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(server)
-    page.wait_for_selector("body[data-ready]")
-    rows = page.evaluate("api('/api/worklist').then(w => w.patients)")
+    page, errors, rows = _open_app(browser, server)
     pseudonym = next(r["pseudonym"] for r in rows if r["analysis"] == "up to date" and not r["signed_off"])
     page.evaluate(f"location.hash = '#/patient/{pseudonym}'")
     page.wait_for_selector("body[data-viewing]")

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from tests._r_helpers import run_r
 
 from hepavol.cli import main
 from hepavol.cohort.stats import (
@@ -77,17 +76,9 @@ run("wilcox_empty", wilcox.test(c(1.5, 2, 3), numeric(0), exact = FALSE, correct
 
 @pytest.fixture(scope="module")
 def r_out(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    rscript = shutil.which("Rscript")
-    if rscript is None:
-        pytest.fail("Rscript is missing: install the Debian packages r-base-core r-cran-survival (make test does)")
-    script = tmp_path_factory.mktemp("degenerate_r") / "cases.R"
-    script.write_text(R_SCRIPT)
-    proc = subprocess.run(
-        [rscript, "--vanilla", str(script)], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert proc.returncode == 0, proc.stderr
+    stdout = run_r(R_SCRIPT, tmp_path_factory.mktemp("degenerate_r"))
     out: dict[str, str] = {}
-    for line in proc.stdout.splitlines():
+    for line in stdout.splitlines():
         key, _, value = line.partition("\t")
         out[key] = (out[key] + " | " + value) if key in out else value
     return out

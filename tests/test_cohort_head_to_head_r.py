@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
-import subprocess
 
 import pytest
+from tests._r_helpers import parse_r_values, run_r
 
 from hepavol.cli import main
 from hepavol.cohort import simulate_table, write_cohort_table
@@ -113,13 +112,6 @@ for (pop in c("CT", "MR", "pooled")) {
 """
 
 
-def _rscript() -> str:
-    path = shutil.which("Rscript")
-    if path is None:
-        pytest.fail("Rscript is missing: install the Debian packages r-base-core r-cran-survival (make test does)")
-    return path
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict[str, float | None]]:
     tmp = tmp_path_factory.mktemp("h2h_r")
@@ -131,21 +123,10 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict[str, float
     results = json.loads((tmp / "out" / "results.json").read_text())
     with open(tmp / "out" / "derived.csv", newline="") as fh:
         results["derived"] = {row["line"]: row for row in csv.DictReader(fh)}
-    script = tmp / "check.R"
-    script.write_text(R_SCRIPT)
-    proc = subprocess.run(
-        [_rscript(), "--vanilla", str(script), str(tmp / "out" / "derived.csv")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    stdout = run_r(
+        R_SCRIPT, tmp, str(tmp / "out" / "derived.csv"), packages="r-cran-survival r-cran-proc", timeout=300
     )
-    assert proc.returncode == 0, proc.stderr
-    r_values = {}
-    for line in proc.stdout.splitlines():
-        key, value = line.split()
-        r_values[key] = None if value == "NULL" else float(value)
-    return results, r_values
+    return results, parse_r_values(stdout)
 
 
 def _get_other(results: dict, dotted: str) -> float | None:
@@ -227,13 +208,7 @@ def test_greponet_roc_delong_and_youden_match_proc(tmp_path) -> None:  # type: i
     score = np.round(rng.normal(0.0, 2.0, 90) + 1.5 * case, 1)  # rounded: ties occur
     path = tmp_path / "roc.csv"
     path.write_text("score,case\n" + "".join(f"{float(s)!r},{int(c)}\n" for s, c in zip(score, case)))
-    script = tmp_path / "roc.R"
-    script.write_text(PROC_SCRIPT)
-    proc = subprocess.run(
-        [_rscript(), "--vanilla", str(script), str(path)], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert proc.returncode == 0, proc.stderr + "\n(install the Debian package r-cran-proc)"
-    r = {k: float(v) for k, v in (line.split() for line in proc.stdout.splitlines())}
+    r = parse_r_values(run_r(PROC_SCRIPT, tmp_path, str(path), packages="r-cran-proc"))
     ours = delong_auc(score, case)
     assert ours.auc == pytest.approx(r["auc"], rel=1e-9)
     assert ours.se == pytest.approx(r["se"], rel=1e-9)

@@ -9,10 +9,9 @@ published examples in ``tests/test_cohort_stats.py``.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 
 import pytest
+from tests._r_helpers import parse_r_values, run_r
 
 from hepavol.cli import main
 from hepavol.cohort import simulate_table, write_cohort_table
@@ -71,13 +70,6 @@ out("landmark_n", nrow(lm)); out("landmark_events", sum(lm$pfs_event))
 """
 
 
-def _rscript() -> str:
-    path = shutil.which("Rscript")
-    if path is None:
-        pytest.fail("Rscript is missing: install the Debian packages r-base-core r-cran-survival (make test does)")
-    return path
-
-
 @pytest.fixture(scope="module")
 def cohort_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict[str, float]]:
     tmp = tmp_path_factory.mktemp("cohort_r")
@@ -85,21 +77,7 @@ def cohort_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict[str
     write_cohort_table(simulate_table(120, seed=11, true_hr_per_10pct=1.25), table)
     assert main(["cohort", str(table), "--out", str(tmp / "out"), "--bootstrap", "50", "--no-pdf"]) == 0
     results = json.loads((tmp / "out" / "results.json").read_text())
-    script = tmp / "check.R"
-    script.write_text(R_SCRIPT)
-    proc = subprocess.run(
-        [_rscript(), "--vanilla", str(script), str(tmp / "out" / "derived.csv")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    r_values = {}
-    for line in proc.stdout.splitlines():
-        key, value = line.split()
-        r_values[key] = float(value)
-    return results, r_values
+    return results, parse_r_values(run_r(R_SCRIPT, tmp, str(tmp / "out" / "derived.csv")))
 
 
 def _get(results: dict, dotted: str) -> float:

@@ -76,6 +76,15 @@ def _ordinal(name: str, order: dict[str, float]) -> Callable[[DerivedPatient], f
     return get
 
 
+def _volume_change(key: str, what: str, attr: str, column: str) -> Criterion:
+    """A % change of a volume against the volumetric PR threshold (-65 %, the sphere equivalent of -30 %)."""
+    return Criterion(
+        key=key, label=f"% change of {what} volume", unit="per 1 pp", hr_units=10.0,
+        cutoff="> -65 % (no volumetric response)", source="sphere equivalent of RECIST PR (SCIENCE.md §3.1)",
+        score=_attr(attr), high=lambda s: s > -65.0, needs=f"baseline_{column} and early_{column}",
+    )  # fmt: skip
+
+
 def criteria(*, tgr_cutoff_percent_per_month: float = 0.8) -> tuple[Criterion, ...]:
     """The criteria of issue 22, in report order (RECIST 1.1 category first: every C is compared with it)."""
     cut = tgr_cutoff_percent_per_month
@@ -86,20 +95,9 @@ def criteria(*, tgr_cutoff_percent_per_month: float = 0.8) -> tuple[Criterion, .
             score=_ordinal("recist_response", RECIST_ORDER), high=lambda s: s >= 2.0,
             needs="baseline_sld_mm and early_sld_mm",
         ),
-        Criterion(
-            key="total_volume_change_percent", label="% change of total tumour volume", unit="per 1 pp",
-            hr_units=10.0, cutoff="> -65 % (no volumetric response)",
-            source="sphere equivalent of RECIST PR (SCIENCE.md §3.1)",
-            score=_attr("volume_change_percent"), high=lambda s: s > -65.0,
-            needs="baseline_volume_ml and early_volume_ml",
-        ),
-        Criterion(
-            key="target_volume_change_percent", label="% change of target-lesion volume", unit="per 1 pp",
-            hr_units=10.0, cutoff="> -65 % (no volumetric response)",
-            source="sphere equivalent of RECIST PR (SCIENCE.md §3.1)",
-            score=_attr("target_volume_change_percent"), high=lambda s: s > -65.0,
-            needs="baseline_target_volume_ml and early_target_volume_ml",
-        ),
+        _volume_change("total_volume_change_percent", "total tumour", "volume_change_percent", "volume_ml"),
+        _volume_change("target_volume_change_percent", "target-lesion", "target_volume_change_percent",
+                       "target_volume_ml"),
         Criterion(
             key="sld_change_percent", label="% change of the sum of diameters", unit="per 1 pp", hr_units=10.0,
             cutoff="> -30 % (no RECIST PR)", source="Eisenhauer 2009",
