@@ -229,3 +229,34 @@ def test_no_common_scans(
     assert (
         "have no scan in common: agreement needs the same scans read by both. Import the second reader's " in err
     )
+
+
+def test_a_blinded_readers_own_targets_make_their_sum_of_diameters(
+    readers: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """B chooses one target (``study review --second-reader B --targets L1``, L1 = the largest lesion of B's
+    baseline segmentation): B's baseline rows in reads.csv mark exactly one target, whose long axis is B's
+    baseline sum of diameters as second_read_targets gives it; A keeps the automatic targets (2 largest)."""
+    from hepavol.study.second_reads import second_read_targets
+    from hepavol.study.workspace import find_workspace
+
+    study = _copy(readers, tmp_path / "study")
+    pid = sorted(_pseudonyms(study))[0]
+    ws = find_workspace(study)
+    before = second_read_targets(ws, pid, "B")
+    ws.close()
+    if len([x for x in before.lesions if x["measurable"]]) < 2:
+        pytest.skip("the simulated patient has fewer than 2 measurable lesions")
+    assert _study(study, "review", pid, "--second-reader", "B", "--targets", "L1", "--reason", "one target") == 0
+    ws = find_workspace(study)
+    chosen = second_read_targets(ws, pid, "B")
+    ws.close()
+    assert chosen.targets == ["L1"]
+    assert _study(study, "agreement", "--readers", "A,B", "--out", str(tmp_path / "agr"), "--no-pdf") == 0
+    rows = [r for r in _rows(tmp_path / "agr" / "reads.csv") if r["patient_id"] == pid]
+    baseline = min(r["date"] for r in rows)
+    b = [r for r in rows if r["reader"] == "B" and r["date"] == baseline and r["target"] == "yes"]
+    a = [r for r in rows if r["reader"] == "A" and r["date"] == baseline and r["target"] == "yes"]
+    assert len(b) == 1
+    assert len(a) == 2
+    assert round(float(b[0]["long_axis_mm"]), 1) == pytest.approx(chosen.sum_of_diameters_mm)
