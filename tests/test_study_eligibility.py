@@ -287,6 +287,18 @@ def test_modalities_are_kept_apart() -> None:
     d = assess_eligibility(_record(), _scans(0, 100, modality="MRI"))
     assert d.eligible
     assert d.modality == "MR"
+    assert any("mixed_modalities = true" in w for w in assess_eligibility(_record(), scans).warnings)
+
+
+def test_modalities_mixed_when_the_study_says_so() -> None:
+    """study.toml ``[followup] mixed_modalities = true``: the MR scan 100 days after a CT baseline is the early
+    scan (day 100 is inside 91-183), and a warning says that volumes are compared across CT and MR."""
+    scans = [*_scans(0), *_scans(100, modality="MRI")]
+    d = assess_eligibility(_record(), scans, mixed_modalities=True)
+    assert d.eligible
+    assert d.modality == "CT"
+    assert d.early_date == BASE + dt.timedelta(days=100)
+    assert any("1 MR scan(s) compared with the CT baseline" in w for w in d.warnings)
 
 
 @pytest.mark.parametrize(

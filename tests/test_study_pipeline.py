@@ -458,3 +458,52 @@ def test_kill_9_of_a_parallel_run_leaves_no_orphan_process(tmp_path: Path, cohor
     for p in left:  # do not leave them to the rest of the suite
         os.kill(p, signal.SIGKILL)
     assert left == [], f"processes left running after kill -9: {left}"
+
+
+def test_an_mr_follow_up_of_a_ct_patient_is_compared_only_when_study_toml_says_so(
+    tmp_path: Path, cohort: Path
+) -> None:
+    """Issue 22: the registry keeps CT and MR cohorts apart, so by default an MR scan of a patient followed by CT
+    is left out of eligibility and of the analysis (with a warning saying how to include it); with
+    ``[followup] mixed_modalities = true`` it is a time point of the follow-up and eligibility says that volumes
+    are then compared across modalities. SIM-001: 4 CT scans (truth.json), the last one relabelled MR here."""
+    from hepavol.study.models import ImagingStudy, Patient
+    from hepavol.study.runner import latest_eligibility
+
+    study = _prepared(tmp_path, cohort, patients=["SIM-001"])
+    pseudonym = _pseudonyms(study)["SIM-001"]
+    ws = find_workspace(study)
+    with ws.db.transaction() as session:
+        last = session.scalars(select(ImagingStudy).order_by(ImagingStudy.study_date.desc())).first()
+        assert last is not None
+        last.modality = "MR"
+        last_date = last.study_date.isoformat()
+    ws.close()
+
+    def timepoints() -> list[str]:
+        assert main(["study", "eligibility", "--study", str(study)]) == 0
+        assert main(["study", "run", "--study", str(study), "--no-progress"]) == 0
+        return sorted(r["date"] for r in _export(study, f"export_{len(list(study.glob('export_*')))}")[
+            "cohort_timepoints"])  # fmt: skip
+
+    def warnings() -> list[str]:
+        ws = find_workspace(study)
+        with ws.db.transaction() as session:
+            patient = session.scalars(select(Patient).where(Patient.pseudonym == pseudonym)).one()
+            out = list(latest_eligibility(session)[patient.id].warnings or [])
+        ws.close()
+        return out
+
+    apart = timepoints()
+    assert len(apart) == 3
+    assert last_date not in apart
+    assert any("1 MR scan(s) ignored" in w and "mixed_modalities = true" in w for w in warnings())
+
+    toml = study / "study.toml"
+    toml.write_text(toml.read_text().replace("mixed_modalities = false", "mixed_modalities = true"))
+    mixed = timepoints()
+    assert mixed == sorted([*apart, last_date])
+    assert any("1 MR scan(s) compared with the CT baseline" in w for w in warnings())
+
+    toml.write_text(toml.read_text().replace("mixed_modalities = true", 'mixed_modalities = "yes"'))
+    assert main(["study", "status", "--study", str(study)]) == 2  # a clear error, no traceback

@@ -8,7 +8,6 @@ only in warnings (and in ``pairs.csv`` and ``categories.csv`` beside it), never 
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from hepavol._atomic import write_text_atomic
 from hepavol._version import __version__
 from hepavol.agreement.analysis import AgreementAnalysis, ContinuousAgreement
 from hepavol.cohort.plots import Figure, _pyplot, _save
-from hepavol.cohort.report import _CSS, _e, _f, _figure_html, _pdf_with_chromium, _table, find_chromium
+from hepavol.cohort.report import _CSS, _e, _f, _figure_html, _table
 
 __all__ = ["make_figures", "render_html", "render_section", "write_pdf"]
 
@@ -298,38 +297,6 @@ def _body(analysis: AgreementAnalysis, figures: Sequence[Figure]) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def _pdf_with_matplotlib(analysis: AgreementAnalysis, figures: Sequence[Figure], pdf_path: Path) -> None:
-    import io
-
-    import matplotlib.image as mpimg
-    from matplotlib.backends.backend_pdf import PdfPages
-
-    from hepavol._atomic import atomic_open
-    from hepavol.cohort._serialize import json_text
-
-    plt = _pyplot()
-    lines = ["hepavol reader agreement report (PDF without Chromium: results and figures)", ""]
-    lines += json_text(analysis.results()).splitlines()
-    with atomic_open(pdf_path, "wb") as fh, PdfPages(fh) as pdf:
-        per_page = 80
-        for start in range(0, len(lines), per_page):
-            fig = plt.figure(figsize=(8.27, 11.69))
-            fig.text(
-                0.05, 0.97, "\n".join(lines[start : start + per_page]), va="top", family="monospace", fontsize=6
-            )
-            pdf.savefig(fig)
-            plt.close(fig)
-        for f in figures:
-            img = mpimg.imread(io.BytesIO(f.png), format="png")
-            fig = plt.figure(figsize=(8.27, 11.69))
-            ax = fig.add_axes((0.03, 0.1, 0.94, 0.86))
-            ax.imshow(img)
-            ax.axis("off")
-            fig.text(0.03, 0.04, f"{f.title}. {f.caption}", wrap=True, fontsize=7)
-            pdf.savefig(fig)
-            plt.close(fig)
-
-
 def write_pdf(
     analysis: AgreementAnalysis,
     figures: Sequence[Figure],
@@ -339,16 +306,14 @@ def write_pdf(
     use_chromium: bool = True,
     timeout_s: float = 120.0,
 ) -> str:
-    """Write the PDF of the report: ``"chromium"`` (printed from the HTML) or ``"matplotlib"`` (fallback)."""
-    chromium = find_chromium() if use_chromium else None
-    if chromium:
-        try:
-            _pdf_with_chromium(chromium, html_path, pdf_path, timeout_s)
-            return "chromium"
-        except (RuntimeError, subprocess.TimeoutExpired, OSError):
-            pass
-    _pdf_with_matplotlib(analysis, figures, pdf_path)
-    return "matplotlib"
+    """Write the PDF of the report: ``"chromium"`` (printed from the HTML) or ``"matplotlib"`` (fallback: the
+    report's text and figures, :mod:`hepavol.report_pdf`)."""
+    from hepavol.report_pdf import write_report_pdf
+
+    title = "hepavol reader agreement report"
+    return write_report_pdf(
+        html_path, pdf_path, figures, title=title, use_chromium=use_chromium, timeout_s=timeout_s
+    )
 
 
 def write_html(path: Path, text: str) -> None:

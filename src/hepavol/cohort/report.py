@@ -10,10 +10,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html
-import os
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -654,89 +650,6 @@ def _time_points_html(tp: dict[str, Any] | None) -> str:
     return "".join(parts)
 
 
-def find_chromium() -> str | None:
-    """The path of a Chromium/Chrome executable on the PATH, or None."""
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
-def chromium_command(chromium: str, profile_dir: str, *extra: str) -> list[str]:
-    """Headless Chromium arguments with networking, updates and sync off (nothing leaves the machine)."""
-    return [
-        chromium,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={profile_dir}",
-        *extra,
-    ]
-
-
-def _pdf_with_chromium(chromium: str, html_path: Path, pdf_path: Path, timeout_s: float) -> None:
-    with tempfile.TemporaryDirectory(prefix="hepavol-chromium-") as tmp:
-        out = Path(tmp) / "report.pdf"
-        cmd = chromium_command(
-            chromium,
-            str(Path(tmp) / "profile"),
-            "--no-pdf-header-footer",
-            f"--print-to-pdf={out}",
-            html_path.resolve().as_uri(),
-        )
-        proc = subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=False)
-        if not out.exists() or out.stat().st_size == 0:
-            raise RuntimeError(
-                f"chromium did not write a PDF (exit {proc.returncode}): {proc.stderr.decode(errors='replace')[-500:]}"
-            )
-        fd, tmp_target = tempfile.mkstemp(prefix=f".{pdf_path.name}.", suffix=".tmp", dir=pdf_path.parent)
-        os.close(fd)
-        shutil.copyfile(out, tmp_target)
-        os.replace(tmp_target, pdf_path)
-
-
-def _pdf_with_matplotlib(analysis: CohortAnalysis, figures: Sequence[Figure], pdf_path: Path) -> None:
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.image as mpimg
-    import matplotlib.pyplot as plt
-    from matplotlib.backends.backend_pdf import PdfPages
-
-    from hepavol._atomic import atomic_open
-    from hepavol.cohort._serialize import json_text
-
-    text = json_text(analysis.results())
-    with atomic_open(pdf_path, "wb") as fh, PdfPages(fh) as pdf:
-        lines = ["hepavol cohort report (PDF without Chromium: results and figures)", "", *analysis.warnings, ""]
-        lines += text.splitlines()
-        per_page = 70
-        for start in range(0, len(lines), per_page):
-            fig = plt.figure(figsize=(8.27, 11.69))
-            fig.text(
-                0.05, 0.97, "\n".join(lines[start : start + per_page]), va="top", family="monospace", fontsize=6.5
-            )
-            pdf.savefig(fig)
-            plt.close(fig)
-        for f in figures:
-            img = mpimg.imread(io.BytesIO(f.png), format="png")
-            fig = plt.figure(figsize=(11.69, 8.27))
-            ax = fig.add_axes((0.03, 0.12, 0.94, 0.83))
-            ax.imshow(img)
-            ax.axis("off")
-            fig.text(0.03, 0.04, f"{f.title}. {f.caption}", wrap=True, fontsize=8)
-            pdf.savefig(fig)
-            plt.close(fig)
-
-
 def write_pdf(
     analysis: CohortAnalysis,
     figures: Sequence[Figure],
@@ -746,16 +659,12 @@ def write_pdf(
     use_chromium: bool = True,
     timeout_s: float = 120.0,
 ) -> str:
-    """Write the PDF of the report; returns how: ``"chromium"`` or ``"matplotlib"`` (no Chromium found or it failed)."""
-    chromium = find_chromium() if use_chromium else None
-    if chromium:
-        try:
-            _pdf_with_chromium(chromium, html_path, pdf_path, timeout_s)
-            return "chromium"
-        except (RuntimeError, subprocess.TimeoutExpired, OSError):
-            pass
-    _pdf_with_matplotlib(analysis, figures, pdf_path)
-    return "matplotlib"
+    """Write the PDF of the report; returns how: ``"chromium"`` or ``"matplotlib"`` (no Chromium found or it failed:
+    the report's text and figures, :mod:`hepavol.report_pdf`)."""
+    from hepavol.report_pdf import write_report_pdf
+
+    return write_report_pdf(html_path, pdf_path, figures, title="hepavol cohort report", use_chromium=use_chromium,
+                            timeout_s=timeout_s)  # fmt: skip
 
 
 def write_html(path: Path, text: str) -> None:

@@ -234,6 +234,7 @@ def assess_eligibility(
     *,
     early_window_days: tuple[int, int] = EARLY_WINDOW_DAYS,
     follow_up_end: dt.date | None = None,
+    mixed_modalities: bool = False,
 ) -> EligibilityDecision:
     """Apply NCT03689231's eligibility criteria to one patient (see the module docstring for each criterion).
 
@@ -248,6 +249,10 @@ def assess_eligibility(
         First and last day after baseline (inclusive) of the early scan; default (91, 183) = 3-6 months.
     follow_up_end : datetime.date, optional
         Last day of follow-up for the treatment criterion; default the last CT/MR scan of the baseline modality.
+    mixed_modalities : bool
+        False (the study's design): only scans of the baseline's modality are followed, the others are ignored
+        with a warning. True (``[followup] mixed_modalities = true`` in study.toml): CT and MR scans are one series,
+        and a warning says that volumes are compared across modalities.
 
     Returns
     -------
@@ -284,13 +289,20 @@ def assess_eligibility(
         warnings.append(f"scans of modality {', '.join(ignored)} ignored: the study measures on CT or MR")
     baseline = imaging[0] if imaging else None
     modality = None if baseline is None else _IMAGING[baseline.modality.upper()]
-    series = [s for s in imaging if _IMAGING[s.modality.upper()] == modality]
-    other = len(imaging) - len(series)
-    if other:
+    series = imaging if mixed_modalities else [s for s in imaging if _IMAGING[s.modality.upper()] == modality]
+    other = sum(1 for s in imaging if _IMAGING[s.modality.upper()] != modality)
+    if other and mixed_modalities:
+        other_mod = "MR" if modality == "CT" else "CT"
+        warnings.append(
+            f"{other} {other_mod} scan(s) compared with the {modality} baseline: study.toml sets [followup] "
+            "mixed_modalities = true (volumes measured on CT and MR are not interchangeable)"
+        )
+    elif other:
         other_mod = "MR" if modality == "CT" else "CT"
         warnings.append(
             f"{other} {other_mod} scan(s) ignored: the patient is followed by {modality} from baseline and the "
-            "study keeps its CT and MR cohorts apart"
+            "study keeps its CT and MR cohorts apart (to compare them, set [followup] mixed_modalities = true in "
+            "study.toml)"
         )
     early: ScanSummary | None = None
     end_date: dt.date | None = None

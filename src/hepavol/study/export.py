@@ -136,7 +136,13 @@ def _current_analyses(ws: Workspace, session: Session) -> tuple[Analysed, list[t
         decision = decisions.get(patient.id)
         if decision is None or not decision.eligible:
             continue
-        scans, problems = current_inputs(session, patient, decision.baseline_date, accept_proposed=True)
+        scans, problems = current_inputs(
+            session,
+            patient,
+            decision.baseline_date,
+            accept_proposed=True,
+            mixed_modalities=ws.settings.mixed_modalities,
+        )
         if problems:
             left_out.append((patient.pseudonym, "; ".join(problems)))
             continue

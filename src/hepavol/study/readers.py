@@ -157,16 +157,25 @@ class ReaderAnalysis:
     left_out: list[tuple[str, str]] = field(default_factory=list)  # (pseudonym, reason)
 
 
-def _reader_scans(session: Session, patient: Patient, since: dt.date, reader: str) -> list[Any]:
-    """A named reader's scans of a patient from ``since`` on: the head of their own chain on each chosen series."""
-    from hepavol.study.runner import ScanInput
+def _reader_scans(
+    session: Session, patient: Patient, since: dt.date, reader: str, *, mixed_modalities: bool = False
+) -> list[Any]:
+    """A named reader's scans of a patient from ``since`` on: the head of their own chain on each chosen series
+    (scans of another modality than the first one's left out unless ``mixed_modalities``, as ``study run``)."""
+    from hepavol.study.runner import ScanInput, scan_modality
 
     scans = []
     studies = session.scalars(
         select(ImagingStudy).where(ImagingStudy.patient_id == patient.id).order_by(ImagingStudy.study_date)
     )
+    first_modality: str | None = None
     for study in studies:
         if study.study_date < since:
+            continue
+        modality = scan_modality(study)
+        if first_modality is None:
+            first_modality = modality
+        elif modality != first_modality and not mixed_modalities:
             continue
         series: Series | None = next((s for s in study.series if s.chosen), None)
         if series is None:
@@ -211,13 +220,15 @@ def analyse_reader(ws: Workspace, reader: str) -> ReaderAnalysis:
             session.expunge(decision)
             out.decisions[patient.pseudonym] = decision
             if reader == STUDY_READ:
-                scans, problems = current_inputs(session, patient, base)
+                scans, problems = current_inputs(
+                    session, patient, base, mixed_modalities=ws.settings.mixed_modalities
+                )
                 if problems:
                     out.left_out.append((patient.pseudonym, "; ".join(problems)))
                     continue
                 jobs.append((_job(session, patient, scans, ws.settings), None))
                 continue
-            scans = _reader_scans(session, patient, base, reader)
+            scans = _reader_scans(session, patient, base, reader, mixed_modalities=ws.settings.mixed_modalities)
             if not scans or scans[0].date != base:
                 out.left_out.append(
                     (patient.pseudonym, f"{reader} has no segmentation of the baseline scan {base}")

@@ -178,7 +178,13 @@ def _row(
         row = WorklistRow(**base, eligibility="excluded", analysis=NOT_ELIGIBLE, failed=None, not_ready=None,
                           best_overall_response=None)  # fmt: skip
         return row, None
-    scans, problems = current_inputs(session, patient, decision.baseline_date, accept_proposed=True)
+    scans, problems = current_inputs(
+        session,
+        patient,
+        decision.baseline_date,
+        accept_proposed=True,
+        mixed_modalities=ws.settings.mixed_modalities,
+    )
     if problems:
         row = WorklistRow(**base, eligibility="eligible", analysis=NOT_READY, failed=None,
                           not_ready="; ".join(problems), best_overall_response=None)  # fmt: skip

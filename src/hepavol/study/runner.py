@@ -173,11 +173,24 @@ def scan_input(study: ImagingStudy, *, accept_proposed: bool = False) -> tuple[S
     ), None
 
 
+def scan_modality(study: ImagingStudy) -> str:
+    """A study's modality (``CT``, ``MR``, ...), from the study or else its chosen series; ``UNKNOWN`` without."""
+    chosen = [x for x in study.series if x.chosen]
+    return (study.modality or (chosen[0].modality if chosen else None) or "unknown").upper()
+
+
 def current_inputs(
-    session: Session, patient: Patient, since: dt.date | None, *, accept_proposed: bool = False
+    session: Session,
+    patient: Patient,
+    since: dt.date | None,
+    *,
+    accept_proposed: bool = False,
+    mixed_modalities: bool = False,
 ) -> tuple[list[ScanInput], list[str]]:
     """The scans of a patient from ``since`` on, each with its chosen series and active segmentation
-    (proposed segmentations only with ``accept_proposed``: :func:`scan_input`).
+    (proposed segmentations only with ``accept_proposed``: :func:`scan_input`). Unless ``mixed_modalities``
+    (study.toml ``[followup] mixed_modalities``), scans of another modality than the first one's are left out, as
+    eligibility leaves them out: volumes on CT and MR are not compared.
 
     Returns the inputs and the reasons the patient cannot be run (empty when it can).
     """
@@ -187,8 +200,14 @@ def current_inputs(
     studies = session.scalars(
         select(ImagingStudy).where(ImagingStudy.patient_id == patient.id).order_by(ImagingStudy.study_date)
     ).all()
+    baseline_modality: str | None = None
     for study in studies:
         if since is not None and study.study_date < since:
+            continue
+        modality = scan_modality(study)
+        if baseline_modality is None:
+            baseline_modality = modality
+        elif modality != baseline_modality and not mixed_modalities:
             continue
         day = study.study_date.isoformat()
         scan, problem = scan_input(study, accept_proposed=accept_proposed)
@@ -270,7 +289,11 @@ def plan_run(
                 continue
             summary.eligible += 1
             scans, problems = current_inputs(
-                session, patient, decision.baseline_date, accept_proposed=accept_proposed
+                session,
+                patient,
+                decision.baseline_date,
+                accept_proposed=accept_proposed,
+                mixed_modalities=ws.settings.mixed_modalities,
             )
             if problems:
                 summary.not_ready.append((patient.pseudonym, "; ".join(problems)))

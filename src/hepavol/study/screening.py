@@ -40,6 +40,7 @@ from hepavol.study.runner import (
     latest_eligibility,
     scan_input,
     scan_measurement_hash,
+    scan_modality,
     store_scan_measurement,
 )
 from hepavol.study.workspace import Workspace
@@ -132,6 +133,7 @@ def _decision_key(d: EligibilityDecision, eligible: bool, reasons: list[dict[str
         "baseline_date": d.baseline_date,
         "early_date": d.early_date,
         "small": [str(i) for i in d.small_lesion_ids],
+        "warnings": list(d.warnings),
     }
 
 
@@ -142,6 +144,7 @@ def _stored_key(row: DecisionRow) -> dict[str, Any]:
         "baseline_date": row.baseline_date,
         "early_date": row.early_date,
         "small": [str(i) for i in row.small_lesions],
+        "warnings": list(row.warnings or []),
     }
 
 
@@ -196,7 +199,7 @@ def run_eligibility(ws: Workspace, *, workers: int = 1) -> EligibilityRun:
             summaries: list[ScanSummary] = []
             for s in patient.studies:
                 chosen = [x for x in s.series if x.chosen]
-                modality = (s.modality or (chosen[0].modality if chosen else None) or "unknown").upper()
+                modality = scan_modality(s)
                 thickness = chosen[0].slice_thickness_mm if chosen else None
                 lesions: tuple[LesionSummary, ...] | None = None
                 if study is not None and s.id == study.id and scan is not None:
@@ -227,7 +230,9 @@ def run_eligibility(ws: Workspace, *, workers: int = 1) -> EligibilityRun:
                         date=s.study_date, modality=modality, lesions=lesions, slice_thickness_mm=thickness
                     )
                 )
-            decision = assess_eligibility(load_clinical_record(session, patient.id), summaries)
+            decision = assess_eligibility(
+                load_clinical_record(session, patient.id), summaries, mixed_modalities=ws.settings.mixed_modalities
+            )
             decisions.append(decision)
             run.decisions.append((patient.pseudonym, decision))
             review = latest_review(session, patient.id, "eligibility")

@@ -60,6 +60,8 @@ tumor_labels = [2]         # labels of tumour voxels
 [followup]
 affine = false             # add an affine stage to the rigid registration on the liver masks
 max_distance_mm = 20.0     # largest centroid distance for two non-overlapping lesions to match
+mixed_modalities = false   # true: compare volumes across CT and MR (a CT baseline with an MR follow-up); the
+                           # study keeps its CT and MR cohorts apart, so other-modality scans are ignored by default
 
 [series_selection]
 # Which series of a DICOM study is measured (hepavol study import). Defaults: axial, thinnest slices,
@@ -78,7 +80,7 @@ max_distance_mm = 20.0     # largest centroid distance for two non-overlapping l
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "database": {},
     "measurement": {"liver_label": 1, "tumor_labels": [2]},
-    "followup": {"affine": False, "max_distance_mm": 20.0},
+    "followup": {"affine": False, "max_distance_mm": 20.0, "mixed_modalities": False},
     "series_selection": {},
     "readers": {},
 }
@@ -96,6 +98,7 @@ class Settings:
     affine: bool
     max_distance_mm: float
     series_selection: dict[str, Any]
+    mixed_modalities: bool = False
     primary_reader: str = STUDY_READ  # [readers] primary_reader: whose read export and agreement take by default
 
     def measurement_parameters(self) -> dict[str, Any]:
@@ -105,7 +108,10 @@ class Settings:
         }
 
     def run_parameters(self) -> dict[str, Any]:
-        return {**self.measurement_parameters(), "affine": self.affine, "max_distance_mm": self.max_distance_mm}
+        out = {**self.measurement_parameters(), "affine": self.affine, "max_distance_mm": self.max_distance_mm}
+        if self.mixed_modalities:  # only when set, so that the analyses of existing studies stay up to date
+            out["mixed_modalities"] = True
+        return out
 
 
 def _read_config(path: Path) -> dict[str, Any]:
@@ -150,6 +156,8 @@ def _settings(path: Path, config: dict[str, Any]) -> Settings:
         raise bad("measurement", "tumor_labels", labels, "a list of positive integer labels, e.g. [2]")
     if not isinstance(f["affine"], bool):
         raise bad("followup", "affine", f["affine"], "true or false")
+    if not isinstance(f["mixed_modalities"], bool):
+        raise bad("followup", "mixed_modalities", f["mixed_modalities"], "true or false")
     if not isinstance(f["max_distance_mm"], int | float) or f["max_distance_mm"] <= 0:
         raise bad("followup", "max_distance_mm", f["max_distance_mm"], "a positive number of mm")
     primary = config["readers"].get("primary_reader", STUDY_READ)
@@ -163,6 +171,7 @@ def _settings(path: Path, config: dict[str, Any]) -> Settings:
         affine=f["affine"],
         max_distance_mm=float(f["max_distance_mm"]),
         series_selection=dict(config["series_selection"]),
+        mixed_modalities=f["mixed_modalities"],
         primary_reader=primary.strip(),
     )
 
