@@ -103,6 +103,12 @@ def register(
     s.add_argument(
         "--from-hepavol-segment", action="store_true", help="record the masks as made by hepavol segment"
     )
+    s.add_argument(
+        "--reader",
+        metavar="NAME",
+        help="import the masks as reader NAME's read (their segmentation versions, as a blinded read in the review "
+        "app; A#2 for reader A's repeated read): the study's own read and study run are unchanged",
+    )
     _common(s)
     s.set_defaults(func=run_import_seg)
 
@@ -316,8 +322,40 @@ def register(
     s.add_argument("path", metavar="COHORT_CSV", help="cohort table (.csv or .parquet)")
     s.add_argument("--lesions", metavar="PATH", help="per-lesion table (.csv or .parquet)")
     s.add_argument("--timepoints", metavar="PATH", help="per-time-point table (.csv or .parquet)")
+    s.add_argument(
+        "--reader",
+        metavar="NAME",
+        help="export reader NAME's read, measured on their segmentation versions (default: [readers] "
+        "primary_reader in study.toml; 'study' is the study's own read as study run stores it)",
+    )
     _common(s)
     s.set_defaults(func=run_export)
+
+    s = sub.add_parser(
+        "agreement",
+        parents=parents,
+        help="inter- or intra-reader agreement of the study's reads (as hepavol agreement)",
+        description="Measure two reads of the study on each reader's own segmentation versions (the study's own "
+        "read is 'study'; readers from the blinded review app or study import-seg --reader NAME) with study run's "
+        "measurement, write the paired-measurement table DIR/reads.csv and run hepavol agreement's analysis on it: "
+        "DIR/results.json, DIR/pairs.csv, DIR/categories.csv, DIR/figures/, DIR/report.html and DIR/report.pdf.",
+    )
+    s.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed)")
+    s.add_argument(
+        "--readers",
+        metavar="A,B",
+        help="the two reads to compare (default: the primary reader and the study's one other reader)",
+    )
+    s.add_argument("--repeat", metavar="A", help="intra-reader agreement: compare reads A and A#2")
+    s.add_argument("--no-pdf", action="store_true", help="do not write report.pdf")
+    s.add_argument(
+        "--pdf-engine",
+        choices=("auto", "matplotlib"),
+        default="auto",
+        help="auto: headless Chromium when installed, else matplotlib; matplotlib: never start Chromium",
+    )
+    _common(s)
+    s.set_defaults(func=run_agreement)
 
     s = sub.add_parser("audit", parents=parents, help="print the audit trail (who did what, when)")
     s.add_argument("--last", type=int, default=50, metavar="N", help="the last N entries (50)")
@@ -386,14 +424,15 @@ def run_import_seg(args: argparse.Namespace) -> int:
     source = "hepavol-segment" if args.from_hepavol_segment else None
     try:
         if Path(args.source).suffix.lower() == ".csv":
-            summary = import_segmentations(ws, args.source, source=source)
+            summary = import_segmentations(ws, args.source, source=source, reader=args.reader)
         else:
             summary = import_segmentations(
-                ws, seg=args.source, patient_id=args.patient, date=args.date, source=source
+                ws, seg=args.source, patient_id=args.patient, date=args.date, source=source, reader=args.reader
             )
     finally:
         ws.close()
-    print(f"imported: {summary.describe()}")
+    whose = "" if args.reader is None else f" (reader {args.reader.strip()}'s read)"
+    print(f"imported{whose}: {summary.describe()}")
     return 0
 
 
@@ -618,12 +657,43 @@ def run_export(args: argparse.Namespace) -> int:
 
     ws = _workspace(args)
     try:
-        summary = export_tables(ws, args.path, lesions=args.lesions, timepoints=args.timepoints)
+        summary = export_tables(
+            ws, args.path, lesions=args.lesions, timepoints=args.timepoints, reader=args.reader
+        )
     finally:
         ws.close()
     for pseudonym, reason in summary.left_out:
         print(f"left out: {pseudonym}: {reason}", file=sys.stderr)
     print(f"exported {summary.patients} patient(s): " + ", ".join(str(f) for f in summary.files))
+    return 0
+
+
+def run_agreement(args: argparse.Namespace) -> int:
+    from hepavol.agreement.pipeline import headline
+    from hepavol.study.readers import study_agreement
+
+    ws = _workspace(args)
+    readers = None if args.readers is None else args.readers.split(",")
+    try:
+        done = study_agreement(
+            ws,
+            args.out,
+            readers=readers,
+            repeat=args.repeat,
+            pdf=not args.no_pdf,
+            use_chromium=args.pdf_engine == "auto",
+        )
+    finally:
+        ws.close()
+    for reader, pseudonym, reason in done.left_out:
+        print(f"left out of {reader}'s read: {pseudonym}: {reason}", file=sys.stderr)
+    for line in headline(done.run):
+        print(line)
+    print(f"reads:   {done.reads_csv}")
+    print(f"results: {done.run.results_json}")
+    print(f"report:  {done.run.report_html}")
+    if done.run.report_pdf is not None:
+        print(f"pdf:     {done.run.report_pdf} (rendered with {done.run.pdf_method})")
     return 0
 
 

@@ -312,29 +312,134 @@ def _cohort_rows(session: Session, analysed: Analysed, left_out: list[tuple[str,
         clinical = session.scalar(select(ClinicalRecord).where(ClinicalRecord.patient_id == patient.id))
         study = session.scalar(select(ImagingStudy).where(ImagingStudy.id == base.study_id))
         modality = study.modality if study is not None else None
-        out.append(
-            {
-                "patient_id": patient.pseudonym,
-                "modality": modality,
-                "baseline_date": base.study_date.isoformat(),
-                "early_date": None if early is None else early.study_date.isoformat(),
-                "baseline_volume_ml": base.total_tumor_volume_ml,
-                "early_volume_ml": None if early is None else early.total_tumor_volume_ml,
-                "baseline_sld_mm": base.sum_of_diameters_mm,
-                "early_sld_mm": None if early is None else early.sum_of_diameters_mm,
-                "lesion_count": base.lesion_count,
-                "liver_volume_ml": base.liver_volume_ml,
-                "pfs_event": event,
-                "pfs_date": pfs_date.isoformat(),
-                "ki67_percent": clinical.ki67_percent if clinical else None,
-                "cga_ug_l": clinical.cga_ug_l if clinical else None,
-                "extra_abdominal": _bool01(clinical.extra_abdominal) if clinical else None,
-                "grade": clinical.grade if clinical else None,
-                **lesion_sums_from_tracks(tracks, base.study_date, None if early is None else early.study_date),
-                **yearly_values(tps, tracks, base.study_date),
-            }
-        )
+        out.append(_cohort_row(patient.pseudonym, modality, base, early, event, pfs_date, tps, tracks, clinical))
     return out
+
+
+def _cohort_row(
+    pseudonym: str,
+    modality: str | None,
+    base: Any,
+    early: Any,
+    event: int,
+    pfs_date: dt.date,
+    tps: dict[dt.date, Any],
+    tracks: Sequence[tuple[str, bool, dict[Any, Any]]],
+    clinical: ClinicalRecord | None,
+) -> dict[str, Any]:
+    """One cohort row from a patient's assessed scans (``base``, ``early``, ``tps``: objects with the
+    :class:`~hepavol.study.models.TimepointAssessment` attributes) and tracks."""
+    return {
+        "patient_id": pseudonym,
+        "modality": modality,
+        "baseline_date": base.study_date.isoformat(),
+        "early_date": None if early is None else early.study_date.isoformat(),
+        "baseline_volume_ml": base.total_tumor_volume_ml,
+        "early_volume_ml": None if early is None else early.total_tumor_volume_ml,
+        "baseline_sld_mm": base.sum_of_diameters_mm,
+        "early_sld_mm": None if early is None else early.sum_of_diameters_mm,
+        "lesion_count": base.lesion_count,
+        "liver_volume_ml": base.liver_volume_ml,
+        "pfs_event": event,
+        "pfs_date": pfs_date.isoformat(),
+        "ki67_percent": clinical.ki67_percent if clinical else None,
+        "cga_ug_l": clinical.cga_ug_l if clinical else None,
+        "extra_abdominal": _bool01(clinical.extra_abdominal) if clinical else None,
+        "grade": clinical.grade if clinical else None,
+        **lesion_sums_from_tracks(tracks, base.study_date, None if early is None else early.study_date),
+        **yearly_values(tps, tracks, base.study_date),
+    }
+
+
+def reader_tables(
+    ws: Workspace, session: Session, reader: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[tuple[str, str]]]:
+    """The cohort, lesion and time-point rows of one reader's read, measured on that reader's segmentation
+    versions (:func:`hepavol.study.readers.analyse_reader`, the measurement of ``study run``), and the patients
+    left out. Nothing is stored: the study's analyses stay those of the study's own read."""
+    from types import SimpleNamespace
+
+    from hepavol.study.readers import analyse_reader
+
+    analysis = analyse_reader(ws, reader)
+    cohort: list[dict[str, Any]] = []
+    lesions: list[dict[str, Any]] = []
+    timepoints: list[dict[str, Any]] = []
+    patients = {p.pseudonym: p for p in session.scalars(select(Patient))}
+    for pseudonym, result in analysis.results.items():
+        patient, decision = patients[pseudonym], analysis.decisions[pseudonym]
+        studies = {s.study_date: s for s in patient.studies}
+        tps: dict[dt.date, Any] = {}
+        for tp in result["timepoints"]:
+            day = dt.date.fromisoformat(tp["date"])
+            values = {c: tp.get(c) for c in TIMEPOINT_COLUMNS[4:]}
+            values["new_lesion_count"] = len(tp["new_lesion_ids"])
+            values["registration_liver_dice"] = tp["liver_dice_after"]
+            tps[day] = SimpleNamespace(study_date=day, **values)
+        first = min(tps)
+        for day, tp in sorted(tps.items()):
+            study = studies.get(day)
+            timepoints.append(
+                {
+                    "patient_id": pseudonym,
+                    "date": day.isoformat(),
+                    "days_from_baseline": (day - first).days,
+                    "modality": study.modality if study is not None else None,
+                    **{c: getattr(tp, c) for c in TIMEPOINT_COLUMNS[4:]},
+                }
+            )
+        for (day, _tp), measurement, track_of in zip(
+            sorted(tps.items()), result["measurements"], result["track_of"], strict=True
+        ):
+            for les in measurement["lesions"]:
+                x, y, z = les["centroid_mm"]
+                lesions.append(
+                    {
+                        "patient_id": pseudonym,
+                        "date": day.isoformat(),
+                        "lesion_id": track_of.get(les["lesion_id"]),
+                        "scan_lesion_id": les["lesion_id"],
+                        **{c: les[c] for c in ("volume_ml", "long_axis_mm", "short_axis_mm", "max_diameter_3d_mm",
+                                               "mean_hu", "sd_hu")},
+                        "measurable": int(les["measurable"]),
+                        "in_liver": _bool01(les["in_liver"]),
+                        "touches_border": int(les["touches_border"]),
+                        "centroid_x_mm": x,
+                        "centroid_y_mm": y,
+                        "centroid_z_mm": z,
+                    }
+                )  # fmt: skip
+        base = tps.get(decision.baseline_date) if decision.baseline_date is not None else None
+        if base is None:
+            analysis.left_out.append((pseudonym, f"no assessment of the baseline scan {decision.baseline_date}"))
+            continue
+        early = tps.get(decision.early_date) if decision.early_date is not None else None
+        if result["progression_date"] is not None:
+            event, pfs_date = 1, dt.date.fromisoformat(result["progression_date"])
+        else:
+            adequate = [
+                d for d, tp in tps.items() if d == base.study_date or tp.overall_response not in (None, "NE")
+            ]
+            event, pfs_date = 0, max(adequate)
+        tracks = [
+            (
+                t["lesion_id"],
+                t["lesion_id"] in result["targets"],
+                {
+                    dt.date.fromisoformat(pt["date"]): SimpleNamespace(
+                        volume_ml=pt["volume_ml"], long_axis_mm=pt["long_axis_mm"], fragments=pt["fragments"],
+                        merged_into=pt["merged_into"],
+                    )
+                    for pt in t["points"]
+                },
+            )
+            for t in result["tracks"]
+        ]  # fmt: skip
+        clinical = session.scalar(select(ClinicalRecord).where(ClinicalRecord.patient_id == patient.id))
+        study = studies.get(base.study_date)
+        modality = study.modality if study is not None else None
+        cohort.append(_cohort_row(pseudonym, modality, base, early, event, pfs_date, tps, tracks, clinical))
+    return cohort, lesions, timepoints, analysis.left_out
 
 
 def timepoint_rows(session: Session, analysed: Analysed) -> list[dict[str, Any]]:
@@ -437,9 +542,30 @@ def export_tables(
     *,
     lesions: str | os.PathLike[str] | None = None,
     timepoints: str | os.PathLike[str] | None = None,
+    reader: str | None = None,
 ) -> ExportSummary:
     """Write the cohort table to ``cohort`` and the lesion and time-point tables (default: beside it, named
-    ``<stem>_lesions`` and ``<stem>_timepoints`` with the same suffix)."""
+    ``<stem>_lesions`` and ``<stem>_timepoints`` with the same suffix).
+
+    ``reader`` (default: ``[readers] primary_reader`` of ``study.toml``, else the study's own read) exports that
+    reader's read: the study's own read (``study``) from the stored analyses of ``study run``, another reader's
+    measured on their segmentation versions (:func:`reader_tables`).
+
+    Raises
+    ------
+    InputError
+        A bad file name, or a reader the study does not have.
+    """
+    from hepavol.study.readers import study_readers
+    from hepavol.study.workspace import STUDY_READ
+
+    who = (reader or ws.settings.primary_reader).strip()
+    if who != STUDY_READ and who not in study_readers(ws):
+        option = "--reader" if reader else "[readers] primary_reader in study.toml"
+        raise InputError(
+            f"{option}: unknown reader {who!r}; the readers of this study are {', '.join(study_readers(ws))} "
+            f"('{STUDY_READ}' is the study's own read)."
+        )
     path = Path(cohort)
     if path.suffix.lower() not in (".csv", ".parquet", ".pq"):
         raise InputError(f"cannot write '{cohort}': give a .csv or .parquet file name.")
@@ -451,21 +577,17 @@ def export_tables(
         ) from None
     summary = ExportSummary()
     with ws.db.transaction() as session:
-        analysed, summary.left_out = _current_analyses(ws, session)
-        rows = _cohort_rows(session, analysed, summary.left_out)
+        if who == STUDY_READ:
+            analysed, summary.left_out = _current_analyses(ws, session)
+            rows = _cohort_rows(session, analysed, summary.left_out)
+            lesion_table, timepoint_table = lesion_rows(session, analysed), timepoint_rows(session, analysed)
+        else:
+            rows, lesion_table, timepoint_table, summary.left_out = reader_tables(ws, session, who)
         summary.patients = len(rows)
         tables = [
             (rows, COHORT_COLUMNS, path),
-            (
-                lesion_rows(session, analysed),
-                LESION_COLUMNS,
-                Path(lesions) if lesions else _beside(path, "lesions"),
-            ),
-            (
-                timepoint_rows(session, analysed),
-                TIMEPOINT_COLUMNS,
-                Path(timepoints) if timepoints else _beside(path, "timepoints"),
-            ),
+            (lesion_table, LESION_COLUMNS, Path(lesions) if lesions else _beside(path, "lesions")),
+            (timepoint_table, TIMEPOINT_COLUMNS, Path(timepoints) if timepoints else _beside(path, "timepoints")),
         ]
         # The three tables are one set: written beside their targets first, the audit entry flushed (a read-only
         # database fails here, before any file appears), then renamed together; a failure leaves the old files.
@@ -479,6 +601,7 @@ def export_tables(
                     "files": [_shown(Path(dest), ws.root) for _t, _c, dest in tables],
                     "patients": summary.patients,
                     "left_out": len(summary.left_out),
+                    **({} if who == STUDY_READ else {"reader": who}),
                 },
             )
             session.flush()

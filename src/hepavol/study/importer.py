@@ -261,15 +261,31 @@ def add_segmentation(
     sop_instance_uid: str | None,
     summary: ImportSummary,
     pseudonym: str,
+    read_by: str | None = None,
 ) -> Segmentation:
-    """Add a segmentation to a series and make it the active one (unless the same content is already there)."""
+    """Add a segmentation to a series and make it the active one (unless the same content is already there).
+
+    With ``read_by`` it is a version of that reader's read instead (as a blinded reader's saves in the review
+    app: never active, so the study's read and ``study run`` are unchanged).
+    """
     existing = session.scalar(
         select(Segmentation).where(Segmentation.series_id == series.id, Segmentation.content_hash == content_hash)
     )
     if existing is not None:
+        if existing.read_by != read_by:
+
+            def whose(name: str | None) -> str:
+                return "the study's own read" if name is None else f"reader {name}'s read"
+
+            raise InputError(
+                f"the segmentation '{path}' of {pseudonym}'s scan is identical to one already in {whose(existing.read_by)} "
+                f"(segmentation {existing.id}); it cannot also be {whose(read_by)}. Check that the right reader's "
+                "masks are imported."
+            )
         return existing
-    for other in series.segmentations:
-        other.active = False
+    if read_by is None:
+        for other in series.segmentations:
+            other.active = False
     seg = Segmentation(
         series_id=series.id,
         source=source,
@@ -278,18 +294,17 @@ def add_segmentation(
         sop_instance_uid=sop_instance_uid,
         liver_label=liver_label,
         tumor_labels=list(tumor_labels),
-        active=True,
+        active=read_by is None,
+        read_by=read_by,
+        created_by=read_by,
     )
     session.add(seg)
     session.flush()
     summary.segmentations_new += 1
-    audit.record(
-        session,
-        "import-segmentation",
-        entity="patient",
-        key=pseudonym,
-        details={"series": series.series_uid, "source": source, "content_hash": content_hash},
-    )
+    details = {"series": series.series_uid, "source": source, "content_hash": content_hash}
+    if read_by is not None:
+        details["reader"] = read_by
+    audit.record(session, "import-segmentation", entity="patient", key=pseudonym, details=details)
     return seg
 
 
@@ -483,11 +498,14 @@ def import_segmentations(
     patient_id: str | None = None,
     date: str | None = None,
     source: str | None = None,
+    reader: str | None = None,
 ) -> ImportSummary:
     """Attach segmentations to imported scans: one file (``seg``, ``patient_id``, ``date``) or a CSV table
     with columns ``patient_id,date,seg`` (paths relative to the table).
 
     ``source`` overrides the recorded origin (``hepavol-segment`` for masks made by ``hepavol segment``).
+    ``reader`` imports the masks as that reader's read (their segmentation versions, ``read_by``; masks made
+    elsewhere by a second reader, or a repeated read ``NAME#2``): the study's own read is left as it is.
 
     Raises
     ------
@@ -507,6 +525,10 @@ def import_segmentations(
                 "give a CSV table (patient_id,date,seg), or SEG with --patient ID and --date YYYY-MM-DD."
             )
         entries.append(("command line", patient_id, date, Path(seg)))
+    if reader is not None:
+        from hepavol.study.readers import check_reader_name
+
+        reader = check_reader_name(reader)
     pseudonymiser = ws.pseudonymiser()
     summary = ImportSummary()
     prepared = []
@@ -547,5 +569,6 @@ def import_segmentations(
                 sop_instance_uid=sop_uid,
                 summary=summary,
                 pseudonym=pseudonym,
+                read_by=reader,
             )
     return summary

@@ -72,13 +72,14 @@ def _scan(session: Session, pseudonym: str, study_pk: int) -> tuple[Patient, Ima
 
 def current_version(series: Series, blinded_reader: str | None = None) -> Segmentation | None:
     """The head of a read's chain on a series: the active segmentation (the study's read), or for a blinded
-    reader their latest version, else the latest imported segmentation (what they start from)."""
+    reader their latest version (saved in the app or imported with ``study import-seg --reader``), else the
+    latest segmentation imported into the study's read (what they start from)."""
     if blinded_reader is None:
         return next((g for g in reversed(series.segmentations) if g.active), None)
     own = [g for g in series.segmentations if g.read_by == blinded_reader]
     if own:
         return own[-1]
-    return next((g for g in reversed(series.segmentations) if g.source != SOURCE), None)
+    return next((g for g in reversed(series.segmentations) if g.source != SOURCE and g.read_by is None), None)
 
 
 def save_segmentation_version(

@@ -29,7 +29,16 @@ from hepavol._version import __version__
 from hepavol.errors import InputError
 from hepavol.study.db import Database, database_url_from_env, open_database, redact_url, url_without_password
 
-__all__ = ["CONFIG_NAME", "DB_NAME", "KEY_NAME", "Settings", "Workspace", "find_workspace", "init_workspace"]
+__all__ = [
+    "CONFIG_NAME",
+    "DB_NAME",
+    "KEY_NAME",
+    "STUDY_READ",
+    "Settings",
+    "Workspace",
+    "find_workspace",
+    "init_workspace",
+]
 
 CONFIG_NAME = "study.toml"
 KEY_NAME = "pseudonym.key"
@@ -60,6 +69,12 @@ mixed_modalities = false   # true: compare volumes across CT and MR (a CT baseli
 # modalities = ["CT", "MR"]
 # ct_phase = "portal-venous"
 # mr_sequence = "T2"
+
+[readers]
+# Whose read `hepavol study export` and `hepavol study agreement` take by default: "study" (the study's own read,
+# the segmentations `study run` measures) or a reader's name (a blinded read in the review app, or masks imported
+# with `hepavol study import-seg --reader NAME`).
+# primary_reader = "study"
 """
 
 _DEFAULTS: dict[str, dict[str, Any]] = {
@@ -67,7 +82,11 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "measurement": {"liver_label": 1, "tumor_labels": [2]},
     "followup": {"affine": False, "max_distance_mm": 20.0, "mixed_modalities": False},
     "series_selection": {},
+    "readers": {},
 }
+
+#: The name of the study's own read (the active segmentations ``study run`` measures) among the readers.
+STUDY_READ = "study"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +99,7 @@ class Settings:
     max_distance_mm: float
     series_selection: dict[str, Any]
     mixed_modalities: bool = False
+    primary_reader: str = STUDY_READ  # [readers] primary_reader: whose read export and agreement take by default
 
     def measurement_parameters(self) -> dict[str, Any]:
         return {
@@ -111,6 +131,10 @@ def _read_config(path: Path) -> dict[str, Any]:
         given = data.get(section, {})
         if not isinstance(given, dict):
             raise InputError(f"{path}: [{section}] must be a table of settings, not {given!r}.")
+        if section == "readers":
+            extra = sorted(set(given) - {"primary_reader"})
+            if extra:
+                raise InputError(f"{path}: unknown setting(s) {extra} in [readers]; known: ['primary_reader'].")
         if section in ("measurement", "followup"):
             extra = sorted(set(given) - set(defaults))
             if extra:
@@ -136,6 +160,11 @@ def _settings(path: Path, config: dict[str, Any]) -> Settings:
         raise bad("followup", "mixed_modalities", f["mixed_modalities"], "true or false")
     if not isinstance(f["max_distance_mm"], int | float) or f["max_distance_mm"] <= 0:
         raise bad("followup", "max_distance_mm", f["max_distance_mm"], "a positive number of mm")
+    primary = config["readers"].get("primary_reader", STUDY_READ)
+    if not isinstance(primary, str) or not primary.strip():
+        raise bad(
+            "readers", "primary_reader", primary, f"a reader's name, or \"{STUDY_READ}\" for the study's own read"
+        )
     return Settings(
         liver_label=m["liver_label"],
         tumor_labels=tuple(labels),
@@ -143,6 +172,7 @@ def _settings(path: Path, config: dict[str, Any]) -> Settings:
         max_distance_mm=float(f["max_distance_mm"]),
         series_selection=dict(config["series_selection"]),
         mixed_modalities=f["mixed_modalities"],
+        primary_reader=primary.strip(),
     )
 
 

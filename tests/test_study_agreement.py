@@ -1,0 +1,262 @@
+"""Per-reader reads in a study workspace: ``study import-seg --reader`` → ``study run`` → ``study agreement`` /
+``study export --reader``, on a simulated two-reader study (``hepavol simulate --readers 2 --repeat-read``).
+
+Independent paths: ``study agreement``'s results.json equals ``hepavol agreement`` on its own reads.csv; the reader
+model's known agreement (:func:`hepavol.simulate.readers.expected_log_differences`) is recovered from the label
+maps; a reader's exported tumour volume equals the tumour voxels of that reader's label map counted here.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hepavol.cli import EXIT_USER_ERROR, main
+from hepavol.simulate.readers import DEFAULT_READERS, expected_log_differences
+
+SEED, PATIENTS = 3, 3
+
+
+def _study(study: Path, *args: str) -> int:
+    return main(["study", *args, "--study", str(study)])
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("agreement_cohort") / "sim"
+    args = ["simulate", "--patients", str(PATIENTS), "--out", str(out), "--seed", str(SEED), "--quiet"]
+    assert main([*args, "--readers", "2", "--repeat-read"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def one_reader(tmp_path_factory: pytest.TempPathFactory, cohort: Path) -> Path:
+    """The study's own read only (the simulator's true masks), eligibility assessed and run."""
+    study = tmp_path_factory.mktemp("agreement_one") / "study"
+    assert main(["study", "init", str(study)]) == 0
+    manifests = [str(p) for p in sorted(cohort.glob("SIM-*/manifest.csv"))]
+    assert _study(study, "import-scans", *manifests, "--modality", "ct") == 0
+    clinical = [str(cohort / "clinical.csv"), "--treatments", str(cohort / "treatments.csv")]
+    assert _study(study, "import-clinical", *clinical) == 0
+    assert _study(study, "eligibility") == 0
+    assert _study(study, "run") == 0
+    return study
+
+
+def _copy(study: Path, dest: Path) -> Path:
+    shutil.copytree(study, dest)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def readers(tmp_path_factory: pytest.TempPathFactory, one_reader: Path, cohort: Path) -> Path:
+    """The same study with readers A, B and A#2 imported (import-seg --reader), then run again."""
+    study = _copy(one_reader, tmp_path_factory.mktemp("agreement_two") / "study")
+    for name, table in (("A", "A_segs.csv"), ("B", "B_segs.csv"), ("A#2", "A_2_segs.csv")):
+        assert _study(study, "import-seg", str(cohort / table), "--reader", name) == 0
+    return study
+
+
+def _json(path: Path) -> dict:  # type: ignore[type-arg]
+    return json.loads(path.read_text())
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_reader_imports_leave_the_study_read_unchanged(readers: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Masks imported with --reader are that reader's versions: study run finds nothing new to measure."""
+    capsys.readouterr()
+    assert _study(readers, "run") == 0
+    assert "analysed now 0" in capsys.readouterr().out
+
+
+def test_study_agreement_equals_hepavol_agreement_on_its_table(readers: Path, tmp_path: Path) -> None:
+    """results.json of ``study agreement`` = results.json of ``hepavol agreement DIR/reads.csv`` (the same
+    analysis reached from the table alone); the issue's keys are there; both readers read every scan."""
+    out = tmp_path / "agr"
+    assert _study(readers, "agreement", "--readers", "A,B", "--out", str(out), "--no-pdf") == 0
+    table = out / "reads.csv"
+    assert table.read_text().splitlines()[0] == "patient_id,date,reader,lesion_id,volume_ml,long_axis_mm,target"
+    assert main(["agreement", str(table), "--readers", "A,B", "--out", str(tmp_path / "ind"), "--no-pdf"]) == 0
+    mine, independent = _json(out / "results.json"), _json(tmp_path / "ind" / "results.json")
+    assert mine == independent
+    for key in ("total_tumor_volume_ml", "sum_of_diameters_mm", "volume_change_percent", "sld_change_percent"):
+        assert {"icc_2_1", "icc_3_1", "bland_altman", "wcv", "repeatability_coefficient"} <= set(mine[key])
+        assert set(mine[key]["icc_2_1"]) >= {"value", "ci95"}
+        assert set(mine[key]["bland_altman"]) >= {"bias", "loa95"}
+    assert mine["readers"] == {"first": "A", "second": "B"}
+    assert mine["counts"]["patients"] == PATIENTS - _ineligible(readers)
+    assert mine["counts"]["scans_read_by_first_only"] == mine["counts"]["scans_read_by_second_only"] == 0
+    assert (out / "report.html").is_file()
+    assert (out / "pairs.csv").is_file()
+
+
+def _ineligible(study: Path) -> int:
+    from hepavol.study.runner import latest_eligibility
+    from hepavol.study.workspace import find_workspace
+
+    ws = find_workspace(study)
+    with ws.db.transaction() as session:
+        n = sum(1 for d in latest_eligibility(session).values() if not d.eligible)
+    ws.close()
+    return n
+
+
+def test_known_inter_and_intra_reader_agreement_is_recovered(readers: Path, tmp_path: Path) -> None:
+    """Reader model (simulate/readers.py): ln(V_B/V_A) of a lesion has mean 3·(0.02 − 0) = 0.06 and variance
+    9·(0.03² + 0.04²) = 0.0225; A vs A#2 mean 0 and variance 9·2·0.03² = 0.0162. Measured here on the readers'
+    label maps (voxelised, measured by study run's code): each known mean lies in the bias's 95 % CI and each
+    known SD within 4 standard errors (SE of an SD ≈ SD/√(2n)), as in test_simulate_readers.py."""
+    e = expected_log_differences(DEFAULT_READERS[0], DEFAULT_READERS[1])
+    assert (e["volume_mean"], e["volume_var"]) == pytest.approx((0.06, 0.0225))
+    assert _study(readers, "agreement", "--readers", "A,B", "--out", str(tmp_path / "inter"), "--no-pdf") == 0
+    assert _study(readers, "agreement", "--repeat", "A", "--out", str(tmp_path / "intra"), "--no-pdf") == 0
+    for name, mean, var in (("inter", e["volume_mean"], e["volume_var"]), ("intra", 0.0, 9 * 2 * 0.03**2)):
+        res = _json(tmp_path / name / "results.json")
+        ba = res["lesion_volume_ml"]["bland_altman"]
+        n = ba["n"]
+        assert n >= 20, name
+        assert ba["bias_ci95"][0] < mean < ba["bias_ci95"][1], name
+        assert ba["sd_of_differences"] == pytest.approx(math.sqrt(var), rel=4 / math.sqrt(2 * n)), name
+    assert _json(tmp_path / "intra" / "results.json")["design"] == "intra-reader"
+    assert _json(tmp_path / "inter" / "results.json")["design"] == "inter-reader"
+
+
+def test_export_per_reader_and_primary_reader(readers: Path, cohort: Path, tmp_path: Path) -> None:
+    """``study export --reader B``: B's baseline tumour volume = the tumour voxels (label 2) of B's baseline label
+    map × the voxel volume, counted here with numpy; without --reader the export follows [readers] primary_reader
+    (B here), and ``--reader study`` is the study's own read (stored analyses, the true masks: other volumes)."""
+    from hepavol.io import read_image
+
+    study = _copy(readers, tmp_path / "study")
+    assert _study(study, "export", str(tmp_path / "b" / "cohort.csv"), "--reader", "B") == 0
+    assert _study(study, "export", str(tmp_path / "own" / "cohort.csv"), "--reader", "study") == 0
+    config = study / "study.toml"
+    text = config.read_text(encoding="utf-8")
+    assert '# primary_reader = "study"' in text  # the template documents the setting
+    config.write_text(text.replace('# primary_reader = "study"', 'primary_reader = "B"'), encoding="utf-8")
+    assert _study(study, "export", str(tmp_path / "primary" / "cohort.csv")) == 0
+    b, own = _rows(tmp_path / "b" / "cohort.csv"), _rows(tmp_path / "own" / "cohort.csv")
+    assert (tmp_path / "primary" / "cohort.csv").read_bytes() == (tmp_path / "b" / "cohort.csv").read_bytes()
+    assert [r["patient_id"] for r in b] == [r["patient_id"] for r in own]
+    assert [r["baseline_volume_ml"] for r in b] != [r["baseline_volume_ml"] for r in own]
+    segs = {(r["patient_id"], r["date"]): r["seg"] for r in _rows(cohort / "B_segs.csv")}
+    pseudonyms = _pseudonyms(study)
+    for row in b:
+        original = pseudonyms[row["patient_id"]]
+        image = read_image(cohort / segs[(original, row["baseline_date"])])
+        voxel_ml = float(np.prod(image.geometry.spacing_mm)) / 1000.0
+        assert float(row["baseline_volume_ml"]) == pytest.approx(int((image.array == 2).sum()) * voxel_ml)
+
+
+def _pseudonyms(study: Path) -> dict[str, str]:
+    from hepavol.study.workspace import find_workspace
+
+    ws = find_workspace(study)
+    p = ws.pseudonymiser()
+    ws.close()
+    return {p.pseudonym(f"SIM-{i:03d}"): f"SIM-{i:03d}" for i in range(1, PATIENTS + 1)}
+
+
+def _error(capsys: pytest.CaptureFixture[str], study: Path, *args: str) -> str:
+    capsys.readouterr()
+    assert _study(study, *args) == EXIT_USER_ERROR
+    return capsys.readouterr().err
+
+
+def test_one_reader_only(one_reader: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    err = _error(capsys, one_reader, "agreement", "--out", str(tmp_path / "x"))
+    assert (
+        "error: this study has one reader only (study): agreement needs a second read of the same scans. Import a "
+        "second reader's masks with hepavol study import-seg TABLE --reader NAME, or read blinded in the review "
+        "app (hepavol study serve --blinded --reader NAME)." in err
+    )
+    assert not (tmp_path / "x").exists()
+
+
+def test_unknown_reader_and_bad_choices(readers: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = str(tmp_path / "x")
+    err = _error(capsys, readers, "agreement", "--readers", "A,C", "--out", out)
+    assert (
+        "error: --readers: unknown reader 'C'; the readers of this study are study, A, A#2, B ('study' is the "
+        "study's own read). Check the spelling, or import that reader's masks with hepavol study import-seg "
+        "--reader NAME." in err
+    )
+    err = _error(capsys, readers, "agreement", "--out", out)
+    assert "error: this study has 4 readers (study, A, A#2, B); choose two with --readers A,B" in err
+    err = _error(capsys, readers, "agreement", "--repeat", "B", "--out", out)
+    assert "error: --repeat B: no repeated read 'B#2' in this study" in err
+    err = _error(capsys, readers, "export", str(tmp_path / "c.csv"), "--reader", "C")
+    assert "error: --reader: unknown reader 'C'; the readers of this study are study, A, A#2, B" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_import_seg_reader_name_checks(
+    one_reader: Path, cohort: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """'study' names the study's own read; masks identical to another read's are refused."""
+    study = _copy(one_reader, tmp_path / "study")
+    err = _error(capsys, study, "import-seg", str(cohort / "B_segs.csv"), "--reader", "study")
+    assert "error: reader name 'study' is the study's own read" in err
+    assert _study(study, "import-seg", str(cohort / "B_segs.csv"), "--reader", "B") == 0
+    err = _error(capsys, study, "import-seg", str(cohort / "B_segs.csv"), "--reader", "C")
+    assert "is identical to one already in reader B's read" in err
+    assert "it cannot also be reader C's read" in err
+
+
+def test_no_common_scans(
+    one_reader: Path, cohort: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Reader C read only SIM-001's scans, reader D only SIM-002's: no scan in common."""
+    study = _copy(one_reader, tmp_path / "study")
+    for reader, source, patient in (("C", "A_segs.csv", "SIM-001"), ("D", "B_segs.csv", "SIM-002")):
+        for row in _rows(cohort / source):
+            if row["patient_id"] == patient:
+                seg = str(cohort / row["seg"])
+                args = ["import-seg", seg, "--patient", patient, "--date", row["date"], "--reader", reader]
+                assert _study(study, *args) == 0
+    err = _error(capsys, study, "agreement", "--readers", "C,D", "--out", str(tmp_path / "x"))
+    assert "error: readers 'C' (" in err
+    assert (
+        "have no scan in common: agreement needs the same scans read by both. Import the second reader's " in err
+    )
+
+
+def test_a_blinded_readers_own_targets_make_their_sum_of_diameters(
+    readers: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """B chooses one target (``study review --second-reader B --targets L1``, L1 = the largest lesion of B's
+    baseline segmentation): B's baseline rows in reads.csv mark exactly one target, whose long axis is B's
+    baseline sum of diameters as second_read_targets gives it; A keeps the automatic targets (2 largest)."""
+    from hepavol.study.second_reads import second_read_targets
+    from hepavol.study.workspace import find_workspace
+
+    study = _copy(readers, tmp_path / "study")
+    pid = sorted(_pseudonyms(study))[0]
+    ws = find_workspace(study)
+    before = second_read_targets(ws, pid, "B")
+    ws.close()
+    if len([x for x in before.lesions if x["measurable"]]) < 2:
+        pytest.skip("the simulated patient has fewer than 2 measurable lesions")
+    assert _study(study, "review", pid, "--second-reader", "B", "--targets", "L1", "--reason", "one target") == 0
+    ws = find_workspace(study)
+    chosen = second_read_targets(ws, pid, "B")
+    ws.close()
+    assert chosen.targets == ["L1"]
+    assert _study(study, "agreement", "--readers", "A,B", "--out", str(tmp_path / "agr"), "--no-pdf") == 0
+    rows = [r for r in _rows(tmp_path / "agr" / "reads.csv") if r["patient_id"] == pid]
+    baseline = min(r["date"] for r in rows)
+    b = [r for r in rows if r["reader"] == "B" and r["date"] == baseline and r["target"] == "yes"]
+    a = [r for r in rows if r["reader"] == "A" and r["date"] == baseline and r["target"] == "yes"]
+    assert len(b) == 1
+    assert len(a) == 2
+    assert round(float(b[0]["long_axis_mm"]), 1) == pytest.approx(chosen.sum_of_diameters_mm)
