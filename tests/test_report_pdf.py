@@ -11,8 +11,6 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
-import pytest
-
 from hepavol.report_pdf import html_text_lines
 
 SMALL = """<html><head><style>h1 {color: red}</style><title>t</title></head><body>
@@ -74,8 +72,9 @@ class _Headings(HTMLParser):
 
 
 def _pdf_text(path: Path) -> str:
-    pypdf = pytest.importorskip("pypdf", reason="pip install pypdf (the test extra has it)")
-    reader = pypdf.PdfReader(str(path))
+    from pypdf import PdfReader  # a test dependency (pyproject's test extra)
+
+    reader = PdfReader(str(path))
     return " ".join((page.extract_text() or "") for page in reader.pages)
 
 
