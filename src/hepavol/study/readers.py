@@ -162,7 +162,7 @@ def _reader_scans(
 ) -> list[Any]:
     """A named reader's scans of a patient from ``since`` on: the head of their own chain on each chosen series
     (scans of another modality than the first one's left out unless ``mixed_modalities``, as ``study run``)."""
-    from hepavol.study.runner import ScanInput, scan_modality
+    from hepavol.study.runner import scan_modality, segmentation_input
 
     scans = []
     studies = session.scalars(
@@ -184,20 +184,7 @@ def _reader_scans(
         if not own:
             continue
         seg = own[-1]
-        scans.append(
-            ScanInput(
-                date=study.study_date,
-                study_pk=study.id,
-                series_pk=series.id,
-                segmentation_pk=seg.id,
-                image=series.path,
-                series_uid=series.series_uid if series.kind == "dicom" else None,
-                seg=seg.path,
-                image_hash=series.content_hash,
-                seg_hash=seg.content_hash,
-                segmentation_state=ACCEPTED,
-            )
-        )
+        scans.append(segmentation_input(study, series, seg, ACCEPTED))
     return scans
 
 

@@ -159,6 +159,11 @@ def scan_input(study: ImagingStudy, *, accept_proposed: bool = False) -> tuple[S
             f"(hepavol study review PSEUDONYM --accept-segmentation {study.study_date.isoformat()}, or in the "
             "review app), or run with --accept-proposed"
         )
+    return segmentation_input(study, series, seg, seg.state), None
+
+
+def segmentation_input(study: ImagingStudy, series: Any, seg: Any, state: str) -> ScanInput:
+    """The input of measuring ``seg`` (a segmentation of the study's ``series``), with the state it is used in."""
     return ScanInput(
         date=study.study_date,
         study_pk=study.id,
@@ -169,8 +174,8 @@ def scan_input(study: ImagingStudy, *, accept_proposed: bool = False) -> tuple[S
         seg=seg.path,
         image_hash=series.content_hash,
         seg_hash=seg.content_hash,
-        segmentation_state=seg.state,
-    ), None
+        segmentation_state=state,
+    )
 
 
 def scan_modality(study: ImagingStudy) -> str:
