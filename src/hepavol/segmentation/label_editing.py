@@ -111,7 +111,7 @@ class LabelMapEditor:
     def add_lesion_from_seed(self, point_lps: ArrayLike) -> Change:
         """A new lesion from a click inside it (LPS mm)."""
         idx = self._index(point_lps, "the click")
-        if self.tumor_mask()[idx]:
+        if np.isin(self.labels[idx], self.tumor_labels):
             raise InputError(
                 f"the click at {_fmt(point_lps)} is inside a lesion already: correct that lesion with include or "
                 "exclude instead."
@@ -271,15 +271,14 @@ class LabelMapEditor:
     def _apply_session(self, session: LesionEditSession, box: tuple[slice, slice, slice], what: str) -> Change:
         new_mask = np.asarray(session.mask, dtype=bool)
         old_mask = self._session_mask if self._session is session else None
-        new = self.labels.copy()
-        region = new[box]
+        region = self.labels[box].copy()  # a session changes its box only
         if old_mask is not None:
             gone = old_mask & ~new_mask
             region[gone] = self._given_up(gone, box)
         already = np.isin(region, self.tumor_labels)
         region[new_mask & ~already] = self.lesion_label
         self._session, self._session_mask, self._session_box = session, new_mask, box
-        return self._commit(new, what)
+        return self._commit(region, what, box)
 
     def _given_up(self, voxels: NDArray[np.bool_], box: tuple[slice, ...] = ()) -> NDArray[np.integer]:
         """The labels of voxels a lesion gives up: the liver inside its starting outline, else background."""
@@ -308,9 +307,19 @@ class LabelMapEditor:
         hi = np.minimum(pts.max(axis=0) + pad + 1, self.labels.shape)
         return (slice(int(lo[0]), int(hi[0])), slice(int(lo[1]), int(hi[1])), slice(int(lo[2]), int(hi[2])))
 
-    def _commit(self, new: NDArray[np.integer], what: str) -> Change:
-        index = np.flatnonzero(new.ravel() != self.labels.ravel()).astype(np.int64)
-        change = Change(what, index, self.labels.ravel()[index].copy(), new.ravel()[index].copy())
+    def _commit(self, new: NDArray[np.integer], what: str, box: tuple[slice, ...] = ()) -> Change:
+        """Record the edit that makes ``self.labels[box]`` equal to ``new`` (the whole label map without a box);
+        comparing the box only saves two passes over a clinical CT's 78 MB label map per correction."""
+        old = self.labels[box]
+        local = np.flatnonzero(new.ravel() != old.ravel())
+        if box:  # C order inside a box is C order in the volume: the same Change as a whole-volume diff
+            at = np.unravel_index(local, old.shape)
+            index = np.ravel_multi_index(
+                tuple(i + (b.start or 0) for i, b in zip(at, box, strict=True)), self.labels.shape
+            ).astype(np.int64)
+        else:
+            index = local.astype(np.int64)
+        change = Change(what, index, old.ravel()[local].copy(), new.ravel()[local].copy())
         if index.size:
             self.labels.ravel()[index] = change.after
             self.tumor_voxels += self._tumor_gain(change)
