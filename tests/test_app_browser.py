@@ -314,7 +314,21 @@ def test_a_reader_relinks_a_lesion_in_the_lesion_table(browser: Any, server: str
     assert page.inner_text("#links-current") == "no reader's link on this scan"
     lesion = scan["lesions"][0]
     page.select_option("#link-lesion", lesion["lesion_id"])
-    page.fill("#link-track", "new")
+    # the track dropdown lists every track of the patient with the scans it is seen on, then new and auto
+    seen: dict[str, list[str]] = {}
+    for s in patient["scans"]:
+        for les in s["lesions"]:
+            if les["track_id"]:
+                seen.setdefault(les["track_id"], []).append(s["date"])
+    offered = page.eval_on_selector_all("#link-to option", "os => os.map(o => [o.value, o.textContent])")
+    expected = sorted(seen, key=lambda t: int(t.lstrip("L")))
+    assert [v for v, _ in offered] == ["", *expected, "new", "auto"]
+    first = expected[0]
+    assert dict(offered)[first] == f"{first} (seen {', '.join(seen[first])})"
+    page.select_option("#link-to", first)
+    assert page.input_value("#link-track") == first  # choosing a track fills the field (merges are typed)
+    page.select_option("#link-to", "new")
+    assert page.input_value("#link-track") == "new"
     page.fill("#link-reason", "not the baseline lesion")
     page.click("#link-form button")
     page.wait_for_selector("body[data-saved=lesion-links]", timeout=120_000)

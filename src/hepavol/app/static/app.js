@@ -178,6 +178,25 @@ function renderLinks() {
     const o = document.createElement("option"); o.value = value; o.textContent = text; return o;
   }));
   if (options.some(([value]) => value === keep)) $("link-lesion").value = keep;
+  // the patient's tracks, each with the scans it is seen on: choosing one fills the track field (a merge of two
+  // tracks, L4+L5, is typed there)
+  const seen = new Map();
+  for (const scan of p.scans) {
+    for (const les of scan.lesions || []) {
+      if (!les.track_id) continue;
+      if (!seen.has(les.track_id)) seen.set(les.track_id, []);
+      seen.get(les.track_id).push(scan.date);
+    }
+  }
+  const tracks = [...seen.keys()].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+  $("link-to").replaceChildren(...[
+    ["", "choose…"],
+    ...tracks.map((t) => [t, `${t} (seen ${seen.get(t).join(", ")})`]),
+    ["new", "new (a lesion not seen before)"],
+    ["auto", "auto (back to the automatic match)"],
+  ].map(([value, text]) => {
+    const o = document.createElement("option"); o.value = value; o.textContent = text; return o;
+  }));
   const links = Object.entries((p.lesion_links || {})[s.date] || {}).map(([k, v]) => `${k} → ${v}`);
   const stale = (p.stale_links || []).includes(s.date) ? " (made on an earlier segmentation: not applied)" : "";
   $("links-current").textContent = links.length ? `reader's links on ${s.date}: ${links.join("; ")}${stale}`
@@ -744,6 +763,9 @@ function setupDecisions() {
   $("link-form").addEventListener("submit", (e) => {
     e.preventDefault();
     relink();
+  });
+  $("link-to").addEventListener("change", () => {
+    if ($("link-to").value) $("link-track").value = $("link-to").value;
   });
   $("marks-form").addEventListener("submit", (e) => {
     e.preventDefault();
