@@ -108,6 +108,7 @@ def run(cohort: Path, truth: list[dict[str, Any]], work: Path, *, seeds: bool) -
     new_lesions = 0
     new_found = 0
     false_candidates = 0
+    worst: list[tuple[float, str, str, str, str | None, float, float]] = []
     for patient in truth:
         folder = cohort / patient["patient_id"]
         base = patient["scans"][0]
@@ -162,6 +163,11 @@ def run(cohort: Path, truth: list[dict[str, Any]], work: Path, *, seeds: bool) -
                     identity[0] += int(others == {v})
                     identity[1] += 1
                     dices.append(_dice(true, found))
+                    kind = next(
+                        (les.get("appearance") for les in patient["lesions"] if les["lesion_id"] == v), None
+                    )
+                    worst.append((dices[-1], patient["patient_id"], scan["date"], lid, kind,
+                                  float(true.sum() * voxel_ml), float(found.sum() * voxel_ml)))  # fmt: skip
                 else:
                     dices.append(_dice(true, _component_at(components, true)))
     scans = sum(len(p["scans"]) - (0 if seeds else 1) for p in truth)
@@ -170,6 +176,7 @@ def run(cohort: Path, truth: list[dict[str, Any]], work: Path, *, seeds: bool) -
         "proposed": summary.proposed,
         "lesions": len(dices),
         "dice_median": statistics.median(dices) if dices else float("nan"),
+        "dice_mean": statistics.mean(dices) if dices else float("nan"),
         "dice_min": min(dices) if dices else float("nan"),
         "dice_ge_090": sum(d >= 0.9 for d in dices) / max(len(dices), 1),
         "liver_dice_median": statistics.median(liver) if liver else float("nan"),
@@ -182,6 +189,7 @@ def run(cohort: Path, truth: list[dict[str, Any]], work: Path, *, seeds: bool) -
         "refused": len(summary.refused_seeds),
         "failed": summary.failed,
         "refused_reasons": summary.refused_seeds,
+        "worst": sorted(worst),
     }
 
 
@@ -192,6 +200,9 @@ def main() -> None:
     parser.add_argument("--size", choices=["small", "full"], default="small")
     parser.add_argument("--cohort", metavar="DIR", help="use this simulated cohort (made by an earlier --keep)")
     parser.add_argument("--keep", metavar="DIR", help="copy the simulated cohort here")
+    parser.add_argument(
+        "--worst", type=int, default=0, metavar="N", help="list the N carried lesions of lowest Dice (to stderr)"
+    )
     args = parser.parse_args()
     import json
 
@@ -210,9 +221,15 @@ def main() -> None:
                 print(f"failed: {pseudonym}: {error}", file=sys.stderr)
             for pseudonym, day, reason in r["refused_reasons"]:
                 print(f"seed refused: {pseudonym} {day}: {reason}", file=sys.stderr)
+            for dice, patient_id, day, lid, kind, true_ml, found_ml in r["worst"][: args.worst]:
+                print(
+                    f"carried {patient_id} {day} {lid} ({kind}): Dice {dice:.3f}, true {true_ml:.2f} mL, "
+                    f"proposed {found_ml:.2f} mL",
+                    file=sys.stderr,
+                )
             ident = f"{r['identity'][0]}/{r['identity'][1]}" if not seeds else "-"
             rows.append(
-                f"| {name} | {r['proposed']}/{r['scans']} | {r['lesions']} | {r['dice_median']:.3f} | "
+                f"| {name} | {r['proposed']}/{r['scans']} | {r['lesions']} | {r['dice_mean']:.3f} | {r['dice_median']:.3f} | "
                 f"{r['dice_min']:.3f} | {100 * r['dice_ge_090']:.0f} % | {ident} | "
                 f"{r['false_disappeared'] if not seeds else '-'} | "
                 f"{str(r['new_found']) + '/' + str(r['new_lesions']) if not seeds else '-'} | "
@@ -223,10 +240,10 @@ def main() -> None:
         f"simulated CT cohort: {args.patients} patients, seed {args.seed}, size {args.size}; lesions >= {MIN_ML} mL"
     )
     print(
-        "| proposals | scans | lesions | Dice median | Dice min | Dice >= 0.90 | identity | wrongly "
+        "| proposals | scans | lesions | Dice mean | Dice median | Dice min | Dice >= 0.90 | identity | wrongly "
         "disappeared | new lesions among candidates | false candidates per scan | liver Dice | s per scan |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
 
 
