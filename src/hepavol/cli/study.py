@@ -483,7 +483,8 @@ def run_run(args: argparse.Namespace) -> int:
 
     try:
         jobs, planned = plan_run(ws, patients=args.patient, force=args.force, accept_proposed=args.accept_proposed)
-        print(f"{len(jobs)} patient(s) to analyse", file=sys.stderr)
+        readers = f", {planned.readers_planned} named reader analyses" if planned.readers else ""
+        print(f"{len(jobs) - planned.readers_planned} patient(s) to analyse{readers}", file=sys.stderr)
         if jobs:
             proposed = (
                 f"{planned.scans_proposed} on segmentations proposed by hepavol study segment (--accept-proposed)"
@@ -512,6 +513,11 @@ def run_run(args: argparse.Namespace) -> int:
         f"eligible {summary.eligible}: analysed now {summary.computed}, already up to date {summary.up_to_date}, "
         f"done by another run {summary.elsewhere}, failed {len(summary.failed)}, not ready {len(summary.not_ready)}"
     )
+    if summary.readers:
+        print(
+            f"reader analyses ({', '.join(summary.readers)}): computed now {summary.readers_computed}, already up to "
+            f"date {summary.readers_up_to_date}"
+        )
     return 1 if summary.failed else 0
 
 
@@ -664,6 +670,8 @@ def run_export(args: argparse.Namespace) -> int:
         ws.close()
     for pseudonym, reason in summary.left_out:
         print(f"left out: {pseudonym}: {reason}", file=sys.stderr)
+    for note in summary.notes:
+        print(note, file=sys.stderr)
     print(f"exported {summary.patients} patient(s): " + ", ".join(str(f) for f in summary.files))
     return 0
 
@@ -687,6 +695,8 @@ def run_agreement(args: argparse.Namespace) -> int:
         ws.close()
     for reader, pseudonym, reason in done.left_out:
         print(f"left out of {reader}'s read: {pseudonym}: {reason}", file=sys.stderr)
+    for note in done.notes:
+        print(note, file=sys.stderr)
     for line in headline(done.run):
         print(line)
     print(f"reads:   {done.reads_csv}")

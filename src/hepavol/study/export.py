@@ -122,6 +122,7 @@ class ExportSummary:
     files: list[Path] = field(default_factory=list)
     patients: int = 0
     left_out: list[tuple[str, str]] = field(default_factory=list)  # (pseudonym, reason)
+    notes: list[str] = field(default_factory=list)  # e.g. a reader's patients measured now, not from study run
 
 
 Analysed = list[tuple[Patient, Any, Analysis]]
@@ -149,7 +150,10 @@ def _current_analyses(ws: Workspace, session: Session) -> tuple[Analysed, list[t
         analysis = stored_analysis(session, _job(session, patient, scans, ws.settings))
         if analysis is None:
             latest = session.scalar(
-                select(Analysis.id).where(Analysis.patient_id == patient.id).order_by(Analysis.id.desc())
+                select(Analysis.id)
+                .where(Analysis.patient_id == patient.id, Analysis.reader.is_(None))
+                .order_by(Analysis.id.desc())
+                .limit(1)
             )
             reason = "inputs changed since its analysis" if latest is not None else "not analysed"
             left_out.append((patient.pseudonym, reason + " (run hepavol study run)"))
@@ -352,16 +356,18 @@ def _cohort_row(
 
 
 def reader_tables(
-    ws: Workspace, session: Session, reader: str
+    ws: Workspace, session: Session, reader: str, *, analysis: Any = None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[tuple[str, str]]]:
     """The cohort, lesion and time-point rows of one reader's read, measured on that reader's segmentation
-    versions (:func:`hepavol.study.readers.analyse_reader`, the measurement of ``study run``), and the patients
-    left out. Nothing is stored: the study's analyses stay those of the study's own read."""
+    versions (``analysis``, default :func:`hepavol.study.readers.analyse_reader`: the analyses ``study run``
+    stored for the reader, and those not up to date measured now with its code, not stored), and the patients
+    left out."""
     from types import SimpleNamespace
 
     from hepavol.study.readers import analyse_reader
 
-    analysis = analyse_reader(ws, reader)
+    if analysis is None:
+        analysis = analyse_reader(ws, reader)
     cohort: list[dict[str, Any]] = []
     lesions: list[dict[str, Any]] = []
     timepoints: list[dict[str, Any]] = []
@@ -582,7 +588,12 @@ def export_tables(
             rows = _cohort_rows(session, analysed, summary.left_out)
             lesion_table, timepoint_table = lesion_rows(session, analysed), timepoint_rows(session, analysed)
         else:
-            rows, lesion_table, timepoint_table, summary.left_out = reader_tables(ws, session, who)
+            from hepavol.study.readers import analyse_reader
+
+            read = analyse_reader(ws, who)
+            note = read.describe_measured_now()
+            summary.notes += [note] if note else []
+            rows, lesion_table, timepoint_table, summary.left_out = reader_tables(ws, session, who, analysis=read)
         summary.patients = len(rows)
         tables = [
             (rows, COHORT_COLUMNS, path),
