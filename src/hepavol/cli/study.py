@@ -317,7 +317,10 @@ def register(
         help="export the cohort table (and per-lesion, per-time-point tables) as CSV or Parquet",
         description="Write the per-patient cohort table (the input of hepavol cohort) to PATH, and the per-lesion "
         "and per-time-point tables beside it (PATH_lesions, PATH_timepoints) unless --lesions/--timepoints name "
-        "them. .csv or .parquet by suffix. Patients appear under their pseudonyms only.",
+        "them. .csv or .parquet by suffix. Patients appear under their pseudonyms only. When the study has a "
+        "second reader, the agreement of the exported read with theirs is written beside the tables as "
+        "PATH_agreement.json (the results.json of hepavol study agreement), which hepavol cohort PATH uses for the "
+        "measurement uncertainty and its reader-agreement section.",
     )
     s.add_argument("path", metavar="COHORT_CSV", help="cohort table (.csv or .parquet)")
     s.add_argument("--lesions", metavar="PATH", help="per-lesion table (.csv or .parquet)")
@@ -327,6 +330,12 @@ def register(
         metavar="NAME",
         help="export reader NAME's read, measured on their segmentation versions (default: [readers] "
         "primary_reader in study.toml; 'study' is the study's own read as study run stores it)",
+    )
+    s.add_argument(
+        "--agreement-with",
+        metavar="NAME",
+        help="write PATH_agreement.json of the exported read against reader NAME's (default: the study's one other "
+        "reader; none with one reader only)",
     )
     _common(s)
     s.set_defaults(func=run_export)
@@ -664,7 +673,12 @@ def run_export(args: argparse.Namespace) -> int:
     ws = _workspace(args)
     try:
         summary = export_tables(
-            ws, args.path, lesions=args.lesions, timepoints=args.timepoints, reader=args.reader
+            ws,
+            args.path,
+            lesions=args.lesions,
+            timepoints=args.timepoints,
+            reader=args.reader,
+            agreement_with=args.agreement_with,
         )
     finally:
         ws.close()
@@ -673,6 +687,14 @@ def run_export(args: argparse.Namespace) -> int:
     for note in summary.notes:
         print(note, file=sys.stderr)
     print(f"exported {summary.patients} patient(s): " + ", ".join(str(f) for f in summary.files))
+    if summary.agreement is not None and summary.agreement_readers is not None:
+        first, second = summary.agreement_readers
+        print(
+            f"reader agreement of {first} and {second} (as hepavol study agreement --readers {first},{second}): "
+            f"{summary.agreement}; hepavol cohort {args.path} uses it"
+        )
+    else:
+        print(f"no reader agreement written: {summary.no_agreement}")
     return 0
 
 

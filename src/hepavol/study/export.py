@@ -123,6 +123,9 @@ class ExportSummary:
     patients: int = 0
     left_out: list[tuple[str, str]] = field(default_factory=list)  # (pseudonym, reason)
     notes: list[str] = field(default_factory=list)  # e.g. a reader's patients measured now, not from study run
+    agreement: Path | None = None  # <stem>_agreement.json, when written
+    agreement_readers: tuple[str, str] | None = None  # (exported read, the other read)
+    no_agreement: str | None = None  # why it was not written
 
 
 Analysed = list[tuple[Patient, Any, Analysis]]
@@ -549,20 +552,29 @@ def export_tables(
     lesions: str | os.PathLike[str] | None = None,
     timepoints: str | os.PathLike[str] | None = None,
     reader: str | None = None,
+    agreement_with: str | None = None,
 ) -> ExportSummary:
     """Write the cohort table to ``cohort`` and the lesion and time-point tables (default: beside it, named
     ``<stem>_lesions`` and ``<stem>_timepoints`` with the same suffix).
 
     ``reader`` (default: ``[readers] primary_reader`` of ``study.toml``, else the study's own read) exports that
     reader's read: the study's own read (``study``) from the stored analyses of ``study run``, another reader's
-    measured on their segmentation versions (:func:`reader_tables`).
+    from the analyses ``study run`` stored for them (:func:`reader_tables`).
+
+    When the study has a second reader (``agreement_with``, else the one other reader:
+    :func:`hepavol.study.readers.agreement_partner`), the agreement of the exported read with theirs is written
+    beside the tables as ``<stem>_agreement.json``, the results.json that ``hepavol study agreement --readers
+    READ,OTHER`` writes, in the same set of files (all appear or none); ``hepavol cohort`` takes its
+    repeatability from it. An earlier ``<stem>_agreement.json`` is removed when none is written (it would no
+    longer describe the exported read).
 
     Raises
     ------
     InputError
         A bad file name, or a reader the study does not have.
     """
-    from hepavol.study.readers import study_readers
+    from hepavol.cohort.uncertainty import agreement_beside
+    from hepavol.study.readers import agreement_partner, analyse_reader, study_readers
     from hepavol.study.workspace import STUDY_READ
 
     who = (reader or ws.settings.primary_reader).strip()
@@ -582,42 +594,75 @@ def export_tables(
             f"cannot write '{cohort}': cannot create the folder '{path.parent}' ({exc.strerror})."
         ) from None
     summary = ExportSummary()
+    partner, summary.no_agreement = agreement_partner(ws, who, agreement_with)
+    agreement_path = agreement_beside(path)
     with ws.db.transaction() as session:
+        read = None
         if who == STUDY_READ:
             analysed, summary.left_out = _current_analyses(ws, session)
             rows = _cohort_rows(session, analysed, summary.left_out)
             lesion_table, timepoint_table = lesion_rows(session, analysed), timepoint_rows(session, analysed)
         else:
-            from hepavol.study.readers import analyse_reader
-
             read = analyse_reader(ws, who)
-            note = read.describe_measured_now()
-            summary.notes += [note] if note else []
             rows, lesion_table, timepoint_table, summary.left_out = reader_tables(ws, session, who, analysis=read)
         summary.patients = len(rows)
+        agreement = None
+        if partner is not None:
+            agreement = _agreement_json(ws, read or analyse_reader(ws, who), analyse_reader(ws, partner), summary)
+        else:
+            summary.notes += [n for n in [read.describe_measured_now() if read else None] if n]
         tables = [
             (rows, COHORT_COLUMNS, path),
             (lesion_table, LESION_COLUMNS, Path(lesions) if lesions else _beside(path, "lesions")),
             (timepoint_table, TIMEPOINT_COLUMNS, Path(timepoints) if timepoints else _beside(path, "timepoints")),
         ]
-        # The three tables are one set: written beside their targets first, the audit entry flushed (a read-only
-        # database fails here, before any file appears), then renamed together; a failure leaves the old files.
+        # The tables (and the agreement) are one set: written beside their targets first, the audit entry flushed
+        # (a read-only database fails here, before any file appears), then renamed together; a failure leaves the
+        # old files.
         with AtomicSet() as files:
             for table, columns, dest in tables:
                 files.write_bytes(dest, table_bytes(table, columns, dest))
+            if agreement is not None:
+                files.write_bytes(agreement_path, agreement)
+            written = [dest for _t, _c, dest in tables] + ([agreement_path] if agreement is not None else [])
             audit.record(
                 session,
                 "export",
                 details={
-                    "files": [_shown(Path(dest), ws.root) for _t, _c, dest in tables],
+                    "files": [_shown(Path(dest), ws.root) for dest in written],
                     "patients": summary.patients,
                     "left_out": len(summary.left_out),
                     **({} if who == STUDY_READ else {"reader": who}),
+                    **({} if agreement is None else {"agreement": [who, partner]}),
                 },
             )
             session.flush()
             summary.files = files.commit()
+    if agreement is not None:
+        summary.agreement, summary.agreement_readers = agreement_path, (who, str(partner))
+    elif agreement_path.is_file():
+        agreement_path.unlink()
+        summary.notes.append(
+            f"removed the earlier {agreement_path.name}: it described another read than this export's"
+        )
     return summary
+
+
+def _agreement_json(ws: Workspace, first: Any, second: Any, summary: ExportSummary) -> bytes | None:
+    """The results.json of the agreement of two reads (:class:`hepavol.study.readers.ReaderAnalysis`), as
+    ``hepavol study agreement`` computes it; None (``summary.no_agreement`` says why) when they share no scan."""
+    from hepavol.agreement.analysis import analyse_agreement
+    from hepavol.cohort._serialize import json_text
+    from hepavol.study.eligibility import EARLY_WINDOW_DAYS
+    from hepavol.study.readers import paired_reads
+
+    summary.notes += [n for n in (first.describe_measured_now(), second.describe_measured_now()) if n]
+    try:
+        _rows, a, b = paired_reads(ws, first, second)
+    except InputError as exc:
+        summary.no_agreement = str(exc)
+        return None
+    return json_text(analyse_agreement(a, b, early_window_days=EARLY_WINDOW_DAYS).results()).encode("utf-8")
 
 
 def _shown(path: Path, root: Path) -> str:

@@ -58,11 +58,13 @@ __all__ = [
     "READS_COLUMNS",
     "ReaderAnalysis",
     "StudyAgreement",
+    "agreement_partner",
     "agreement_reads",
     "analyse_reader",
     "check_reader_name",
     "choose_readers",
     "named_readers",
+    "paired_reads",
     "reader_job",
     "stored_result",
     "study_agreement",
@@ -507,6 +509,58 @@ def agreement_reads(
     return rows_a + rows_b, a, b
 
 
+def paired_reads(
+    ws: Workspace, first: ReaderAnalysis, second: ReaderAnalysis
+) -> tuple[list[LesionRead], ReaderReads, ReaderReads]:
+    """:func:`agreement_reads`, checked to have scans read by both.
+
+    Raises
+    ------
+    InputError
+        The two reads have no scan in common.
+    """
+    rows, a, b = agreement_reads(ws, first, second)
+    if not set(a.scans) & set(b.scans):
+        raise InputError(
+            f"readers {first.reader!r} ({len(a.scans)} scans of eligible patients) and {second.reader!r} "
+            f"({len(b.scans)} scans) have no scan in common: agreement needs the same scans read by both. Import "
+            "the second reader's masks of the same scans (hepavol study import-seg TABLE --reader NAME)."
+        )
+    return rows, a, b
+
+
+def agreement_partner(ws: Workspace, reader: str, chosen: str | None = None) -> tuple[str | None, str | None]:
+    """The read ``study export`` compares ``reader``'s with (``<stem>_agreement.json``): ``chosen``
+    (``--agreement-with``), else the study's one other reader (a repeated read ``A#2`` is not another reader).
+    Returns the reader, or None and why no agreement is written (one reader only, or several to choose from).
+
+    Raises
+    ------
+    InputError
+        ``chosen`` is not a reader of the study, or is ``reader`` itself.
+    """
+    names = study_readers(ws)
+    if chosen is not None:
+        name = chosen.strip()
+        if name not in names:
+            raise InputError(
+                f"--agreement-with: unknown reader {name!r}; the readers of this study are {_shown(names)} "
+                f"('{STUDY_READ}' is the study's own read)."
+            )
+        if name == reader:
+            raise InputError(f"--agreement-with {name}: that is the exported read itself; give the other reader.")
+        return name, None
+    others = [n for n in names if n != reader and base_reader(n) == n]
+    if not others:
+        return None, f"the study has one reader only ({_shown(names)})"
+    if len(others) > 1:
+        return None, (
+            f"the study has {len(others)} other readers besides {reader} ({_shown(others)}): choose one with "
+            "--agreement-with NAME"
+        )
+    return others[0], None
+
+
 @dataclass(frozen=True, slots=True)
 class StudyAgreement:
     """What :func:`study_agreement` wrote: the agreement run and the table of paired measurements."""
@@ -542,14 +596,7 @@ def study_agreement(
 
     name_a, name_b = choose_readers(ws, readers=readers, repeat=repeat)
     first, second = analyse_reader(ws, name_a), analyse_reader(ws, name_b)
-    rows, a, b = agreement_reads(ws, first, second)
-    common = set(a.scans) & set(b.scans)
-    if not common:
-        raise InputError(
-            f"readers {name_a!r} ({len(a.scans)} scans of eligible patients) and {name_b!r} ({len(b.scans)} scans) "
-            "have no scan in common: agreement needs the same scans read by both. Import the second reader's masks "
-            "of the same scans (hepavol study import-seg TABLE --reader NAME)."
-        )
+    rows, a, b = paired_reads(ws, first, second)
     run = run_agreement(
         a,
         b,
