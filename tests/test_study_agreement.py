@@ -393,3 +393,65 @@ def test_a_readers_analysis_is_never_the_patients(readers: Path, tmp_path: Path)
     summary = export_tables(ws, tmp_path / "out" / "cohort.csv", reader="study")
     ws.close()
     assert (pid, "not analysed (run hepavol study run)") in summary.left_out
+
+
+def test_export_writes_the_reader_agreement_beside_the_tables(
+    readers: Path, one_reader: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With a second reader, ``study export`` writes ``<stem>_agreement.json`` beside the three tables: byte for
+    byte the results.json of ``study agreement --readers B,A``; with several readers to choose from or one reader
+    only, it writes none and says why (and removes an earlier one, which would describe another read);
+    ``hepavol cohort`` on the exported table takes its repeatability from it and says so."""
+    study = _copy(readers, tmp_path / "study")
+    assert _study(study, "run") == 0
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert _study(study, "export", str(out / "cohort.csv"), "--reader", "B", "--agreement-with", "A") == 0
+    said = capsys.readouterr().out
+    assert f"exported {PATIENTS - _ineligible(study)} patient(s): " in said
+    assert (
+        f"reader agreement of B and A (as hepavol study agreement --readers B,A): {out / 'cohort_agreement.json'}; "
+        f"hepavol cohort {out / 'cohort.csv'} uses it" in said
+    )
+    assert sorted(p.name for p in out.iterdir()) == [
+        "cohort.csv", "cohort_agreement.json", "cohort_lesions.csv", "cohort_timepoints.csv"]  # fmt: skip
+    assert _study(study, "agreement", "--readers", "B,A", "--out", str(tmp_path / "agr"), "--no-pdf") == 0
+    assert (out / "cohort_agreement.json").read_bytes() == (tmp_path / "agr" / "results.json").read_bytes()
+    assert _json(out / "cohort_agreement.json")["readers"] == {"first": "B", "second": "A"}
+
+    capsys.readouterr()
+    assert (
+        main(["cohort", str(out / "cohort.csv"), "--out", str(tmp_path / "c"), "--bootstrap", "0", "--no-pdf"])
+        == 0
+    )
+    said = capsys.readouterr().out
+    wcv = _json(out / "cohort_agreement.json")["total_tumor_volume_ml"]["wcv"]["value"]
+    assert (
+        f"repeatability: within-patient CV {wcv:.2f} % of the total tumour volume from the reader agreement"
+        in said
+    )
+    source = _json(tmp_path / "c" / "results.json")["head_to_head"]["repeatability"]["source"]
+    assert (source["file"], source["wcv_percent"]) == (str(out / "cohort_agreement.json"), wcv)
+    assert (
+        source["agreement"]["quantities"]["total_tumor_volume_ml"]["icc_2_1"]["value"]
+        == (_json(out / "cohort_agreement.json")["total_tumor_volume_ml"]["icc_2_1"]["value"])
+    )
+    assert "<h3>Reader agreement</h3>" in (tmp_path / "c" / "report.html").read_text()
+
+    capsys.readouterr()
+    assert _study(study, "export", str(out / "cohort.csv"), "--reader", "B") == 0
+    said = capsys.readouterr()
+    assert (
+        "no reader agreement written: the study has 2 other readers besides B (study, A): choose one with "
+        "--agreement-with NAME" in said.out
+    )
+    assert "removed the earlier cohort_agreement.json: it described another read than this export's" in said.err
+    assert not (out / "cohort_agreement.json").exists()
+    err = _error(capsys, study, "export", str(tmp_path / "x.csv"), "--reader", "B", "--agreement-with", "B")
+    assert "error: --agreement-with B: that is the exported read itself; give the other reader." in err
+
+    alone = _copy(one_reader, tmp_path / "alone")
+    capsys.readouterr()
+    assert _study(alone, "export", str(tmp_path / "one" / "cohort.csv")) == 0
+    assert "no reader agreement written: the study has one reader only (study)" in capsys.readouterr().out
+    assert not (tmp_path / "one" / "cohort_agreement.json").exists()

@@ -145,7 +145,9 @@ def register(
         help="measure, track and assess every eligible patient (resumable, parallel)",
         description="Run the follow-up of every eligible patient whose inputs changed or were never analysed: "
         "measure every scan, register, track lesions, assess RECIST 1.1 and volumetric response, TGR. Each patient "
-        "is stored in one transaction; a failure is recorded and the others go on; a stopped run resumes.",
+        "is stored in one transaction; a failure is recorded and the others go on; a stopped run resumes. Each "
+        "named reader's read (their own segmentation versions: import-seg --reader, blinded reads) is analysed and "
+        "stored the same way, for study agreement and study export --reader.",
     )
     s.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes on this machine (1)")
     s.add_argument(

@@ -596,21 +596,22 @@ def export_tables(
     summary = ExportSummary()
     partner, summary.no_agreement = agreement_partner(ws, who, agreement_with)
     agreement_path = agreement_beside(path)
+    # the reads first, each in its own transaction (SQLite: the export's own transaction holds the write lock
+    # from its first statement on)
+    read = None if who == STUDY_READ else analyse_reader(ws, who)
+    agreement = None
+    if partner is not None:
+        agreement = _agreement_json(ws, read or analyse_reader(ws, who), analyse_reader(ws, partner), summary)
+    elif read is not None:
+        summary.notes += [n for n in [read.describe_measured_now()] if n]
     with ws.db.transaction() as session:
-        read = None
-        if who == STUDY_READ:
+        if read is None:
             analysed, summary.left_out = _current_analyses(ws, session)
             rows = _cohort_rows(session, analysed, summary.left_out)
             lesion_table, timepoint_table = lesion_rows(session, analysed), timepoint_rows(session, analysed)
         else:
-            read = analyse_reader(ws, who)
             rows, lesion_table, timepoint_table, summary.left_out = reader_tables(ws, session, who, analysis=read)
         summary.patients = len(rows)
-        agreement = None
-        if partner is not None:
-            agreement = _agreement_json(ws, read or analyse_reader(ws, who), analyse_reader(ws, partner), summary)
-        else:
-            summary.notes += [n for n in [read.describe_measured_now() if read else None] if n]
         tables = [
             (rows, COHORT_COLUMNS, path),
             (lesion_table, LESION_COLUMNS, Path(lesions) if lesions else _beside(path, "lesions")),
