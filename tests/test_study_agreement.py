@@ -455,3 +455,38 @@ def test_export_writes_the_reader_agreement_beside_the_tables(
     assert _study(alone, "export", str(tmp_path / "one" / "cohort.csv")) == 0
     assert "no reader agreement written: the study has one reader only (study)" in capsys.readouterr().out
     assert not (tmp_path / "one" / "cohort_agreement.json").exists()
+
+
+def test_reader_analyses_on_postgresql(cohort: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same two-reader flow on PostgreSQL (skipped without a server unless make test requires it): study run
+    stores each reader's analysis; a second run computes none; export --reader B from the stored analyses equals
+    the one measured on the fly before the run, and its <stem>_agreement.json equals study agreement's."""
+    from tests._study_helpers import fresh_postgres_database
+
+    with fresh_postgres_database() as url:
+        monkeypatch.setenv("HEPAVOL_DB", url)
+        study = tmp_path / "study"
+        assert main(["study", "init", str(study)]) == 0
+        manifests = [str(p) for p in sorted(cohort.glob("SIM-*/manifest.csv"))]
+        assert _study(study, "import-scans", *manifests, "--modality", "ct") == 0
+        clinical = [str(cohort / "clinical.csv"), "--treatments", str(cohort / "treatments.csv")]
+        assert _study(study, "import-clinical", *clinical) == 0
+        assert _study(study, "eligibility") == 0
+        for name, table in (("A", "A_segs.csv"), ("B", "B_segs.csv")):
+            assert _study(study, "import-seg", str(cohort / table), "--reader", name) == 0
+        # the study's own read is the true masks: A and B are the two others; B against A by choice
+        on_the_fly = _export(study, tmp_path / "fly", "B")
+        assert _study(study, "run") == 0
+        stored = _analyses(study)
+        eligible = sorted({p for p, r in stored if r is None})
+        assert sorted(k for k in stored if k[1] is not None) == sorted(
+            (p, r) for p in eligible for r in ("A", "B")
+        )
+        assert _study(study, "run") == 0
+        assert _analyses(study) == stored
+        out = tmp_path / "stored"
+        assert _study(study, "export", str(out / "cohort.csv"), "--reader", "B", "--agreement-with", "A") == 0
+        assert (out / "cohort.csv").read_bytes() == on_the_fly["cohort.csv"]
+        assert (out / "cohort_lesions.csv").read_bytes() == on_the_fly["cohort_lesions.csv"]
+        assert _study(study, "agreement", "--readers", "B,A", "--out", str(tmp_path / "agr"), "--no-pdf") == 0
+        assert (out / "cohort_agreement.json").read_bytes() == (tmp_path / "agr" / "results.json").read_bytes()
