@@ -295,17 +295,22 @@ def stored_analysis(session: Session, job: PatientJob) -> Analysis | None:
 
 
 def plan_run(
-    ws: Workspace, *, patients: Sequence[str] | None = None, force: bool = False, accept_proposed: bool = False
+    ws: Workspace,
+    *,
+    patients: Sequence[str] | None = None,
+    force: bool = False,
+    accept_proposed: bool = False,
+    readers: bool = True,
 ) -> tuple[list[PatientJob], RunSummary]:
     """The tasks of a run: eligible patients whose inputs are ready and not yet analysed (on accepted
-    segmentations, or also on proposed ones with ``accept_proposed``), then each named reader's read of them
-    not yet stored (:func:`hepavol.study.readers.reader_job`)."""
+    segmentations, or also on proposed ones with ``accept_proposed``), then (with ``readers``) each named
+    reader's read of them not yet stored (:func:`hepavol.study.readers.reader_job`)."""
     from hepavol.study.readers import named_readers, reader_job
 
     summary = RunSummary()
     jobs: list[PatientJob] = []
     reader_jobs: list[PatientJob] = []
-    summary.readers = named_readers(ws)
+    summary.readers = named_readers(ws) if readers else []
     with ws.db.transaction() as session:
         decisions = latest_eligibility(session)
         query = select(Patient).order_by(Patient.pseudonym)
@@ -685,16 +690,18 @@ def run_study(
     patients: Sequence[str] | None = None,
     force: bool = False,
     accept_proposed: bool = False,
+    readers: bool = True,
     progress: Callable[[int, int], None] | None = None,
     task: Callable[[PatientJob], dict[str, Any]] = analyse_job,
 ) -> RunSummary:
     """Analyse every eligible patient that needs it (see the module docstring), on accepted segmentations, or
-    also on the proposals of ``study segment`` with ``accept_proposed``; and each named reader's read of them.
+    also on the proposals of ``study segment`` with ``accept_proposed``; and (``readers``) each named reader's
+    read of them.
 
     ``progress(done, total)`` is called after each task (a patient's read). ``task`` is the function run per task
     (tests replace it to inject failures).
     """
-    jobs, summary = plan_run(ws, patients=patients, force=force, accept_proposed=accept_proposed)
+    jobs, summary = plan_run(ws, patients=patients, force=force, accept_proposed=accept_proposed, readers=readers)
     leases = Leases(ws.db)
 
     def redactor(job: PatientJob) -> PathRedactor:
