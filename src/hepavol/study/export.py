@@ -24,7 +24,9 @@ The cohort table has exactly the columns of :data:`hepavol.cohort.table.COLUMNS`
 
 Patients appear under their pseudonym only. Patients that are eligible but not analysed, or whose inputs changed
 since their analysis, are left out and listed in the returned summary (run ``hepavol study run`` first).
-Tables are written atomically as CSV or Parquet (by the file suffix).
+Tables are written atomically as CSV or Parquet (by the file suffix). When the study has a second reader, the
+reader agreement of the exported read with theirs is written beside them as ``<stem>_agreement.json`` (the
+results.json of ``hepavol study agreement``), in the same all-or-nothing set of files.
 """
 
 from __future__ import annotations
