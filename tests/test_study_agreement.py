@@ -72,11 +72,110 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_reader_imports_leave_the_study_read_unchanged(readers: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Masks imported with --reader are that reader's versions: study run finds nothing new to measure."""
+def test_reader_imports_leave_the_study_read_unchanged(
+    readers: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Masks imported with --reader are that reader's versions: study run finds nothing new to measure in the
+    study's own read (it measures the readers' reads: test_study_run_stores_each_readers_analysis)."""
+    study = _copy(readers, tmp_path / "study")
     capsys.readouterr()
-    assert _study(readers, "run") == 0
+    assert _study(study, "run") == 0
     assert "analysed now 0" in capsys.readouterr().out
+
+
+def _analyses(study: Path) -> dict[tuple[str, str | None], list[tuple[int, str]]]:
+    """(pseudonym, reader) → [(analysis id, input hash)] of every stored analysis."""
+    import sqlalchemy as sa
+
+    from hepavol.study.models import Analysis, Patient
+    from hepavol.study.workspace import find_workspace
+
+    ws = find_workspace(study)
+    out: dict[tuple[str, str | None], list[tuple[int, str]]] = {}
+    with ws.db.transaction() as session:
+        query = sa.select(Patient.pseudonym, Analysis.reader, Analysis.id, Analysis.input_hash).join(Patient)
+        for pseudonym, reader, pk, digest in session.execute(query.order_by(Analysis.id)):
+            out.setdefault((pseudonym, reader), []).append((pk, digest))
+    ws.close()
+    return out
+
+
+def _export(study: Path, dest: Path, reader: str) -> dict[str, bytes]:
+    assert _study(study, "export", str(dest / "cohort.csv"), "--reader", reader) == 0
+    return {p.name: p.read_bytes() for p in sorted(dest.iterdir())}
+
+
+def test_study_run_stores_each_readers_analysis(
+    readers: Path, cohort: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``study run`` stores every named reader's analysis (``analyses.reader``) beside the study's own; the
+    reader's exported tables and agreement from those stored analyses are byte-for-byte those measured on the fly
+    before the run; a second run computes nothing; a new segmentation of one reader's scan recomputes that
+    reader's analysis of that patient only."""
+    from hepavol.io import read_image, write_image
+    from hepavol.volume import Volume
+
+    study = _copy(readers, tmp_path / "study")
+    eligible = sorted({p for p, r in _analyses(study) if r is None})
+    assert len(eligible) == PATIENTS - _ineligible(study)
+    capsys.readouterr()
+    on_the_fly = _export(study, tmp_path / "fly", "B")
+    assert len(on_the_fly["cohort.csv"].decode().splitlines()) == 1 + len(eligible)
+    assert f"reader B: {len(eligible)} patient(s) measured now, their stored analysis was not up to date" in (
+        capsys.readouterr().err
+    )
+    agree = ["agreement", "--readers", "A,B", "--no-pdf", "--out"]
+    assert _study(study, *agree, str(tmp_path / "agr_fly")) == 0
+    study_read = _analyses(study)
+
+    capsys.readouterr()
+    assert _study(study, "run") == 0
+    out = capsys.readouterr().out
+    n = 3 * len(eligible)  # readers A, A#2 and B read every scan of the simulated study
+    assert "analysed now 0" in out
+    assert f"reader analyses (A, A#2, B): computed now {n}, already up to date 0" in out
+    stored = _analyses(study)
+    assert {k: v for k, v in stored.items() if k[1] is None} == study_read  # the study's own read unchanged
+    assert sorted(k for k in stored if k[1] is not None) == sorted(
+        (p, r) for p in eligible for r in ("A", "A#2", "B")
+    )
+    assert all(len(v) == 1 for v in stored.values())
+
+    capsys.readouterr()
+    assert _export(study, tmp_path / "stored", "B") == on_the_fly
+    assert _study(study, *agree, str(tmp_path / "agr_stored")) == 0
+    assert "measured now" not in capsys.readouterr().err
+    assert _json(tmp_path / "agr_stored" / "results.json") == _json(tmp_path / "agr_fly" / "results.json")
+    assert (tmp_path / "agr_stored" / "reads.csv").read_bytes() == (
+        tmp_path / "agr_fly" / "reads.csv"
+    ).read_bytes()
+
+    assert _study(study, "run") == 0
+    assert f"reader analyses (A, A#2, B): computed now 0, already up to date {n}" in capsys.readouterr().out
+    assert _analyses(study) == stored
+
+    # reader B segments one patient's baseline again (one tumour voxel less): only that analysis is new
+    pseudonyms = _pseudonyms(study)
+    first = eligible[0]
+    baseline = min(r["date"] for r in _rows(cohort / "B_segs.csv") if r["patient_id"] == pseudonyms[first])
+    row = next(
+        r for r in _rows(cohort / "B_segs.csv") if r["patient_id"] == pseudonyms[first] and r["date"] == baseline
+    )
+    seg = read_image(cohort / row["seg"])
+    array = np.array(seg.array)
+    array[tuple(np.argwhere(array == 2)[0])] = 1
+    edited = write_image(Volume(array, seg.geometry), tmp_path / "b_edited.nii.gz")
+    args = ["import-seg", str(edited), "--patient", pseudonyms[first], "--date", baseline, "--reader", "B"]
+    assert _study(study, *args) == 0
+    capsys.readouterr()
+    assert _study(study, "run") == 0
+    assert f"reader analyses (A, A#2, B): computed now 1, already up to date {n - 1}" in capsys.readouterr().out
+    after = _analyses(study)
+    assert {k: v for k, v in after.items() if k != (first, "B")} == {
+        k: v for k, v in stored.items() if k != (first, "B")
+    }
+    assert after[(first, "B")][0] == stored[(first, "B")][0]  # the earlier analysis is kept (history)
+    assert len(after[(first, "B")]) == 2
 
 
 def test_study_agreement_equals_hepavol_agreement_on_its_table(readers: Path, tmp_path: Path) -> None:
@@ -260,3 +359,134 @@ def test_a_blinded_readers_own_targets_make_their_sum_of_diameters(
     assert len(b) == 1
     assert len(a) == 2
     assert round(float(b[0]["long_axis_mm"]), 1) == pytest.approx(chosen.sum_of_diameters_mm)
+
+
+def test_a_readers_analysis_is_never_the_patients(readers: Path, tmp_path: Path) -> None:
+    """With the study's own analysis of a patient removed and the readers' stored, the worklist says 'never run'
+    (not 'to redo'), the review view has no current analysis, and export leaves the patient out as not analysed:
+    no query that picks the patient's analysis takes a reader's."""
+    import sqlalchemy as sa
+
+    from hepavol.study import reading
+    from hepavol.study.export import export_tables
+    from hepavol.study.models import Analysis, Patient
+    from hepavol.study.runner import delete_analysis
+    from hepavol.study.workspace import find_workspace
+
+    study = _copy(readers, tmp_path / "study")
+    assert _study(study, "run") == 0
+    ws = find_workspace(study)
+    with ws.db.transaction() as session:
+        pid, pk = session.execute(
+            sa.select(Patient.pseudonym, Analysis.id).join(Patient).where(Analysis.reader.is_(None)).limit(1)
+        ).one()
+        readers_of_pid = session.scalar(
+            sa.select(sa.func.count(Analysis.id))
+            .join(Patient)
+            .where(Patient.pseudonym == pid, Analysis.reader.is_not(None))
+        )
+        delete_analysis(session, pk)
+    assert readers_of_pid == 3
+    row = next(r for r in reading.worklist(ws) if r.pseudonym == pid)
+    assert (row.analysis, row.best_overall_response) == (reading.NEVER, None)
+    assert reading.patient_read(ws, pid).targets == []
+    summary = export_tables(ws, tmp_path / "out" / "cohort.csv", reader="study")
+    ws.close()
+    assert (pid, "not analysed (run hepavol study run)") in summary.left_out
+
+
+def test_export_writes_the_reader_agreement_beside_the_tables(
+    readers: Path, one_reader: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With a second reader, ``study export`` writes ``<stem>_agreement.json`` beside the three tables: byte for
+    byte the results.json of ``study agreement --readers B,A``; with several readers to choose from or one reader
+    only, it writes none and says why (and removes an earlier one, which would describe another read);
+    ``hepavol cohort`` on the exported table takes its repeatability from it and says so."""
+    study = _copy(readers, tmp_path / "study")
+    assert _study(study, "run") == 0
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert _study(study, "export", str(out / "cohort.csv"), "--reader", "B", "--agreement-with", "A") == 0
+    said = capsys.readouterr().out
+    assert f"exported {PATIENTS - _ineligible(study)} patient(s): " in said
+    assert (
+        f"reader agreement of B and A (as hepavol study agreement --readers B,A): {out / 'cohort_agreement.json'}; "
+        f"hepavol cohort {out / 'cohort.csv'} uses it" in said
+    )
+    assert sorted(p.name for p in out.iterdir()) == [
+        "cohort.csv", "cohort_agreement.json", "cohort_lesions.csv", "cohort_timepoints.csv"]  # fmt: skip
+    assert _study(study, "agreement", "--readers", "B,A", "--out", str(tmp_path / "agr"), "--no-pdf") == 0
+    assert (out / "cohort_agreement.json").read_bytes() == (tmp_path / "agr" / "results.json").read_bytes()
+    assert _json(out / "cohort_agreement.json")["readers"] == {"first": "B", "second": "A"}
+
+    capsys.readouterr()
+    assert (
+        main(["cohort", str(out / "cohort.csv"), "--out", str(tmp_path / "c"), "--bootstrap", "0", "--no-pdf"])
+        == 0
+    )
+    said = capsys.readouterr().out
+    wcv = _json(out / "cohort_agreement.json")["total_tumor_volume_ml"]["wcv"]["value"]
+    assert (
+        f"repeatability: within-patient CV {wcv:.2f} % of the total tumour volume from the reader agreement"
+        in said
+    )
+    source = _json(tmp_path / "c" / "results.json")["head_to_head"]["repeatability"]["source"]
+    assert (source["file"], source["wcv_percent"]) == (str(out / "cohort_agreement.json"), wcv)
+    assert (
+        source["agreement"]["quantities"]["total_tumor_volume_ml"]["icc_2_1"]["value"]
+        == (_json(out / "cohort_agreement.json")["total_tumor_volume_ml"]["icc_2_1"]["value"])
+    )
+    assert "<h3>Reader agreement</h3>" in (tmp_path / "c" / "report.html").read_text()
+
+    capsys.readouterr()
+    assert _study(study, "export", str(out / "cohort.csv"), "--reader", "B") == 0
+    said = capsys.readouterr()
+    assert (
+        "no reader agreement written: the study has 2 other readers besides B (study, A): choose one with "
+        "--agreement-with NAME" in said.out
+    )
+    assert "removed the earlier cohort_agreement.json: it described another read than this export's" in said.err
+    assert not (out / "cohort_agreement.json").exists()
+    err = _error(capsys, study, "export", str(tmp_path / "x.csv"), "--reader", "B", "--agreement-with", "B")
+    assert "error: --agreement-with B: that is the exported read itself; give the other reader." in err
+
+    alone = _copy(one_reader, tmp_path / "alone")
+    capsys.readouterr()
+    assert _study(alone, "export", str(tmp_path / "one" / "cohort.csv")) == 0
+    assert "no reader agreement written: the study has one reader only (study)" in capsys.readouterr().out
+    assert not (tmp_path / "one" / "cohort_agreement.json").exists()
+
+
+def test_reader_analyses_on_postgresql(cohort: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same two-reader flow on PostgreSQL (skipped without a server unless make test requires it): study run
+    stores each reader's analysis; a second run computes none; export --reader B from the stored analyses equals
+    the one measured on the fly before the run, and its <stem>_agreement.json equals study agreement's."""
+    from tests._study_helpers import fresh_postgres_database
+
+    with fresh_postgres_database() as url:
+        monkeypatch.setenv("HEPAVOL_DB", url)
+        study = tmp_path / "study"
+        assert main(["study", "init", str(study)]) == 0
+        manifests = [str(p) for p in sorted(cohort.glob("SIM-*/manifest.csv"))]
+        assert _study(study, "import-scans", *manifests, "--modality", "ct") == 0
+        clinical = [str(cohort / "clinical.csv"), "--treatments", str(cohort / "treatments.csv")]
+        assert _study(study, "import-clinical", *clinical) == 0
+        assert _study(study, "eligibility") == 0
+        for name, table in (("A", "A_segs.csv"), ("B", "B_segs.csv")):
+            assert _study(study, "import-seg", str(cohort / table), "--reader", name) == 0
+        # the study's own read is the true masks: A and B are the two others; B against A by choice
+        on_the_fly = _export(study, tmp_path / "fly", "B")
+        assert _study(study, "run") == 0
+        stored = _analyses(study)
+        eligible = sorted({p for p, r in stored if r is None})
+        assert sorted(k for k in stored if k[1] is not None) == sorted(
+            (p, r) for p in eligible for r in ("A", "B")
+        )
+        assert _study(study, "run") == 0
+        assert _analyses(study) == stored
+        out = tmp_path / "stored"
+        assert _study(study, "export", str(out / "cohort.csv"), "--reader", "B", "--agreement-with", "A") == 0
+        assert (out / "cohort.csv").read_bytes() == on_the_fly["cohort.csv"]
+        assert (out / "cohort_lesions.csv").read_bytes() == on_the_fly["cohort_lesions.csv"]
+        assert _study(study, "agreement", "--readers", "B,A", "--out", str(tmp_path / "agr"), "--no-pdf") == 0
+        assert (out / "cohort_agreement.json").read_bytes() == (tmp_path / "agr" / "results.json").read_bytes()

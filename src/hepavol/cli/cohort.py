@@ -67,7 +67,9 @@ def register(subparsers: argparse._SubParsersAction, parents: list[argparse.Argu
         default=None,
         metavar="AGREEMENT_DIR/results.json",
         help="as --repeatability-cv, with the within-patient CV of total_tumor_volume_ml from a 'hepavol agreement' "
-        "results.json (the source is recorded in results.json)",
+        "results.json (the source and the reader agreement are recorded in results.json and the report); default: "
+        "TABLE's <stem>_agreement.json when it exists (hepavol study export writes it for a study with a second "
+        "reader)",
     )
     p.add_argument("--no-pdf", action="store_true", help="do not write report.pdf")
     p.add_argument(
@@ -91,11 +93,22 @@ def run(args: argparse.Namespace) -> int:
             f"--repeatability-cv must be a percentage between 0 and 100 (e.g. 5 for 5 %), but it is "
             f"{args.repeatability_cv:g}"
         )
-    cv, source = args.repeatability_cv, None
-    if args.repeatability_from is not None:
-        from hepavol.cohort.uncertainty import repeatability_from_agreement
+    from hepavol.cohort.uncertainty import agreement_beside, repeatability_from_agreement
 
+    cv, source = args.repeatability_cv, None
+    beside = agreement_beside(args.table)
+    if args.repeatability_from is not None:
         cv, source = repeatability_from_agreement(args.repeatability_from)
+    elif cv is None and beside.is_file():  # written by hepavol study export when the study has a second reader
+        try:
+            cv, source = repeatability_from_agreement(beside, option="the reader agreement beside the table")
+        except InputError as exc:
+            print(f"not used: {exc}", file=sys.stderr)
+        else:
+            print(
+                f"repeatability: within-patient CV {cv:.2f} % of the total tumour volume from the reader agreement "
+                f"{beside} beside the table (--repeatability-cv or --repeatability-from choose another)"
+            )
     options = AnalysisOptions(
         pool_modalities=args.pool_modalities,
         repeatability_cv_percent=cv,

@@ -145,7 +145,9 @@ def register(
         help="measure, track and assess every eligible patient (resumable, parallel)",
         description="Run the follow-up of every eligible patient whose inputs changed or were never analysed: "
         "measure every scan, register, track lesions, assess RECIST 1.1 and volumetric response, TGR. Each patient "
-        "is stored in one transaction; a failure is recorded and the others go on; a stopped run resumes.",
+        "is stored in one transaction; a failure is recorded and the others go on; a stopped run resumes. Each "
+        "named reader's read (their own segmentation versions: import-seg --reader, blinded reads) is analysed and "
+        "stored the same way, for study agreement and study export --reader.",
     )
     s.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes on this machine (1)")
     s.add_argument(
@@ -317,7 +319,10 @@ def register(
         help="export the cohort table (and per-lesion, per-time-point tables) as CSV or Parquet",
         description="Write the per-patient cohort table (the input of hepavol cohort) to PATH, and the per-lesion "
         "and per-time-point tables beside it (PATH_lesions, PATH_timepoints) unless --lesions/--timepoints name "
-        "them. .csv or .parquet by suffix. Patients appear under their pseudonyms only.",
+        "them. .csv or .parquet by suffix. Patients appear under their pseudonyms only. When the study has a "
+        "second reader, the agreement of the exported read with theirs is written beside the tables as "
+        "PATH_agreement.json (the results.json of hepavol study agreement), which hepavol cohort PATH uses for the "
+        "measurement uncertainty and its reader-agreement section.",
     )
     s.add_argument("path", metavar="COHORT_CSV", help="cohort table (.csv or .parquet)")
     s.add_argument("--lesions", metavar="PATH", help="per-lesion table (.csv or .parquet)")
@@ -327,6 +332,12 @@ def register(
         metavar="NAME",
         help="export reader NAME's read, measured on their segmentation versions (default: [readers] "
         "primary_reader in study.toml; 'study' is the study's own read as study run stores it)",
+    )
+    s.add_argument(
+        "--agreement-with",
+        metavar="NAME",
+        help="write PATH_agreement.json of the exported read against reader NAME's (default: the study's one other "
+        "reader; none with one reader only)",
     )
     _common(s)
     s.set_defaults(func=run_export)
@@ -483,7 +494,8 @@ def run_run(args: argparse.Namespace) -> int:
 
     try:
         jobs, planned = plan_run(ws, patients=args.patient, force=args.force, accept_proposed=args.accept_proposed)
-        print(f"{len(jobs)} patient(s) to analyse", file=sys.stderr)
+        readers = f", {planned.readers_planned} named reader analyses" if planned.readers else ""
+        print(f"{len(jobs) - planned.readers_planned} patient(s) to analyse{readers}", file=sys.stderr)
         if jobs:
             proposed = (
                 f"{planned.scans_proposed} on segmentations proposed by hepavol study segment (--accept-proposed)"
@@ -512,6 +524,11 @@ def run_run(args: argparse.Namespace) -> int:
         f"eligible {summary.eligible}: analysed now {summary.computed}, already up to date {summary.up_to_date}, "
         f"done by another run {summary.elsewhere}, failed {len(summary.failed)}, not ready {len(summary.not_ready)}"
     )
+    if summary.readers:
+        print(
+            f"reader analyses ({', '.join(summary.readers)}): computed now {summary.readers_computed}, already up to "
+            f"date {summary.readers_up_to_date}"
+        )
     return 1 if summary.failed else 0
 
 
@@ -658,13 +675,28 @@ def run_export(args: argparse.Namespace) -> int:
     ws = _workspace(args)
     try:
         summary = export_tables(
-            ws, args.path, lesions=args.lesions, timepoints=args.timepoints, reader=args.reader
+            ws,
+            args.path,
+            lesions=args.lesions,
+            timepoints=args.timepoints,
+            reader=args.reader,
+            agreement_with=args.agreement_with,
         )
     finally:
         ws.close()
     for pseudonym, reason in summary.left_out:
         print(f"left out: {pseudonym}: {reason}", file=sys.stderr)
+    for note in summary.notes:
+        print(note, file=sys.stderr)
     print(f"exported {summary.patients} patient(s): " + ", ".join(str(f) for f in summary.files))
+    if summary.agreement is not None and summary.agreement_readers is not None:
+        first, second = summary.agreement_readers
+        print(
+            f"reader agreement of {first} and {second} (as hepavol study agreement --readers {first},{second}): "
+            f"{summary.agreement}; hepavol cohort {args.path} uses it"
+        )
+    else:
+        print(f"no reader agreement written: {summary.no_agreement}")
     return 0
 
 
@@ -687,6 +719,8 @@ def run_agreement(args: argparse.Namespace) -> int:
         ws.close()
     for reader, pseudonym, reason in done.left_out:
         print(f"left out of {reader}'s read: {pseudonym}: {reason}", file=sys.stderr)
+    for note in done.notes:
+        print(note, file=sys.stderr)
     for line in headline(done.run):
         print(line)
     print(f"reads:   {done.reads_csv}")

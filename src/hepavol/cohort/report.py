@@ -420,10 +420,16 @@ def _h2h_section(a: CohortAnalysis, figs: dict[str, Figure]) -> str:
                               r["note"] or ""])  # fmt: skip
         out.append(_table(["Population", "criterion", "below the SDC", "n / events without them",
                            "HR at cut-off without them", "note"], rrows))  # fmt: skip
+        out.append(reader_agreement_html(a.repeatability_source))
     gp = h.extra.get("greponet")
     if gp:
         out.append(_greponet_html(gp))
     return "\n".join(out)
+
+
+def _h2h_shows_repeatability(a: CohortAnalysis) -> bool:
+    """Whether the head-to-head section has the measurement-uncertainty part (and the reader agreement in it)."""
+    return a.head_to_head is not None and bool(a.head_to_head.extra.get("repeatability"))
 
 
 def _repeatability_source_html(source: dict[str, Any] | None) -> str:
@@ -438,6 +444,108 @@ def _repeatability_source_html(source: dict[str, Any] | None) -> str:
             f"{_e(source.get('n'))} scans.</p>"
         )
     return "<p>CV source: given with --repeatability-cv.</p>"
+
+
+#: The rows of the cohort report's reader-agreement table: results.json key → label.
+AGREEMENT_LABELS = {
+    "total_tumor_volume_ml": "Total tumour volume (per scan)",
+    "sum_of_diameters_mm": "Sum of target diameters (per scan)",
+    "volume_change_percent": "Early volume change (per patient)",
+    "sld_change_percent": "Early change of the sum of diameters (per patient)",
+}
+_CATEGORY_LABELS = {"recist_response": "RECIST 1.1 response", "volumetric_response": "Volumetric response"}
+
+
+def _estimate(e: dict[str, Any] | None, digits: int, *, ci: bool = True) -> str:
+    if not e or e.get("value") is None:
+        return "–"
+    return f"{_f(e['value'], digits)} ({_ci(e.get('ci95'), digits)})" if ci else _f(e["value"], digits)
+
+
+def _on_scale(values: Sequence[Any], scale: str | None, unit: str | None) -> str:
+    """A difference (and its limits) as the agreement analysis gives it: ``bias (low to high) unit``, on the log
+    scale (ln ratio, 3 decimals) or in the quantity's unit (2 decimals)."""
+    if not values or values[0] is None:
+        return "–"
+    digits, shown = (3, "ln") if scale == "log" else (2, unit or "")
+    text = _f(values[0], digits)
+    if len(values) == 3 and values[1] is not None and values[2] is not None:
+        text += f" ({_f(values[1], digits)} to {_f(values[2], digits)})"
+    return f"{text} {shown}".rstrip()
+
+
+def reader_agreement_html(source: dict[str, Any] | None) -> str:
+    """The "Reader agreement" subsection from a repeatability source that carries an agreement summary
+    (:func:`hepavol.cohort.uncertainty.agreement_summary`); "" for any other source."""
+    summary = source.get("agreement") if source else None
+    if source is None or not isinstance(summary, dict):
+        return ""
+    readers = source.get("readers") or {}
+    who = f"{readers.get('first')} and {readers.get('second')}" if readers else "two reads"
+    design = str(source.get("design") or "reader")
+    out = [
+        f"<h3>Reader agreement</h3><p>{_e(design[:1].upper() + design[1:])} agreement of {_e(who)} "
+        f"({_e(Path(str(source.get('file'))).name)}, as hepavol agreement computes it). Bland–Altman "
+        "differences are second − first; on the log scale (ln ratio) for volumes.</p>"
+    ]
+    rows, notes = [], []
+    for key, label in AGREEMENT_LABELS.items():
+        q = summary["quantities"].get(key)
+        if not q:
+            continue
+        ba = q.get("bland_altman") or {}
+        scale, unit = ba.get("scale") or q.get("scale"), q.get("unit")
+        loa = ba.get("loa95") or (None, None)
+        bias = _on_scale([ba.get("bias"), *loa], scale, unit)
+        wcv = q.get("wcv") or {}
+        rc = q.get("repeatability_coefficient") or {}
+        rc_text = _on_scale([rc.get("value")], "log" if rc.get("unit") == "log" else "linear", rc.get("unit"))
+        rows.append([label, q.get("n"), _estimate(q.get("icc_2_1"), 3), _estimate(q.get("icc_3_1"), 3, ci=False),
+                     bias, "–" if wcv.get("value") is None else f"{_f(wcv['value'], 1)} %", rc_text])  # fmt: skip
+        for name in ("icc_2_1", "wcv"):
+            reason = (q.get(name) or {}).get("reason")
+            if reason:
+                notes.append(f"{label}, {'ICC' if name == 'icc_2_1' else 'wCV'}: {reason}")
+    out.append(
+        _table(["Quantity", "n", "ICC(2,1) [95 % CI]", "ICC(3,1)", "BA bias (95 % LoA)", "wCV", "RC"], rows)
+    )
+    krows = []
+    for key, label in _CATEGORY_LABELS.items():
+        c = summary["categories"].get(key)
+        if not c:
+            continue
+        krows.append([label, c.get("n"), _f(c.get("observed_agreement"), 3), _estimate(c.get("kappa"), 3),
+                      _estimate(c.get("weighted_kappa"), 3)])  # fmt: skip
+        reason = (c.get("kappa") or {}).get("reason")
+        if reason:
+            notes.append(f"{label}, κ: {reason}")
+    if krows:
+        out.append(_table(["Response per follow-up time point", "n", "observed agreement", "Cohen's κ (95 % CI)",
+                           "weighted κ (95 % CI)"], krows))  # fmt: skip
+    changes = summary.get("progression_date_changes") or {}
+    lines = []
+    for key, label in (("recist", "RECIST 1.1"), ("volumetric", "volumetric")):
+        c = changes.get(key)
+        if c and c.get("n"):
+            share = c.get("share")
+            lines.append(f"the {label} progression date changes with the reader in {c.get('count')} of {c.get('n')} "
+                         f"patients ({'–' if share is None else _f(100 * share, 1)} %)")  # fmt: skip
+    sdc = (summary.get("smallest_detectable_change") or {}).get("total_tumor_volume")
+    if isinstance(sdc, dict) and sdc.get("smallest_detectable_increase_percent") is not None:
+        down, up = sdc["smallest_detectable_decrease_percent"], sdc["smallest_detectable_increase_percent"]
+        pr, pd = sdc.get("volumetric_pr_threshold_percent"), sdc.get("volumetric_pd_threshold_percent")
+        beyond = {True: "beyond it", False: "within it", None: "–"}
+        lines.append(
+            f"the smallest detectable change of the total tumour volume is {_f(down, 1)} % / +{_f(up, 1)} %: the "
+            f"volumetric PR threshold {_f(pr, 0)} % lies {beyond[sdc.get('pr_threshold_beyond_sdc')]}, the PD "
+            f"threshold +{_f(pd, 0)} % {beyond[sdc.get('pd_threshold_beyond_sdc')]}"
+        )
+    if lines:
+        text = "; ".join(lines)
+        out.append("<p>" + _e(text[:1].upper() + text[1:]) + ".</p>")
+    if notes:
+        out.append("<p class='na'>Not estimable (shown as –):<br>" + "<br>".join(_e(n) for n in notes) + "</p>")
+    return "\n".join(out)
 
 
 def _unit_name(unit: str) -> str:
@@ -586,6 +694,7 @@ def render_html(
         _not_estimable([*_spearmans(a), ("Mann–Whitney", mw)]),
         _figure_html(figs["correlations"]) if "correlations" in figs else "",
         _h2h_section(a, figs),
+        "" if _h2h_shows_repeatability(a) else reader_agreement_html(a.repeatability_source),
         "<h2>6. Warnings</h2>",
         warn_html,
         _modality_section(a),

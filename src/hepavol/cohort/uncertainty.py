@@ -13,7 +13,9 @@ measurements V₁/V₀ has SD √2·σ on the log scale. The repeatability coeff
   and 100·(exp(RC) − 1) %: it cannot be told apart from measurement noise at the 95 % level.
 
 The CV is that of a volume; the diameter-based criteria are left as they are. :func:`repeatability_from_agreement`
-reads it from a ``hepavol agreement`` result (``--repeatability-from``).
+reads it from a ``hepavol agreement`` result (``--repeatability-from``, or ``<stem>_agreement.json`` that
+``hepavol study export`` writes beside the cohort table when the study has a second reader), with the reader
+agreement the cohort report shows beside it (:func:`agreement_summary`).
 """
 
 from __future__ import annotations
@@ -102,11 +104,96 @@ def with_repeatability(patients: Sequence[DerivedPatient], cv_percent: float) ->
     return tuple(out)
 
 
-def repeatability_from_agreement(path: str | os.PathLike[str]) -> tuple[float, dict[str, Any]]:
+#: The agreement quantities the cohort report shows (the keys of ``hepavol agreement``'s results.json).
+AGREEMENT_QUANTITIES = (
+    "total_tumor_volume_ml",
+    "sum_of_diameters_mm",
+    "volume_change_percent",
+    "sld_change_percent",
+)
+#: The response categories whose kappas the cohort report shows.
+AGREEMENT_CATEGORIES = ("recist_response", "volumetric_response")
+
+
+def _pick(block: Any, keys: Sequence[str]) -> dict[str, Any] | None:
+    """``block``'s ``keys`` (and its ``reason`` when it has one), or None when it is not an object."""
+    if not isinstance(block, dict):
+        return None
+    out = {k: block.get(k) for k in keys}
+    if block.get("reason"):
+        out["reason"] = block["reason"]
+    return out
+
+
+def agreement_summary(data: dict[str, Any]) -> dict[str, Any]:
+    """What the cohort report shows of a ``hepavol agreement`` results.json, its values copied as they are:
+
+    - ``quantities``: for each of :data:`AGREEMENT_QUANTITIES`, ``n``, ``unit``, ``scale``, ``icc_2_1`` and
+      ``icc_3_1`` (``value``, ``ci95``), ``bland_altman`` (``bias``, ``loa95``, ``scale``), ``wcv`` (``value``,
+      ``unit``) and ``repeatability_coefficient`` (``value``, ``unit``); a value that could not be estimated is
+      null with its ``reason``;
+    - ``categories``: RECIST 1.1 and volumetric response per follow-up time point, ``n``, ``observed_agreement``,
+      ``kappa`` and ``weighted_kappa`` (``value``, ``ci95``);
+    - ``progression_date_changes``: the share of patients whose progression date changes with the reader
+      (``recist``, ``volumetric``: ``count``, ``n``, ``share``, ``ci95``);
+    - ``smallest_detectable_change``: of the total tumour volume and of the sum of diameters, against the
+      volumetric −65 %/+73 % and RECIST −30 %/+20 % thresholds.
+    """
+    quantities: dict[str, Any] = {}
+    for key in AGREEMENT_QUANTITIES:
+        q = data.get(key)
+        if not isinstance(q, dict):
+            quantities[key] = None
+            continue
+        quantities[key] = {
+            "n": q.get("n"),
+            "unit": q.get("unit"),
+            "scale": q.get("scale"),
+            "icc_2_1": _pick(q.get("icc_2_1"), ("value", "ci95")),
+            "icc_3_1": _pick(q.get("icc_3_1"), ("value", "ci95")),
+            "bland_altman": _pick(q.get("bland_altman"), ("bias", "loa95", "scale")),
+            "wcv": _pick(q.get("wcv"), ("value", "unit")),
+            "repeatability_coefficient": _pick(q.get("repeatability_coefficient"), ("value", "unit")),
+        }
+    categories: dict[str, Any] = {}
+    for key in AGREEMENT_CATEGORIES:
+        c = data.get(key)
+        categories[key] = (
+            {
+                "n": c.get("n"),
+                "observed_agreement": c.get("observed_agreement"),
+                "kappa": _pick(c.get("kappa"), ("value", "ci95")),
+                "weighted_kappa": _pick(c.get("weighted_kappa"), ("value", "ci95", "weights")),
+            }
+            if isinstance(c, dict)
+            else None
+        )
+    changes = data.get("progression_date_changes")
+    changes = changes if isinstance(changes, dict) else {}
+    return {
+        "quantities": quantities,
+        "categories": categories,
+        "progression_date_changes": {
+            k: _pick(changes.get(k), ("count", "n", "share", "ci95")) for k in ("recist", "volumetric")
+        },
+        "smallest_detectable_change": data.get("smallest_detectable_change"),
+    }
+
+
+def agreement_beside(table: str | os.PathLike[str]) -> Path:
+    """Where ``hepavol study export`` writes the reader agreement of a cohort table: ``<stem>_agreement.json``."""
+    path = Path(table)
+    return path.with_name(f"{path.stem}_agreement.json")
+
+
+def repeatability_from_agreement(
+    path: str | os.PathLike[str], *, option: str = "--repeatability-from"
+) -> tuple[float, dict[str, Any]]:
     """The within-patient CV of the total tumour volume from a ``hepavol agreement`` ``results.json``.
 
     Returns the CV in % (``total_tumor_volume_ml.wcv.value``) and the source as ``results.json`` records it
-    (file, design, readers, number of scans).
+    (file, design, readers, number of scans, and the reader agreement: :func:`agreement_summary`). ``option``
+    names where the file came from in messages.
 
     Raises
     ------
@@ -118,7 +205,7 @@ def repeatability_from_agreement(path: str | os.PathLike[str]) -> tuple[float, d
 
     from hepavol.errors import InputError
 
-    where = f"--repeatability-from '{path}'"
+    where = f"{option} '{path}'"
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -165,5 +252,6 @@ def repeatability_from_agreement(path: str | os.PathLike[str]) -> tuple[float, d
         "design": data.get("design"),
         "readers": data.get("readers"),
         "n": ttv.get("n") if isinstance(ttv, dict) else None,
+        "agreement": agreement_summary(data),
     }
     return float(value), source

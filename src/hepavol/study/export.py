@@ -24,7 +24,9 @@ The cohort table has exactly the columns of :data:`hepavol.cohort.table.COLUMNS`
 
 Patients appear under their pseudonym only. Patients that are eligible but not analysed, or whose inputs changed
 since their analysis, are left out and listed in the returned summary (run ``hepavol study run`` first).
-Tables are written atomically as CSV or Parquet (by the file suffix).
+Tables are written atomically as CSV or Parquet (by the file suffix). When the study has a second reader, the
+reader agreement of the exported read with theirs is written beside them as ``<stem>_agreement.json`` (the
+results.json of ``hepavol study agreement``), in the same all-or-nothing set of files.
 """
 
 from __future__ import annotations
@@ -122,6 +124,10 @@ class ExportSummary:
     files: list[Path] = field(default_factory=list)
     patients: int = 0
     left_out: list[tuple[str, str]] = field(default_factory=list)  # (pseudonym, reason)
+    notes: list[str] = field(default_factory=list)  # e.g. a reader's patients measured now, not from study run
+    agreement: Path | None = None  # <stem>_agreement.json, when written
+    agreement_readers: tuple[str, str] | None = None  # (exported read, the other read)
+    no_agreement: str | None = None  # why it was not written
 
 
 Analysed = list[tuple[Patient, Any, Analysis]]
@@ -149,7 +155,10 @@ def _current_analyses(ws: Workspace, session: Session) -> tuple[Analysed, list[t
         analysis = stored_analysis(session, _job(session, patient, scans, ws.settings))
         if analysis is None:
             latest = session.scalar(
-                select(Analysis.id).where(Analysis.patient_id == patient.id).order_by(Analysis.id.desc())
+                select(Analysis.id)
+                .where(Analysis.patient_id == patient.id, Analysis.reader.is_(None))
+                .order_by(Analysis.id.desc())
+                .limit(1)
             )
             reason = "inputs changed since its analysis" if latest is not None else "not analysed"
             left_out.append((patient.pseudonym, reason + " (run hepavol study run)"))
@@ -352,16 +361,18 @@ def _cohort_row(
 
 
 def reader_tables(
-    ws: Workspace, session: Session, reader: str
+    ws: Workspace, session: Session, reader: str, *, analysis: Any = None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[tuple[str, str]]]:
     """The cohort, lesion and time-point rows of one reader's read, measured on that reader's segmentation
-    versions (:func:`hepavol.study.readers.analyse_reader`, the measurement of ``study run``), and the patients
-    left out. Nothing is stored: the study's analyses stay those of the study's own read."""
+    versions (``analysis``, default :func:`hepavol.study.readers.analyse_reader`: the analyses ``study run``
+    stored for the reader, and those not up to date measured now with its code, not stored), and the patients
+    left out."""
     from types import SimpleNamespace
 
     from hepavol.study.readers import analyse_reader
 
-    analysis = analyse_reader(ws, reader)
+    if analysis is None:
+        analysis = analyse_reader(ws, reader)
     cohort: list[dict[str, Any]] = []
     lesions: list[dict[str, Any]] = []
     timepoints: list[dict[str, Any]] = []
@@ -543,20 +554,29 @@ def export_tables(
     lesions: str | os.PathLike[str] | None = None,
     timepoints: str | os.PathLike[str] | None = None,
     reader: str | None = None,
+    agreement_with: str | None = None,
 ) -> ExportSummary:
     """Write the cohort table to ``cohort`` and the lesion and time-point tables (default: beside it, named
     ``<stem>_lesions`` and ``<stem>_timepoints`` with the same suffix).
 
     ``reader`` (default: ``[readers] primary_reader`` of ``study.toml``, else the study's own read) exports that
     reader's read: the study's own read (``study``) from the stored analyses of ``study run``, another reader's
-    measured on their segmentation versions (:func:`reader_tables`).
+    from the analyses ``study run`` stored for them (:func:`reader_tables`).
+
+    When the study has a second reader (``agreement_with``, else the one other reader:
+    :func:`hepavol.study.readers.agreement_partner`), the agreement of the exported read with theirs is written
+    beside the tables as ``<stem>_agreement.json``, the results.json that ``hepavol study agreement --readers
+    READ,OTHER`` writes, in the same set of files (all appear or none); ``hepavol cohort`` takes its
+    repeatability from it. An earlier ``<stem>_agreement.json`` is removed when none is written (it would no
+    longer describe the exported read).
 
     Raises
     ------
     InputError
         A bad file name, or a reader the study does not have.
     """
-    from hepavol.study.readers import study_readers
+    from hepavol.cohort.uncertainty import agreement_beside
+    from hepavol.study.readers import agreement_partner, analyse_reader, study_readers
     from hepavol.study.workspace import STUDY_READ
 
     who = (reader or ws.settings.primary_reader).strip()
@@ -576,37 +596,76 @@ def export_tables(
             f"cannot write '{cohort}': cannot create the folder '{path.parent}' ({exc.strerror})."
         ) from None
     summary = ExportSummary()
+    partner, summary.no_agreement = agreement_partner(ws, who, agreement_with)
+    agreement_path = agreement_beside(path)
+    # the reads first, each in its own transaction (SQLite: the export's own transaction holds the write lock
+    # from its first statement on)
+    read = None if who == STUDY_READ else analyse_reader(ws, who)
+    agreement = None
+    if partner is not None:
+        agreement = _agreement_json(ws, read or analyse_reader(ws, who), analyse_reader(ws, partner), summary)
+    elif read is not None:
+        summary.notes += [n for n in [read.describe_measured_now()] if n]
     with ws.db.transaction() as session:
-        if who == STUDY_READ:
+        if read is None:
             analysed, summary.left_out = _current_analyses(ws, session)
             rows = _cohort_rows(session, analysed, summary.left_out)
             lesion_table, timepoint_table = lesion_rows(session, analysed), timepoint_rows(session, analysed)
         else:
-            rows, lesion_table, timepoint_table, summary.left_out = reader_tables(ws, session, who)
+            rows, lesion_table, timepoint_table, summary.left_out = reader_tables(ws, session, who, analysis=read)
         summary.patients = len(rows)
         tables = [
             (rows, COHORT_COLUMNS, path),
             (lesion_table, LESION_COLUMNS, Path(lesions) if lesions else _beside(path, "lesions")),
             (timepoint_table, TIMEPOINT_COLUMNS, Path(timepoints) if timepoints else _beside(path, "timepoints")),
         ]
-        # The three tables are one set: written beside their targets first, the audit entry flushed (a read-only
-        # database fails here, before any file appears), then renamed together; a failure leaves the old files.
+        # The tables (and the agreement) are one set: written beside their targets first, the audit entry flushed
+        # (a read-only database fails here, before any file appears), then renamed together; a failure leaves the
+        # old files.
         with AtomicSet() as files:
             for table, columns, dest in tables:
                 files.write_bytes(dest, table_bytes(table, columns, dest))
+            if agreement is not None:
+                files.write_bytes(agreement_path, agreement)
+            written = [dest for _t, _c, dest in tables] + ([agreement_path] if agreement is not None else [])
             audit.record(
                 session,
                 "export",
                 details={
-                    "files": [_shown(Path(dest), ws.root) for _t, _c, dest in tables],
+                    "files": [_shown(Path(dest), ws.root) for dest in written],
                     "patients": summary.patients,
                     "left_out": len(summary.left_out),
                     **({} if who == STUDY_READ else {"reader": who}),
+                    **({} if agreement is None else {"agreement": [who, partner]}),
                 },
             )
             session.flush()
             summary.files = files.commit()
+    if agreement is not None:
+        summary.agreement, summary.agreement_readers = agreement_path, (who, str(partner))
+    elif agreement_path.is_file():
+        agreement_path.unlink()
+        summary.notes.append(
+            f"removed the earlier {agreement_path.name}: it described another read than this export's"
+        )
     return summary
+
+
+def _agreement_json(ws: Workspace, first: Any, second: Any, summary: ExportSummary) -> bytes | None:
+    """The results.json of the agreement of two reads (:class:`hepavol.study.readers.ReaderAnalysis`), as
+    ``hepavol study agreement`` computes it; None (``summary.no_agreement`` says why) when they share no scan."""
+    from hepavol.agreement.analysis import analyse_agreement
+    from hepavol.cohort._serialize import json_text
+    from hepavol.study.eligibility import EARLY_WINDOW_DAYS
+    from hepavol.study.readers import paired_reads
+
+    summary.notes += [n for n in (first.describe_measured_now(), second.describe_measured_now()) if n]
+    try:
+        _rows, a, b = paired_reads(ws, first, second)
+    except InputError as exc:
+        summary.no_agreement = str(exc)
+        return None
+    return json_text(analyse_agreement(a, b, early_window_days=EARLY_WINDOW_DAYS).results()).encode("utf-8")
 
 
 def _shown(path: Path, root: Path) -> str:

@@ -5,6 +5,9 @@ renewed. A lease can be taken over when it has expired or when its owner is a pr
 longer exists (a run killed by a signal), so a run started right after a crash resumes at once. Correctness
 never depends on leases: results are written in one transaction per patient under a unique constraint, so the
 worst case of a lost lease is work done twice, never results written twice.
+
+A lease covers all the reads of a patient (the study's own and each named reader's analysis): a process that
+claims a patient it already holds counts the claim, and gives the lease back with its last release.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import datetime as dt
 import os
 import secrets
 import socket
+from collections import Counter
 from collections.abc import Iterable
 
 from sqlalchemy import delete, select, update
@@ -50,7 +54,7 @@ class Leases:
         self.db = db
         self.seconds = seconds
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-        self.held: set[int] = set()
+        self.held: Counter[int] = Counter()  # patient id → claims this process holds on it
 
     def _expiry(self) -> dt.datetime:
         return utcnow() + dt.timedelta(seconds=self.seconds)
@@ -71,7 +75,7 @@ class Leases:
             except IntegrityError:  # another process took it between our read and write (PostgreSQL)
                 session.rollback()
                 return "another process"
-        self.held.add(patient_pk)
+        self.held[patient_pk] += 1
         return None
 
     def renew(self, patient_pks: Iterable[int]) -> None:
@@ -87,9 +91,13 @@ class Leases:
             )
 
     def release(self, patient_pk: int) -> None:
+        """Give back one claim on a patient; the lease goes with the last one."""
+        if self.held[patient_pk] > 1:
+            self.held[patient_pk] -= 1
+            return
         with self.db.transaction() as session:
             session.execute(delete(Claim).where(Claim.patient_id == patient_pk, Claim.owner == self.owner))
-        self.held.discard(patient_pk)
+        self.held.pop(patient_pk, None)
 
     def release_all(self) -> None:
         if not self.held:

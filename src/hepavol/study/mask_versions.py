@@ -212,10 +212,11 @@ def segmentation_versions(
 
 
 def reanalyse(ws: Workspace, pseudonym: str) -> str:
-    """Recompute one patient after an edit (``study run`` on it alone); what happened, in words."""
+    """Recompute one patient after an edit (``study run`` on it alone, the study's own read only: the named
+    readers' reads are left to ``study run``); what happened, in words."""
     from hepavol.study.runner import run_study
 
-    summary = run_study(ws, patients=[pseudonym], workers=1)
+    summary = run_study(ws, patients=[pseudonym], workers=1, readers=False)
     if summary.failed:
         return f"the analysis failed: {summary.failed[0][1]}"
     if summary.not_ready:

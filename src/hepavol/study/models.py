@@ -13,7 +13,8 @@ Tables and what they hold:
   a segmentation is ``proposed`` (made by hepavol) or ``accepted`` (imported, or accepted by a reader).
 - ``clinical_records``, ``treatments``: clinical variables (Ki-67, grade, CgA, ...) and dated treatments.
 - ``eligibility_decisions``: every decision with its reasons (append-only history; the latest is current).
-- ``analyses``: one per patient and set of inputs (``input_hash``): the follow-up run with its provenance.
+- ``analyses``: one per patient and set of inputs (``input_hash``): the follow-up run with its provenance;
+  ``reader`` NULL for the study's own read, else the named reader whose segmentation versions it measured.
   ``scan_measurements``/``lesion_measurements``: every figure of ``hepavol measure``; ``tracks``/``track_points``:
   tracked lesions; ``timepoint_assessments``: RECIST, volumetric response and TGR per scan.
 - ``run_failures``: a patient whose run failed, with the error. ``claims``: leases that let two ``study run``
@@ -282,6 +283,9 @@ class Analysis(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    # whose read: NULL for the study's own read (the analysis export, review and worklist use); else a named
+    # reader's read measured on their own segmentation versions (hepavol.study.readers)
+    reader: Mapped[str | None] = mapped_column(String(128), default=None)
     input_hash: Mapped[str] = mapped_column(String(64))
     inputs: Mapped[list[Any]] = mapped_column(JSON)  # per scan: date, series uid, image and seg hashes
     parameters: Mapped[dict[str, Any]] = mapped_column(JSON)

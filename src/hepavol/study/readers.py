@@ -13,6 +13,11 @@ the baseline on that the reader read. Targets: the study's (reviewed or automati
 reader's own choice (:func:`hepavol.study.second_reads.record_second_read_targets`), else the same automatic rule
 on their baseline segmentation.
 
+``study run`` stores each named reader's analysis (``analyses.reader``; :func:`reader_job` is the task, the
+reader's own targets and the reader's name part of its ``input_hash``). :func:`analyse_reader` takes a stored
+analysis whose inputs are current (:func:`stored_result` reads it back as the run computed it) and measures only
+the patients whose stored analysis is missing or out of date, without storing them (it says which).
+
 Lesion ids in the table (:mod:`hepavol.agreement.reads`) must name the same lesion for both readers: the second
 reader's tracks are matched to the first's one to one, nearest centroid first (in the baseline frame, on the date
 both tracks start, within the study's ``max_distance_mm``); an unmatched lesion of the second reader keeps its
@@ -34,17 +39,34 @@ from sqlalchemy.orm import Session
 
 from hepavol.agreement.reads import LesionRead, ReaderReads, base_reader, reads_from_rows
 from hepavol.errors import InputError
-from hepavol.study.models import ACCEPTED, EligibilityDecision, ImagingStudy, Patient, Segmentation, Series
+from hepavol.study.models import (
+    ACCEPTED,
+    Analysis,
+    EligibilityDecision,
+    ImagingStudy,
+    LesionMeasurement,
+    Patient,
+    ScanMeasurement,
+    Segmentation,
+    Series,
+    TimepointAssessment,
+    Track,
+)
 from hepavol.study.workspace import STUDY_READ, Workspace
 
 __all__ = [
     "READS_COLUMNS",
     "ReaderAnalysis",
     "StudyAgreement",
+    "agreement_partner",
     "agreement_reads",
     "analyse_reader",
     "check_reader_name",
     "choose_readers",
+    "named_readers",
+    "paired_reads",
+    "reader_job",
+    "stored_result",
     "study_agreement",
     "study_readers",
 ]
@@ -86,6 +108,11 @@ def study_readers(ws: Workspace) -> list[str]:
         )
         own = session.scalar(select(Segmentation.id).where(Segmentation.active.is_(True)).limit(1))
     return ([STUDY_READ] if own is not None else []) + named
+
+
+def named_readers(ws: Workspace) -> list[str]:
+    """The study's named readers (every reader but the study's own read), sorted: the reads ``study run`` adds."""
+    return [r for r in study_readers(ws) if r != STUDY_READ]
 
 
 def _shown(names: Sequence[str]) -> str:
@@ -155,6 +182,19 @@ class ReaderAnalysis:
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     decisions: dict[str, EligibilityDecision] = field(default_factory=dict)
     left_out: list[tuple[str, str]] = field(default_factory=list)  # (pseudonym, reason)
+    stored: list[str] = field(default_factory=list)  # patients taken from the analysis study run stored
+    measured_now: list[tuple[str, str]] = field(default_factory=list)  # (pseudonym, why): measured, not stored
+
+    def describe_measured_now(self) -> str | None:
+        """One line on the patients measured now because their stored analysis is missing or out of date."""
+        if not self.measured_now:
+            return None
+        who = "the study's own read" if self.reader == STUDY_READ else f"reader {self.reader}"
+        shown = ", ".join(f"{p} ({why})" for p, why in self.measured_now)
+        return (
+            f"{who}: {len(self.measured_now)} patient(s) measured now, their stored analysis was not up to date: "
+            f"{shown}; run hepavol study run to store them"
+        )
 
 
 def _reader_scans(
@@ -188,60 +228,204 @@ def _reader_scans(
     return scans
 
 
-def analyse_reader(ws: Workspace, reader: str) -> ReaderAnalysis:
-    """Measure every eligible patient on ``reader``'s segmentations (module docstring); patients the reader
-    could not be measured on (no baseline read, a scan not ready) are listed in ``left_out``."""
+def reader_job(
+    session: Session, settings: Any, patient: Patient, decision: EligibilityDecision, reader: str
+) -> tuple[Any, str | None]:
+    """The task of measuring named ``reader``'s read of an eligible patient (a
+    :class:`~hepavol.study.runner.PatientJob` with ``reader`` set), or None and why the reader's read cannot be
+    measured (no segmentation of the baseline scan: a patient they did not read).
+
+    Its ``input_hash`` covers the reader's scans (the heads of their own chains), the study's settings, the
+    reader's own target choice (``reader_targets``: :func:`hepavol.study.second_reads.record_second_read_targets`)
+    and the reader's name.
+    """
     from hepavol.study.hashing import hash_json
-    from hepavol.study.runner import PatientJob, _job, analyse_patient, current_inputs, latest_eligibility
+    from hepavol.study.runner import PatientJob
     from hepavol.study.second_reads import _latest_targets
 
+    base = decision.baseline_date
+    scans = (
+        []
+        if base is None
+        else _reader_scans(session, patient, base, reader, mixed_modalities=settings.mixed_modalities)
+    )
+    if not scans or scans[0].date != base:
+        return None, f"{reader} has no segmentation of the baseline scan {base}"
+    parameters = settings.run_parameters()
+    chosen = _latest_targets(session, patient.id, reader)
+    if chosen is not None and isinstance(chosen.new_value, list):
+        parameters["reader_targets"] = [str(t) for t in chosen.new_value]
+    digest = hash_json({"scans": [s.key() for s in scans], "parameters": parameters, "reader": reader})
+    job = PatientJob(
+        patient_pk=patient.id,
+        pseudonym=patient.pseudonym,
+        scans=tuple(scans),
+        parameters=parameters,
+        input_hash=digest,
+        reader=reader,
+    )
+    return job, None
+
+
+def stored_result(session: Session, analysis: Analysis) -> dict[str, Any]:
+    """A stored analysis read back in the shape :func:`hepavol.study.runner.analyse_patient` returns it (the keys
+    this module and :func:`hepavol.study.export.reader_tables` use: time points, per-scan measurements with their
+    lesions, each scan's lesion → track, tracks with their points, targets, progression date), from the rows
+    ``study run`` wrote."""
+    followup_tps = {tp["date"]: tp for tp in (analysis.result or {}).get("timepoints", [])}
+    timepoints = []
+    for tp in session.scalars(
+        select(TimepointAssessment)
+        .where(TimepointAssessment.analysis_id == analysis.id)
+        .order_by(TimepointAssessment.study_date)
+    ):
+        day = tp.study_date.isoformat()
+        timepoints.append(
+            {
+                "date": day,
+                **{c: getattr(tp, c) for c in _TIMEPOINT_FIELDS},
+                "new_lesion_ids": list(followup_tps.get(day, {}).get("new_lesion_ids", [])),
+                "liver_dice_after": tp.registration_liver_dice,
+            }
+        )
+    measurements, track_of = [], []
+    for scan in session.scalars(
+        select(ScanMeasurement).where(ScanMeasurement.analysis_id == analysis.id).order_by(ScanMeasurement.id)
+    ):
+        lesions = list(
+            session.scalars(
+                select(LesionMeasurement)
+                .where(LesionMeasurement.scan_measurement_id == scan.id)
+                .order_by(LesionMeasurement.id)
+            )
+        )
+        measurements.append(
+            {
+                **{c: getattr(scan, c) for c in _SCAN_FIELDS},
+                "lesions": [{c: getattr(les, c) for c in _LESION_FIELDS} for les in lesions],
+            }
+        )
+        track_of.append({les.lesion_id: les.track_id for les in lesions if les.track_id is not None})
+    tracks = [
+        {
+            "lesion_id": t.track_id,
+            "tracking_uid": t.tracking_uid,
+            "status": t.status,
+            "target": t.target,
+            "points": [
+                {"date": p.study_date.isoformat(), **{c: getattr(p, c) for c in _POINT_FIELDS}} for p in t.points
+            ],
+        }
+        for t in session.scalars(select(Track).where(Track.analysis_id == analysis.id).order_by(Track.id))
+    ]
+    return {
+        "followup": analysis.result,
+        "timepoints": timepoints,
+        "tracks": tracks,
+        "measurements": measurements,
+        "track_of": track_of,
+        "best_overall_response": analysis.best_overall_response,
+        "progression_date": None if analysis.progression_date is None else analysis.progression_date.isoformat(),
+        "targets": list(analysis.targets),
+        "warnings": list(analysis.warnings),
+    }
+
+
+_TIMEPOINT_FIELDS = (
+    "total_tumor_volume_ml",
+    "liver_volume_ml",
+    "hepatic_tumor_load_class",
+    "lesion_count",
+    "sum_of_diameters_mm",
+    "target_response",
+    "non_target_response",
+    "overall_response",
+    "volume_change_from_baseline_percent",
+    "volume_change_from_nadir_percent",
+    "volumetric_response",
+    "tgr_recist_percent_per_month",
+    "tgr_volume_percent_per_month",
+)
+_SCAN_FIELDS = (
+    "liver_volume_ml",
+    "total_tumor_volume_ml",
+    "tumor_burden_percent",
+    "hepatic_tumor_load_class",
+    "lesion_count",
+    "warnings",
+)
+_LESION_FIELDS = (
+    "lesion_id",
+    "label",
+    "volume_ml",
+    "voxel_count",
+    "long_axis_mm",
+    "short_axis_mm",
+    "slice_index",
+    "long_axis_endpoints_mm",
+    "short_axis_endpoints_mm",
+    "max_diameter_3d_mm",
+    "centroid_mm",
+    "mean_hu",
+    "sd_hu",
+    "measurable",
+    "in_liver",
+    "touches_border",
+)
+_POINT_FIELDS = ("volume_ml", "long_axis_mm", "short_axis_mm", "centroid_mm", "fragments", "merged_into")
+
+
+def analyse_reader(ws: Workspace, reader: str) -> ReaderAnalysis:
+    """Every eligible patient's analysis on ``reader``'s segmentations (module docstring): the one ``study run``
+    stored when its inputs are current, else measured now (listed in ``measured_now``, not stored); patients the
+    reader could not be measured on (no baseline read, a scan not ready) are listed in ``left_out``."""
+    from hepavol.study.runner import (
+        _job,
+        analyse_job,
+        current_inputs,
+        latest_eligibility,
+        of_read,
+        stored_analysis,
+    )
+
     out = ReaderAnalysis(reader)
-    jobs: list[tuple[PatientJob, list[str] | None]] = []
+    found: dict[str, dict[str, Any] | None] = {}
+    missing: list[tuple[Any, str]] = []
     with ws.db.transaction() as session:
         decisions = latest_eligibility(session)
         for patient in session.scalars(select(Patient).order_by(Patient.pseudonym)):
             decision = decisions.get(patient.id)
             if decision is None or not decision.eligible or decision.baseline_date is None:
                 continue
-            base = decision.baseline_date
             session.expunge(decision)
             out.decisions[patient.pseudonym] = decision
             if reader == STUDY_READ:
                 scans, problems = current_inputs(
-                    session, patient, base, mixed_modalities=ws.settings.mixed_modalities
+                    session, patient, decision.baseline_date, mixed_modalities=ws.settings.mixed_modalities
                 )
                 if problems:
                     out.left_out.append((patient.pseudonym, "; ".join(problems)))
                     continue
-                jobs.append((_job(session, patient, scans, ws.settings), None))
+                job = _job(session, patient, scans, ws.settings)
+            else:
+                job, why = reader_job(session, ws.settings, patient, decision, reader)
+                if job is None:
+                    out.left_out.append((patient.pseudonym, str(why)))
+                    continue
+            stored = stored_analysis(session, job)
+            if stored is not None:
+                found[patient.pseudonym] = stored_result(session, stored)
+                out.stored.append(patient.pseudonym)
                 continue
-            scans = _reader_scans(session, patient, base, reader, mixed_modalities=ws.settings.mixed_modalities)
-            if not scans or scans[0].date != base:
-                out.left_out.append(
-                    (patient.pseudonym, f"{reader} has no segmentation of the baseline scan {base}")
-                )
-                continue
-            chosen = _latest_targets(session, patient.id, reader)
-            stored = chosen.new_value if chosen is not None and isinstance(chosen.new_value, list) else None
-            parameters = ws.settings.run_parameters()
-            digest = hash_json({"scans": [s.key() for s in scans], "parameters": parameters, "reader": reader})
-            job = PatientJob(
-                patient_pk=patient.id,
-                pseudonym=patient.pseudonym,
-                scans=tuple(scans),
-                parameters=parameters,
-                input_hash=digest,
+            earlier = session.scalar(
+                select(Analysis.id).where(Analysis.patient_id == patient.id, of_read(job.reader)).limit(1)
             )
-            jobs.append((job, [str(t) for t in stored] if stored is not None else None))
-    for job, own_targets in jobs:
-        result = analyse_patient(job)
-        if own_targets is not None:  # baseline lesion ids of the reader's segmentation → their tracks
-            at_baseline = result["track_of"][0]
-            tracked = [at_baseline[t] for t in own_targets if t in at_baseline]
-            if tracked != list(result["targets"]):
-                job.parameters["targets"] = tracked
-                result = analyse_patient(job)
-        out.results[job.pseudonym] = result
+            found[patient.pseudonym] = None
+            missing.append((job, "inputs changed since its analysis" if earlier is not None else "not analysed"))
+    for job, why in missing:
+        found[job.pseudonym] = analyse_job(job)
+        out.measured_now.append((job.pseudonym, why))
+    out.results = {p: r for p, r in found.items() if r is not None}
     return out
 
 
@@ -325,6 +509,58 @@ def agreement_reads(
     return rows_a + rows_b, a, b
 
 
+def paired_reads(
+    ws: Workspace, first: ReaderAnalysis, second: ReaderAnalysis
+) -> tuple[list[LesionRead], ReaderReads, ReaderReads]:
+    """:func:`agreement_reads`, checked to have scans read by both.
+
+    Raises
+    ------
+    InputError
+        The two reads have no scan in common.
+    """
+    rows, a, b = agreement_reads(ws, first, second)
+    if not set(a.scans) & set(b.scans):
+        raise InputError(
+            f"readers {first.reader!r} ({len(a.scans)} scans of eligible patients) and {second.reader!r} "
+            f"({len(b.scans)} scans) have no scan in common: agreement needs the same scans read by both. Import "
+            "the second reader's masks of the same scans (hepavol study import-seg TABLE --reader NAME)."
+        )
+    return rows, a, b
+
+
+def agreement_partner(ws: Workspace, reader: str, chosen: str | None = None) -> tuple[str | None, str | None]:
+    """The read ``study export`` compares ``reader``'s with (``<stem>_agreement.json``): ``chosen``
+    (``--agreement-with``), else the study's one other reader (a repeated read ``A#2`` is not another reader).
+    Returns the reader, or None and why no agreement is written (one reader only, or several to choose from).
+
+    Raises
+    ------
+    InputError
+        ``chosen`` is not a reader of the study, or is ``reader`` itself.
+    """
+    names = study_readers(ws)
+    if chosen is not None:
+        name = chosen.strip()
+        if name not in names:
+            raise InputError(
+                f"--agreement-with: unknown reader {name!r}; the readers of this study are {_shown(names)} "
+                f"('{STUDY_READ}' is the study's own read)."
+            )
+        if name == reader:
+            raise InputError(f"--agreement-with {name}: that is the exported read itself; give the other reader.")
+        return name, None
+    others = [n for n in names if n != reader and base_reader(n) == n]
+    if not others:
+        return None, f"the study has one reader only ({_shown(names)})"
+    if len(others) > 1:
+        return None, (
+            f"the study has {len(others)} other readers besides {reader} ({_shown(others)}): choose one with "
+            "--agreement-with NAME"
+        )
+    return others[0], None
+
+
 @dataclass(frozen=True, slots=True)
 class StudyAgreement:
     """What :func:`study_agreement` wrote: the agreement run and the table of paired measurements."""
@@ -332,6 +568,7 @@ class StudyAgreement:
     run: Any  # hepavol.agreement.pipeline.AgreementRun
     reads_csv: Path
     left_out: tuple[tuple[str, str, str], ...]  # (reader, pseudonym, reason)
+    notes: tuple[str, ...] = ()  # a read's patients measured now (their stored analysis not up to date)
 
 
 def study_agreement(
@@ -359,14 +596,7 @@ def study_agreement(
 
     name_a, name_b = choose_readers(ws, readers=readers, repeat=repeat)
     first, second = analyse_reader(ws, name_a), analyse_reader(ws, name_b)
-    rows, a, b = agreement_reads(ws, first, second)
-    common = set(a.scans) & set(b.scans)
-    if not common:
-        raise InputError(
-            f"readers {name_a!r} ({len(a.scans)} scans of eligible patients) and {name_b!r} ({len(b.scans)} scans) "
-            "have no scan in common: agreement needs the same scans read by both. Import the second reader's masks "
-            "of the same scans (hepavol study import-seg TABLE --reader NAME)."
-        )
+    rows, a, b = paired_reads(ws, first, second)
     run = run_agreement(
         a,
         b,
@@ -391,4 +621,5 @@ def study_agreement(
     reads_csv = Path(out_dir) / "reads.csv"
     write_text_atomic(reads_csv, csv_text(table, READS_COLUMNS))
     left = tuple((x.reader, p, why) for x in (first, second) for p, why in x.left_out)
-    return StudyAgreement(run=run, reads_csv=reads_csv, left_out=left)
+    notes = tuple(n for n in (first.describe_measured_now(), second.describe_measured_now()) if n)
+    return StudyAgreement(run=run, reads_csv=reads_csv, left_out=left, notes=notes)

@@ -190,7 +190,9 @@ def _row(
                           not_ready="; ".join(problems), best_overall_response=None)  # fmt: skip
         return row, None
     job = _job(session, patient, scans, ws.settings)
-    analyses = list(session.scalars(select(Analysis).where(Analysis.patient_id == patient.id)))
+    analyses = list(  # the study's own read only: a named reader's analysis is not the patient's
+        session.scalars(select(Analysis).where(Analysis.patient_id == patient.id, Analysis.reader.is_(None)))
+    )
     current = next((a for a in analyses if a.input_hash == job.input_hash), None)
     failure = session.scalar(
         select(RunFailure)

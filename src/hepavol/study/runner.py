@@ -10,10 +10,17 @@ it stopped, and a patient is recomputed only when one of its inputs changed (``-
 Each result is written in one transaction (the analysis, every scan's measurements with every lesion, the tracks
 and the per-scan assessments, an audit entry): a patient's results are all there or not at all. A patient that
 fails is recorded in ``run_failures`` with the error, and the others go on.
+
+Each named reader's read (a reader with segmentation versions of their own: :mod:`hepavol.study.readers`) is
+analysed and stored the same way, as one more task of the patient (``analyses.reader`` names the reader; NULL is
+the study's own read, the one export, review and the worklist use): resumable, skipped when stored with the same
+``input_hash``, one transaction per patient and reader. ``study export --reader`` and ``study agreement`` use
+these stored analyses.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import signal
 import traceback
@@ -55,7 +62,9 @@ __all__ = [
     "PatientJob",
     "RunSummary",
     "ScanInput",
+    "analyse_job",
     "analyse_patient",
+    "analyse_reader_job",
     "current_inputs",
     "latest_eligibility",
     "plan_run",
@@ -99,13 +108,20 @@ class ScanInput:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PatientJob:
-    """The work for one patient: its scans (baseline first) and the settings."""
+    """The work for one patient: its scans (baseline first) and the settings; ``reader`` names the reader whose
+    read it measures (None: the study's own read)."""
 
     patient_pk: int
     pseudonym: str
     scans: tuple[ScanInput, ...]
     parameters: dict[str, Any]
     input_hash: str
+    reader: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The patient, and the reader when it is a named reader's read (for messages)."""
+        return self.pseudonym if self.reader is None else f"{self.pseudonym} (reader {self.reader})"
 
 
 @dataclass(slots=True)
@@ -122,6 +138,10 @@ class RunSummary:
     scans_proposed: int = 0  # ... on hepavol's proposals (--accept-proposed)
     interrupted: bool = False
     error: str | None = None  # why the run as a whole stopped (not one patient's failure)
+    readers: list[str] = field(default_factory=list)  # the named readers whose reads were planned
+    readers_planned: int = 0  # named readers' analyses to compute (patient × reader)
+    readers_computed: int = 0  # ... computed and stored by this run
+    readers_up_to_date: int = 0  # ... already stored on the same inputs
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -260,20 +280,37 @@ def _job(session: Session, patient: Patient, scans: Sequence[ScanInput], setting
     )
 
 
+def of_read(reader: str | None) -> Any:
+    """The SQL condition "an analysis of this read" (``reader`` None: the study's own read, never a reader's)."""
+    return Analysis.reader.is_(None) if reader is None else Analysis.reader == reader
+
+
 def stored_analysis(session: Session, job: PatientJob) -> Analysis | None:
-    """The stored analysis of a patient on exactly this job's inputs, if any."""
+    """The stored analysis of a patient on exactly this job's inputs and read, if any."""
     return session.scalar(
-        select(Analysis).where(Analysis.patient_id == job.patient_pk, Analysis.input_hash == job.input_hash)
+        select(Analysis).where(
+            Analysis.patient_id == job.patient_pk, Analysis.input_hash == job.input_hash, of_read(job.reader)
+        )
     )
 
 
 def plan_run(
-    ws: Workspace, *, patients: Sequence[str] | None = None, force: bool = False, accept_proposed: bool = False
+    ws: Workspace,
+    *,
+    patients: Sequence[str] | None = None,
+    force: bool = False,
+    accept_proposed: bool = False,
+    readers: bool = True,
 ) -> tuple[list[PatientJob], RunSummary]:
     """The tasks of a run: eligible patients whose inputs are ready and not yet analysed (on accepted
-    segmentations, or also on proposed ones with ``accept_proposed``)."""
+    segmentations, or also on proposed ones with ``accept_proposed``), then (with ``readers``) each named
+    reader's read of them not yet stored (:func:`hepavol.study.readers.reader_job`)."""
+    from hepavol.study.readers import named_readers, reader_job
+
     summary = RunSummary()
     jobs: list[PatientJob] = []
+    reader_jobs: list[PatientJob] = []
+    summary.readers = named_readers(ws) if readers else []
     with ws.db.transaction() as session:
         decisions = latest_eligibility(session)
         query = select(Patient).order_by(Patient.pseudonym)
@@ -293,6 +330,14 @@ def plan_run(
             if not decision.eligible:
                 continue
             summary.eligible += 1
+            for reader in summary.readers:
+                reader_plan, _why = reader_job(session, ws.settings, patient, decision, reader)
+                if reader_plan is None:  # the reader did not read this patient
+                    continue
+                if stored_analysis(session, reader_plan) is not None and not force:
+                    summary.readers_up_to_date += 1
+                    continue
+                reader_jobs.append(reader_plan)
             scans, problems = current_inputs(
                 session,
                 patient,
@@ -310,7 +355,8 @@ def plan_run(
             jobs.append(job)
             summary.scans_proposed += sum(1 for s in scans if s.segmentation_state == PROPOSED)
             summary.scans_accepted += sum(1 for s in scans if s.segmentation_state != PROPOSED)
-    return jobs, summary
+    summary.readers_planned = len(reader_jobs)
+    return jobs + reader_jobs, summary
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -401,6 +447,25 @@ def analyse_patient(job: PatientJob) -> dict[str, Any]:
         "started_at": started.isoformat(),
         "finished_at": utcnow().isoformat(),
     }
+
+
+def analyse_reader_job(job: PatientJob) -> dict[str, Any]:
+    """A named reader's analysis of one patient: :func:`analyse_patient` on the reader's scans, with the reader's
+    own target choice when they made one (``reader_targets``: lesion ids of their baseline segmentation, turned
+    into the tracks they start; measured again when those differ from the automatic targets)."""
+    result = analyse_patient(job)
+    own = job.parameters.get("reader_targets")
+    if own is not None:
+        at_baseline = result["track_of"][0]
+        tracked = [at_baseline[t] for t in own if t in at_baseline]
+        if tracked != list(result["targets"]):
+            result = analyse_patient(dataclasses.replace(job, parameters={**job.parameters, "targets": tracked}))
+    return result
+
+
+def analyse_job(job: PatientJob) -> dict[str, Any]:
+    """The task of ``study run``: the study's own read of a patient, or a named reader's (``job.reader``)."""
+    return analyse_patient(job) if job.reader is None else analyse_reader_job(job)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -496,6 +561,7 @@ def store_result(session: Session, job: PatientJob, result: dict[str, Any], *, r
     followup = result["followup"]
     analysis = Analysis(
         patient_id=job.patient_pk,
+        reader=job.reader,
         input_hash=job.input_hash,
         inputs=[s.provenance() for s in job.scans],
         parameters=job.parameters,
@@ -584,6 +650,7 @@ def store_result(session: Session, job: PatientJob, result: dict[str, Any], *, r
             "proposed_segmentations": sum(1 for s in job.scans if s.segmentation_state == PROPOSED),
             "best_overall_response": analysis.best_overall_response,
             "worker": analysis.worker,
+            **({} if job.reader is None else {"reader": job.reader}),
         },
     )
     return analysis
@@ -623,16 +690,18 @@ def run_study(
     patients: Sequence[str] | None = None,
     force: bool = False,
     accept_proposed: bool = False,
+    readers: bool = True,
     progress: Callable[[int, int], None] | None = None,
-    task: Callable[[PatientJob], dict[str, Any]] = analyse_patient,
+    task: Callable[[PatientJob], dict[str, Any]] = analyse_job,
 ) -> RunSummary:
     """Analyse every eligible patient that needs it (see the module docstring), on accepted segmentations, or
-    also on the proposals of ``study segment`` with ``accept_proposed``.
+    also on the proposals of ``study segment`` with ``accept_proposed``; and (``readers``) each named reader's
+    read of them.
 
-    ``progress(done, total)`` is called after each patient. ``task`` is the function run per patient (tests
-    replace it to inject failures).
+    ``progress(done, total)`` is called after each task (a patient's read). ``task`` is the function run per task
+    (tests replace it to inject failures).
     """
-    jobs, summary = plan_run(ws, patients=patients, force=force, accept_proposed=accept_proposed)
+    jobs, summary = plan_run(ws, patients=patients, force=force, accept_proposed=accept_proposed, readers=readers)
     leases = Leases(ws.db)
 
     def redactor(job: PatientJob) -> PathRedactor:
@@ -667,7 +736,10 @@ def run_study(
         try:
             with ws.db.transaction() as session:
                 store_result(session, job, result, replace=force)
-            summary.computed += 1
+            if job.reader is None:
+                summary.computed += 1
+            else:
+                summary.readers_computed += 1
         except IntegrityError:
             summary.elsewhere += 1  # another run stored the same analysis first
         finally:
@@ -676,10 +748,13 @@ def run_study(
 
     def on_error(job: PatientJob, exc: BaseException) -> None:
         message = redactor(job).text(error_text(exc))
+        whose = {} if job.reader is None else {"reader": job.reader}
         with ws.db.transaction() as session:
             session.add(RunFailure(patient_id=job.patient_pk, input_hash=job.input_hash, error=message))
-            audit.record(session, "run-failed", entity="patient", key=job.pseudonym, details={"error": message})
-        summary.failed.append((job.pseudonym, message))
+            audit.record(
+                session, "run-failed", entity="patient", key=job.pseudonym, details={"error": message, **whose}
+            )
+        summary.failed.append((job.label, message))
         leases.release(job.patient_pk)
         advance()
 
@@ -688,13 +763,14 @@ def run_study(
             session,
             "run-start",
             details={
-                "patients": total,
+                "patients": total - summary.readers_planned,
                 "workers": workers,
                 "scheduler": scheduler,
                 "force": force,
                 "accept_proposed": accept_proposed,
                 "scans_accepted": summary.scans_accepted,
                 "scans_proposed": summary.scans_proposed,
+                "reader_analyses": summary.readers_planned,
             },
         )
     try:
@@ -718,6 +794,7 @@ def run_study(
     finally:
         details: dict[str, Any] = {
             "computed": summary.computed,
+            "reader_analyses_computed": summary.readers_computed,
             "failed": len(summary.failed),
             "interrupted": summary.interrupted,
         }
