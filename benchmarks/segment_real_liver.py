@@ -28,39 +28,21 @@ import sys
 import tempfile
 import time
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import ndimage
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from _ircadb import data_folder, load_patient  # noqa: E402
 from _segment_helpers import dice, next_correction, recist_line_lps  # noqa: E402
-from hepavol.io import read_dicom_series  # noqa: E402
 from hepavol.segmentation import editing  # noqa: E402
 from hepavol.segmentation.editing import LesionEditSession  # noqa: E402
 from hepavol.volume import Volume  # noqa: E402
 
 NOC_CAP = 20
-
-
-def load_patient(folder: Path, tmp: Path) -> tuple[Volume, NDArray[np.bool_], list[NDArray[np.bool_]]]:
-    """CT, liver mask and the tumours (26-connected components of the union of tumour masks) of one patient."""
-    with zipfile.ZipFile(folder / "MASKS_DICOM.zip") as z:
-        names = [n for n in z.namelist() if n.split("/")[1:2] and n.split("/")[1].startswith(("liver", "tumor"))]
-        z.extractall(tmp, members=names)
-    image = read_dicom_series(folder / "PATIENT_DICOM")
-    masks = tmp / "MASKS_DICOM"
-    liver = np.asarray(read_dicom_series(masks / "liver").array) > 0
-    union = np.zeros(image.geometry.shape, dtype=bool)
-    for d in sorted(p for p in masks.iterdir() if p.name.startswith(("livertumor", "tumor"))):
-        union |= np.asarray(read_dicom_series(d).array) > 0
-    labels, n = ndimage.label(union, structure=np.ones((3, 3, 3)))
-    tumours = [labels == k for k in range(1, n + 1)]
-    return image, liver | union, tumours
 
 
 def _seed(image: Volume, truth: NDArray[np.bool_]) -> NDArray[np.float64]:
@@ -109,7 +91,7 @@ def run_clicks(
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "ircadb01")
+    ap.add_argument("--data", type=Path, default=None, help="default: ../shared/data/ircadb01")
     ap.add_argument("--clicks", type=int, default=10)
     ap.add_argument("--patients", nargs="*", default=["patient01", "patient07"])
     ap.add_argument(
@@ -134,8 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         from hepavol.segmentation.litemedsam import LiteMedSAM
 
         model = LiteMedSAM.load(args.litemedsam_model)
-    if not args.data.is_dir():
-        args.data = Path("/work/shared/data/ircadb01")
+    args.data = data_folder(args.data)
     warnings.simplefilter("ignore")
     rows = []
     for name in args.patients:
