@@ -77,21 +77,20 @@ def lesion_components(tumour: NDArray[np.bool_]) -> list[NDArray[np.bool_]]:
     return [labelled == int(k) + 1 for k in order]
 
 
-def _ball_steps(radius_mm: float, spacing: Sequence[float]) -> NDArray[np.bool_]:
-    r = [max(int(radius_mm // s), 0) for s in spacing]
-    zz, yy, xx = np.mgrid[-r[0] : r[0] + 1, -r[1] : r[1] + 1, -r[2] : r[2] + 1]
-    d2 = (zz * spacing[0]) ** 2 + (yy * spacing[1]) ** 2 + (xx * spacing[2]) ** 2
-    return np.asarray(d2 <= radius_mm**2 + 1e-9)
-
-
 def _dilate(mask: NDArray[np.bool_], radius_mm: float, spacing: Sequence[float]) -> NDArray[np.bool_]:
+    """Every voxel whose centre lies within ``radius_mm`` of a voxel centre of ``mask`` (a ball dilation in mm).
+
+    Through the Euclidean distance transform on the mask's padded box: ``ndimage.binary_dilation`` with the ball as
+    its structure allocates offsets for every border position of the structure (a 20 mm ball on a 0.6 mm CT
+    grid asked for more than 20 GB, 3D-IRCADb-01 patient 1)."""
     box = ndimage.find_objects(mask.astype(np.uint8))
     if not box or box[0] is None:
         return mask.copy()
     pad = [int(np.ceil(radius_mm / s)) + 1 for s in spacing]
     sl = tuple(slice(max(b.start - p, 0), min(b.stop + p, n)) for b, p, n in zip(box[0], pad, mask.shape))
     out = np.zeros_like(mask)
-    out[sl] = ndimage.binary_dilation(mask[sl], structure=_ball_steps(radius_mm, spacing))
+    distance = ndimage.distance_transform_edt(~mask[sl], sampling=tuple(float(s) for s in spacing))
+    out[sl] = distance <= radius_mm + 1e-9
     return out
 
 
