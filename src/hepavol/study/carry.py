@@ -112,6 +112,25 @@ def _map_masks(
     return out
 
 
+def _walk_from_prior(
+    image: Any,
+    prior_mask: NDArray[np.bool_],
+    liver: NDArray[np.bool_],
+    mapped: Sequence[NDArray[np.bool_]],
+    seeded: Sequence[NDArray[np.bool_]],
+    k: int,
+) -> NDArray[np.bool_]:
+    """The lesion re-solved from its mapped earlier shape by the editing session's random walker (no clicks)."""
+    from hepavol.segmentation.editing import LesionEditSession
+
+    others = [m for j, m in enumerate(mapped) if j != k] + list(seeded)
+    session = LesionEditSession.from_mask(image, prior_mask, liver_mask=liver, other_lesions=others)
+    anchor = session.anchor_index
+    base = session.mask
+    solved = session._solve(base, anchor, (), (), start=True)
+    return np.asarray(session._refine_border(solved, anchor) if solved.any() else solved, dtype=bool)
+
+
 def carry_lesions(
     image: Any,
     liver: NDArray[np.bool_],
@@ -208,10 +227,13 @@ def carry_lesions(
             lesion_like = sign * signed >= max(edge_fraction * level, 2.0 * sigma)
         else:  # dark and bright parts (rim, necrosis): unlike the parenchyma either way
             lesion_like = deviation >= max(edge_fraction * float(np.median(deviation[prior_mask])), 2.0 * sigma)
-        labelled, _n = ndimage.label(lesion_like & allowed, structure=_STRUCTURE)
-        touching = set(np.unique(labelled[prior_mask])) - {0}
-        region = np.isin(labelled, list(touching)) if touching else np.zeros_like(liver)
-        region = ndimage.binary_fill_holes(region) & allowed
+        if carry_p.get("method") == "walk":
+            region = _walk_from_prior(image, prior_mask, liver, mapped, seeded, k) & allowed
+        else:
+            labelled, _n = ndimage.label(lesion_like & allowed, structure=_STRUCTURE)
+            touching = set(np.unique(labelled[prior_mask])) - {0}
+            region = np.isin(labelled, list(touching)) if touching else np.zeros_like(liver)
+            region = ndimage.binary_fill_holes(region) & allowed
         if not region.any():
             gone.append({**identity, "reason": "nothing of it is left within its earlier shape"})
             continue
